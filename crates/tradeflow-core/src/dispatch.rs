@@ -1,0 +1,499 @@
+//! The trigger-dispatcher's logic: a batch of signal messages in, execution requests out.
+//!
+//! Per batch: parse every body on its own (a bad one fails alone); match against the cached
+//! pipeline index; fan out one execution per (pipeline, ticker) per batch; claim a lease per
+//! fan-out with a conditional write (held → skipped); send the claimed requests in batches of 10;
+//! mark their leases enqueued. Fails closed: a message whose pipelines could not be loaded, whose
+//! lease could not be claimed or whose request could not be sent is reported failed, so the queue
+//! redelivers it; its already-enqueued fan-outs are not sent again on the retry.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{StoreError, error_chain};
+use crate::execution::{ExecutionRequest, SignalContext};
+use crate::matching::PipelineIndex;
+use crate::ports::{ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineStore, QueueSender};
+use crate::publish::{RetryPolicy, send_all};
+use crate::signal::Signal;
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub message_id: String,
+    pub body: String,
+    /// When the queue received it (SQS `SentTimestamp`), Unix milliseconds.
+    pub sent_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// How long the pipeline index is reused across invocations before it is reloaded.
+    pub cache_ttl: Duration,
+    pub send_retry: RetryPolicy,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            cache_ttl: Duration::from_secs(30),
+            send_retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A message that failed and why. `label` is from a small fixed set (metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageFailure {
+    pub message_id: String,
+    pub label: &'static str,
+    pub reason: String,
+    /// `true` when the body itself is bad (a poison message), `false` for infrastructure failures.
+    pub poison: bool,
+}
+
+/// What one batch did: the ground truth for logs, metrics and the batch response.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DispatchReport {
+    pub received: usize,
+    /// Valid signals.
+    pub consumed: usize,
+    pub failures: Vec<MessageFailure>,
+    /// (pipeline, ticker) fan-outs after de-duplication within the batch.
+    pub matched: usize,
+    pub enqueued: usize,
+    pub skipped_running: usize,
+    /// Fan-outs already enqueued by an earlier delivery of the same message.
+    pub already_enqueued: usize,
+    /// Fan-outs dropped because an earlier signal of the same batch had the same (pipeline, ticker).
+    pub deduplicated: usize,
+    /// Age of each valid message when consumed, milliseconds.
+    pub lags_ms: Vec<i64>,
+    /// Signal type of each valid message, for per-type counts.
+    pub signal_types: Vec<String>,
+    pub cache_size: usize,
+    pub cache_refreshed: bool,
+}
+
+impl DispatchReport {
+    /// Ids to return as `batchItemFailures`, each once, in input order.
+    pub fn failed_message_ids(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.failures
+            .iter()
+            .filter(|f| seen.insert(f.message_id.clone()))
+            .map(|f| f.message_id.clone())
+            .collect()
+    }
+}
+
+struct CachedIndex {
+    index: Arc<PipelineIndex>,
+    loaded_at_ms: i64,
+}
+
+pub struct Dispatcher {
+    pipelines: Arc<dyn PipelineStore>,
+    leases: Arc<dyn LeaseStore>,
+    executions: Arc<dyn QueueSender>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+    cache: tokio::sync::Mutex<Option<CachedIndex>>,
+}
+
+struct FanOut {
+    message_index: usize,
+    lease: Lease,
+    request: ExecutionRequest,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pipelines: Arc<dyn PipelineStore>,
+        leases: Arc<dyn LeaseStore>,
+        executions: Arc<dyn QueueSender>,
+        clock: Arc<dyn Clock>,
+        config: DispatcherConfig,
+    ) -> Self {
+        Dispatcher {
+            pipelines,
+            leases,
+            executions,
+            clock,
+            config,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The pipeline index, reloaded when older than the cache TTL. Returns (index, refreshed).
+    async fn index(&self) -> Result<(Arc<PipelineIndex>, bool), StoreError> {
+        let mut cache = self.cache.lock().await;
+        let now = self.clock.now_ms();
+        let ttl_ms = self.config.cache_ttl.as_millis() as i64;
+        if let Some(c) = cache.as_ref()
+            && now - c.loaded_at_ms < ttl_ms
+        {
+            return Ok((Arc::clone(&c.index), false));
+        }
+        let pipelines = self.pipelines.load_signal_pipelines().await?;
+        let index = Arc::new(PipelineIndex::new(pipelines));
+        *cache = Some(CachedIndex {
+            index: Arc::clone(&index),
+            loaded_at_ms: now,
+        });
+        Ok((index, true))
+    }
+
+    pub async fn dispatch(&self, messages: &[InboundMessage]) -> DispatchReport {
+        let mut report = DispatchReport {
+            received: messages.len(),
+            ..DispatchReport::default()
+        };
+        let now_ms = self.clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+
+        // 1. Parse each body on its own.
+        let mut signals: Vec<(usize, Signal)> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            match Signal::parse(&m.body) {
+                Ok(s) => {
+                    report
+                        .lags_ms
+                        .push((now_ms - m.sent_at_ms.unwrap_or(s.timestamp * 1000)).max(0));
+                    report.signal_types.push(s.signal_type.to_string());
+                    signals.push((i, s));
+                }
+                Err(e) => report.failures.push(MessageFailure {
+                    message_id: m.message_id.clone(),
+                    label: e.reason_label(),
+                    reason: e.to_string(),
+                    poison: true,
+                }),
+            }
+        }
+        report.consumed = signals.len();
+        if signals.is_empty() {
+            return report;
+        }
+
+        // 2. The pipelines. Fail closed: without them no valid message is acknowledged.
+        let index = match self.index().await {
+            Ok((index, refreshed)) => {
+                report.cache_refreshed = refreshed;
+                report.cache_size = index.len();
+                index
+            }
+            Err(e) => {
+                let reason = format!("loading pipelines: {}", error_chain(&e));
+                for (i, _) in &signals {
+                    report.failures.push(infra_failure(&messages[*i], "pipeline_store", &reason));
+                }
+                return report;
+            }
+        };
+
+        // 3. Match and fan out, one execution per (pipeline, ticker) per batch.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut fanouts: Vec<FanOut> = Vec::new();
+        for (i, signal) in &signals {
+            for m in index.matches(signal) {
+                let key = Lease::key(&m.pipeline.pipeline_id, &m.ticker);
+                if !seen.insert(key) {
+                    report.deduplicated += 1;
+                    continue;
+                }
+                let execution_id = crate::ids::execution_id(
+                    &m.pipeline.pipeline_id,
+                    m.ticker.as_str(),
+                    &signal.signal_id,
+                );
+                let expires_at = now + i64::from(m.pipeline.max_runtime_secs);
+                fanouts.push(FanOut {
+                    message_index: *i,
+                    lease: Lease {
+                        pipeline_id: m.pipeline.pipeline_id.clone(),
+                        ticker: m.ticker.clone(),
+                        execution_id: execution_id.clone(),
+                        expires_at,
+                    },
+                    request: ExecutionRequest {
+                        execution_id,
+                        pipeline_id: m.pipeline.pipeline_id.clone(),
+                        user_id: m.pipeline.user_id.clone(),
+                        ticker: m.ticker.clone(),
+                        signal_context: SignalContext::new(signal, &m),
+                        lease_expires_at: expires_at,
+                        enqueued_at_ms: now_ms,
+                    },
+                });
+            }
+        }
+        report.matched = fanouts.len();
+
+        // 4. Claim a lease per fan-out.
+        let mut failed_messages: HashSet<usize> = HashSet::new();
+        let mut to_send: Vec<FanOut> = Vec::new();
+        for f in fanouts {
+            if failed_messages.contains(&f.message_index) {
+                // Its message is retried anyway; claiming more would only hold leases longer.
+                continue;
+            }
+            match self.leases.claim(&f.lease, now).await {
+                Ok(ClaimOutcome::Claimed) => to_send.push(f),
+                Ok(ClaimOutcome::AlreadyEnqueued) => report.already_enqueued += 1,
+                Ok(ClaimOutcome::Held { .. }) => report.skipped_running += 1,
+                Err(e) => {
+                    failed_messages.insert(f.message_index);
+                    report.failures.push(infra_failure(
+                        &messages[f.message_index],
+                        "lease_store",
+                        &format!("claiming lease {}: {}", f.lease.execution_id, error_chain(&e)),
+                    ));
+                }
+            }
+        }
+
+        // 5. Send the claimed requests, 10 per call, retrying failed entries.
+        let outgoing: Vec<OutgoingMessage> = to_send
+            .iter()
+            .enumerate()
+            .map(|(n, f)| OutgoingMessage {
+                id: format!("e{n}"),
+                body: f.request.to_json(),
+            })
+            .collect();
+        let by_entry: HashMap<String, &FanOut> = to_send
+            .iter()
+            .enumerate()
+            .map(|(n, f)| (format!("e{n}"), f))
+            .collect();
+        let sent = send_all(self.executions.as_ref(), outgoing, self.config.send_retry).await;
+        for u in &sent.undelivered {
+            if let Some(f) = by_entry.get(&u.id) {
+                report.failures.push(infra_failure(
+                    &messages[f.message_index],
+                    "execution_queue",
+                    &format!("sending {}: {}", f.request.execution_id, u.reason),
+                ));
+            }
+        }
+
+        // 6. Mark the sent ones, so a redelivery of their message does not send them again.
+        for id in &sent.sent {
+            let Some(f) = by_entry.get(id) else { continue };
+            report.enqueued += 1;
+            if let Err(e) = self.leases.mark_enqueued(&f.lease).await {
+                // Not fatal: at worst a redelivery re-sends it and the executor's idempotency
+                // drops the duplicate.
+                tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not mark lease enqueued");
+            }
+        }
+        report
+    }
+}
+
+fn infra_failure(m: &InboundMessage, label: &'static str, reason: &str) -> MessageFailure {
+    MessageFailure {
+        message_id: m.message_id.clone(),
+        label,
+        reason: reason.to_owned(),
+        poison: false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::fakes::*;
+    use crate::pipeline::Pipeline;
+    use serde_json::json;
+
+    fn pipeline(id: &str, tickers: &[&str], subs: serde_json::Value) -> Pipeline {
+        serde_json::from_value(json!({
+            "pipeline_id": id, "user_id": "u", "name": id, "is_active": true,
+            "trigger_mode": "signal", "tickers": tickers, "signal_subscriptions": subs
+        }))
+        .unwrap()
+    }
+
+    fn body(id: &str, tickers: &[(&str, f64)]) -> String {
+        json!({
+            "signal_id": id, "signal_type": "rsi_oversold", "source": "rsi_generator", "timestamp": 1_000,
+            "tickers": tickers.iter().map(|(t, c)| json!({"ticker": t, "signal": "BULLISH", "confidence": c})).collect::<Vec<_>>(),
+            "metadata": {"timeframe": "5"}
+        })
+        .to_string()
+    }
+
+    fn msg(id: &str, body: String) -> InboundMessage {
+        InboundMessage {
+            message_id: id.into(),
+            body,
+            sent_at_ms: Some(999_500),
+        }
+    }
+
+    struct World {
+        pipelines: Arc<MemoryPipelineStore>,
+        leases: Arc<MemoryLeaseStore>,
+        queue: Arc<MemoryQueue>,
+        clock: Arc<ManualClock>,
+        dispatcher: Dispatcher,
+    }
+
+    fn world(pipelines: Vec<Pipeline>) -> World {
+        let pipelines = Arc::new(MemoryPipelineStore::with(pipelines));
+        let leases = Arc::new(MemoryLeaseStore::default());
+        let queue = Arc::new(MemoryQueue::default());
+        let clock = Arc::new(ManualClock::at(1_000));
+        let config = DispatcherConfig {
+            cache_ttl: Duration::from_secs(30),
+            send_retry: RetryPolicy {
+                attempts: 2,
+                base_delay: Duration::from_millis(1),
+            },
+        };
+        let dispatcher = Dispatcher::new(
+            pipelines.clone(),
+            leases.clone(),
+            queue.clone(),
+            clock.clone(),
+            config,
+        );
+        World {
+            pipelines,
+            leases,
+            queue,
+            clock,
+            dispatcher,
+        }
+    }
+
+    fn sent_requests(q: &MemoryQueue) -> Vec<ExecutionRequest> {
+        q.bodies()
+            .iter()
+            .map(|b| ExecutionRequest::parse(b).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fans_out_one_request_per_pipeline_and_ticker() {
+        let w = world(vec![
+            pipeline("p1", &["AAPL", "MSFT"], json!([{"signal_type": "rsi_oversold", "min_confidence": 70}])),
+            pipeline("p2", &["AAPL"], json!([])),
+            pipeline("p3", &["TSLA"], json!([])),
+        ]);
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0), ("MSFT", 60.0), ("NVDA", 90.0)]))])
+            .await;
+        assert_eq!((r.consumed, r.matched, r.enqueued, r.skipped_running), (1, 2, 2, 0));
+        assert!(r.failed_message_ids().is_empty());
+        let reqs = sent_requests(&w.queue);
+        let pairs: Vec<_> = reqs.iter().map(|q| format!("{}:{}", q.pipeline_id, q.ticker)).collect();
+        assert_eq!(pairs, vec!["p1:AAPL", "p2:AAPL"]);
+        assert_eq!(reqs[0].signal_context.signal_id, "s1");
+        assert_eq!(reqs[0].signal_context.tickers.len(), 1);
+        assert_eq!(reqs[0].lease_expires_at, 1_000 + 720);
+        assert_eq!(r.lags_ms, vec![500]);
+        let lease = w.leases.get("p1", &reqs[0].ticker).unwrap();
+        assert!(lease.enqueued);
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_skipped_and_an_expired_one_runs() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        let aapl = crate::signal::Ticker::parse("AAPL").unwrap();
+        w.leases.insert(
+            Lease { pipeline_id: "p1".into(), ticker: aapl.clone(), execution_id: "exe-old".into(), expires_at: 1_500 },
+            true,
+        );
+        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        assert_eq!((r.matched, r.enqueued, r.skipped_running), (1, 0, 1));
+        assert!(w.queue.bodies().is_empty());
+
+        w.clock.set(1_501);
+        let r = w.dispatcher.dispatch(&[msg("m2", body("s2", &[("AAPL", 80.0)]))]).await;
+        assert_eq!((r.enqueued, r.skipped_running), (1, 0));
+        assert_ne!(w.leases.get("p1", &aapl).unwrap().lease.execution_id, "exe-old");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_fails_alone() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        let r = w
+            .dispatcher
+            .dispatch(&[
+                msg("m1", body("s1", &[("AAPL", 80.0)])),
+                msg("bad", "{not json".into()),
+                msg("m3", body("s3", &[("AAPL", 80.0)])),
+            ])
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["bad"]);
+        assert!(r.failures[0].poison);
+        assert_eq!(r.failures[0].label, "malformed_json");
+        // s1 and s3 hit the same (pipeline, ticker): one execution per batch.
+        assert_eq!((r.consumed, r.matched, r.deduplicated, r.enqueued), (2, 1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn fails_closed_when_the_pipeline_store_is_down() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        w.pipelines.failures.fail_next(1);
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)])), msg("m2", body("s2", &[("MSFT", 80.0)]))])
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m1", "m2"]);
+        assert!(w.queue.bodies().is_empty());
+        // Next delivery works.
+        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        assert_eq!(r.enqueued, 1);
+    }
+
+    #[tokio::test]
+    async fn fails_closed_on_lease_store_errors() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        w.leases.failures.fail_next(1);
+        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        assert_eq!(r.failures[0].label, "lease_store");
+        assert!(w.queue.bodies().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_fails_the_message_and_the_retry_sends_each_request_once() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([])), pipeline("p2", &["AAPL"], json!([]))]);
+        // p1's request goes through, p2's entry keeps failing on this delivery.
+        w.queue.fail_entries_next_calls(&["e1"], 2);
+        let m = msg("m1", body("s1", &[("AAPL", 80.0)]));
+        let r = w.dispatcher.dispatch(std::slice::from_ref(&m)).await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        assert_eq!(r.failures[0].label, "execution_queue");
+        assert_eq!(w.queue.bodies().len(), 1);
+        // Redelivery: p1 is already enqueued, p2 is claimed again by the same execution and sent.
+        let r = w.dispatcher.dispatch(&[m]).await;
+        assert!(r.failed_message_ids().is_empty());
+        assert_eq!((r.already_enqueued, r.enqueued), (1, 1));
+        let reqs = sent_requests(&w.queue);
+        let mut ids: Vec<_> = reqs.iter().map(|r| r.pipeline_id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, vec!["p1", "p2"], "each request enqueued exactly once");
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_cache_is_reused_until_its_ttl() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        w.dispatcher.dispatch(&[msg("m1", body("s1", &[("MSFT", 80.0)]))]).await;
+        w.pipelines.put_pipeline(&pipeline("p2", &["MSFT"], json!([]))).await.unwrap();
+        w.clock.advance(29);
+        let r = w.dispatcher.dispatch(&[msg("m2", body("s2", &[("MSFT", 80.0)]))]).await;
+        assert_eq!((r.cache_refreshed, r.matched), (false, 0));
+        w.clock.advance(1);
+        let r = w.dispatcher.dispatch(&[msg("m3", body("s3", &[("MSFT", 80.0)]))]).await;
+        assert_eq!((r.cache_refreshed, r.matched, r.cache_size), (true, 1, 2));
+        assert_eq!(w.pipelines.loads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,491 @@
+//! The pipeline-executor's logic: run each execution request at most once.
+//!
+//! Per message: parse the request (a bad body is a poison message); load the pipeline; start the
+//! run with one conditional write (a redelivery of a finished run, or of one another worker is
+//! running, is acknowledged without running anything); run the pipeline's steps in order under its
+//! max runtime, recording each step's status and duration; write the final status; release the
+//! (pipeline, ticker) lease. A transient failure puts the execution back to PENDING and fails the
+//! message, so the queue redelivers it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dispatch::InboundMessage;
+use crate::error::error_chain;
+use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus};
+use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
+use crate::ports::{BeginOutcome, Clock, ExecutionStore, LeaseStore, PipelineStore};
+use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The run ended with this record (COMPLETED, FAILED or SKIPPED).
+    Finished(Box<ExecutionRecord>),
+    /// A redelivery of a run that had already ended: nothing ran.
+    Duplicate(ExecutionStatus),
+    /// Another worker is running it: nothing ran, the message is acknowledged.
+    InProgressElsewhere,
+    /// A transient failure: the message must be redelivered.
+    Retry { label: &'static str, reason: String },
+    /// A bad body (poison message).
+    Rejected { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageReport {
+    pub message_id: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    /// Age of the request when it was picked up, milliseconds.
+    pub lag_ms: Option<i64>,
+}
+
+impl MessageReport {
+    /// Whether the message must be reported as a batch item failure.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Retry { .. } | Outcome::Rejected { .. })
+    }
+}
+
+pub struct Executor {
+    pipelines: Arc<dyn PipelineStore>,
+    executions: Arc<dyn ExecutionStore>,
+    leases: Arc<dyn LeaseStore>,
+    steps: BuiltinSteps,
+    clock: Arc<dyn Clock>,
+}
+
+impl Executor {
+    pub fn new(
+        pipelines: Arc<dyn PipelineStore>,
+        executions: Arc<dyn ExecutionStore>,
+        leases: Arc<dyn LeaseStore>,
+        steps: BuiltinSteps,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Executor {
+            pipelines,
+            executions,
+            leases,
+            steps,
+            clock,
+        }
+    }
+
+    /// Runs every message of a batch, one after the other.
+    pub async fn execute_batch(&self, messages: &[InboundMessage]) -> Vec<MessageReport> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.execute(m).await);
+        }
+        out
+    }
+
+    pub async fn execute(&self, message: &InboundMessage) -> MessageReport {
+        let started = Instant::now();
+        let (outcome, lag_ms) = match ExecutionRequest::parse(&message.body) {
+            Err(e) => (Outcome::Rejected { reason: e.to_string() }, None),
+            Ok(request) => {
+                let lag = self.clock.now_ms() - request.enqueued_at_ms;
+                (self.run(&request).await, Some(lag.max(0)))
+            }
+        };
+        MessageReport {
+            message_id: message.message_id.clone(),
+            outcome,
+            duration: started.elapsed(),
+            lag_ms,
+        }
+    }
+
+    async fn run(&self, request: &ExecutionRequest) -> Outcome {
+        let pipeline = match self.pipelines.get_pipeline(&request.pipeline_id).await {
+            Ok(p) => p,
+            Err(e) => return retry("pipeline_store", error_chain(&e)),
+        };
+        let max_runtime = pipeline
+            .as_ref()
+            .map_or(DEFAULT_MAX_RUNTIME_SECS, |p| p.max_runtime_secs);
+        let now = self.clock.now();
+        let attempt = match self
+            .executions
+            .begin(request, now, now + i64::from(max_runtime))
+            .await
+        {
+            Ok(BeginOutcome::Started { attempt }) => attempt,
+            Ok(BeginOutcome::AlreadyFinished(status)) => return Outcome::Duplicate(status),
+            Ok(BeginOutcome::InProgress { .. }) => return Outcome::InProgressElsewhere,
+            Err(e) => return retry("execution_store", error_chain(&e)),
+        };
+        let mut record = ExecutionRecord::started(request, now, attempt, now + i64::from(max_runtime));
+
+        let final_status = match pipeline {
+            Some(p) if p.is_active && p.user_id == request.user_id => {
+                match self.run_steps(request, p, now, &mut record, max_runtime).await {
+                    Ok(status) => status,
+                    Err(reason) => {
+                        // Back to PENDING so the redelivery can start at once.
+                        if let Err(e) = self.executions.release(&request.execution_id, attempt).await {
+                            tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
+                        }
+                        return retry("step_transient", reason);
+                    }
+                }
+            }
+            Some(p) if p.user_id != request.user_id => {
+                record.decision = Some("pipeline_owner_mismatch".into());
+                record.error = Some("request user does not own the pipeline".into());
+                ExecutionStatus::Failed
+            }
+            Some(_) => {
+                record.decision = Some("pipeline_inactive".into());
+                ExecutionStatus::Skipped
+            }
+            None => {
+                record.decision = Some("pipeline_missing".into());
+                ExecutionStatus::Skipped
+            }
+        };
+        let error = record.error.take();
+        if let Err(e) = record.finish(final_status, self.clock.now(), error) {
+            return Outcome::Rejected { reason: e.to_string() };
+        }
+        match self.executions.finish(&record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
+                return Outcome::InProgressElsewhere;
+            }
+            Err(e) => {
+                if let Err(e) = self.executions.release(&request.execution_id, attempt).await {
+                    tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
+                }
+                return retry("execution_store", error_chain(&e));
+            }
+        }
+        if let Err(e) = self
+            .leases
+            .release(&request.pipeline_id, &request.ticker, &request.execution_id)
+            .await
+        {
+            // The lease expires by itself at its deadline; the run itself is done.
+            tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release lease");
+        }
+        Outcome::Finished(Box::new(record))
+    }
+
+    /// Runs the steps; `Err` carries a transient failure's reason.
+    async fn run_steps(
+        &self,
+        request: &ExecutionRequest,
+        pipeline: Pipeline,
+        now: i64,
+        record: &mut ExecutionRecord,
+        max_runtime: u32,
+    ) -> Result<ExecutionStatus, String> {
+        let kinds = pipeline.steps.clone();
+        let mut ctx = StepContext {
+            request: request.clone(),
+            pipeline,
+            now,
+            bars: Vec::new(),
+            bias: None,
+            plan: None,
+            quantity: None,
+            order: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(u64::from(max_runtime));
+        let mut stopped: Option<(StepStatus, String)> = None;
+        let mut status = ExecutionStatus::Completed;
+        for kind in kinds {
+            if let Some((_, why)) = &stopped {
+                record.steps.push(StepResult {
+                    step: kind.as_str().into(),
+                    status: StepStatus::Skipped,
+                    duration_ms: 0.0,
+                    summary: why.clone(),
+                    outputs: Default::default(),
+                });
+                continue;
+            }
+            let Some(step) = self.steps.get(kind) else {
+                record.error = Some(format!("no implementation for step {}", kind.as_str()));
+                status = ExecutionStatus::Failed;
+                stopped = Some((StepStatus::Failed, "an earlier step failed".into()));
+                continue;
+            };
+            let started = Instant::now();
+            let remaining = deadline.saturating_duration_since(started);
+            let result = match tokio::time::timeout(remaining, step.run(&mut ctx)).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::Permanent(format!(
+                    "max runtime of {max_runtime} s exceeded"
+                ))),
+            };
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            match result {
+                Ok(out) => {
+                    if let StepFlow::Stop(label) = out.flow {
+                        record.decision = Some(label.into());
+                        stopped = Some((StepStatus::Skipped, format!("not run: {label}")));
+                    }
+                    record.steps.push(StepResult {
+                        step: kind.as_str().into(),
+                        status: StepStatus::Completed,
+                        duration_ms,
+                        summary: out.summary,
+                        outputs: out.outputs,
+                    });
+                }
+                Err(StepError::Transient(reason)) => {
+                    return Err(format!("step {}: {reason}", kind.as_str()));
+                }
+                Err(StepError::Permanent(reason)) => {
+                    record.steps.push(StepResult {
+                        step: kind.as_str().into(),
+                        status: StepStatus::Failed,
+                        duration_ms,
+                        summary: reason.clone(),
+                        outputs: Default::default(),
+                    });
+                    record.error = Some(format!("step {} failed: {reason}", kind.as_str()));
+                    status = ExecutionStatus::Failed;
+                    stopped = Some((StepStatus::Failed, "not run: an earlier step failed".into()));
+                }
+            }
+        }
+        if let Some(order) = &ctx.order {
+            record.order_id = Some(order.order_id.clone());
+            record.decision = Some("order_placed".into());
+        } else if record.decision.is_none() && status == ExecutionStatus::Completed {
+            record.decision = Some("no_order_step".into());
+        }
+        Ok(status)
+    }
+}
+
+fn retry(label: &'static str, reason: String) -> Outcome {
+    Outcome::Retry { label, reason }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::detectors::Direction;
+    use crate::execution::SignalContext;
+    use crate::fakes::*;
+    use crate::market::{SyntheticFeed, Timeframe};
+    use crate::pipeline::Pipeline;
+    use crate::ports::{ExecutionStore, Lease};
+    use crate::signal::{SignalMetadata, Ticker};
+    use serde_json::json;
+
+    const NOW: i64 = 1_750_000_000;
+
+    struct World {
+        pipelines: Arc<MemoryPipelineStore>,
+        executions: Arc<MemoryExecutionStore>,
+        leases: Arc<MemoryLeaseStore>,
+        orders: Arc<MemoryOrderStore>,
+        market: Arc<FlakyMarket<SyntheticFeed>>,
+        clock: Arc<ManualClock>,
+        executor: Executor,
+    }
+
+    fn pipeline(id: &str, active: bool) -> Pipeline {
+        serde_json::from_value(json!({
+            "pipeline_id": id, "user_id": "u1", "name": id, "is_active": active,
+            "trigger_mode": "signal", "tickers": ["AAPL"], "signal_subscriptions": []
+        }))
+        .unwrap()
+    }
+
+    fn world() -> World {
+        let pipelines = Arc::new(MemoryPipelineStore::with([pipeline("p1", true), pipeline("off", false)]));
+        let executions = Arc::new(MemoryExecutionStore::default());
+        let leases = Arc::new(MemoryLeaseStore::default());
+        let orders = Arc::new(MemoryOrderStore::default());
+        let market = Arc::new(FlakyMarket::new(SyntheticFeed { seed: 7 }));
+        let clock = Arc::new(ManualClock::at(NOW));
+        let executor = Executor::new(
+            pipelines.clone(),
+            executions.clone(),
+            leases.clone(),
+            BuiltinSteps::new(market.clone(), orders.clone(), Timeframe::M5),
+            clock.clone(),
+        );
+        World { pipelines, executions, leases, orders, market, clock, executor }
+    }
+
+    fn request(pipeline_id: &str, signal: Direction) -> ExecutionRequest {
+        let signal_id = format!("sig-{pipeline_id}-{signal:?}");
+        let ticker = Ticker::parse("AAPL").unwrap();
+        ExecutionRequest {
+            execution_id: crate::ids::execution_id(pipeline_id, "AAPL", &signal_id),
+            pipeline_id: pipeline_id.into(),
+            user_id: "u1".into(),
+            ticker: ticker.clone(),
+            signal_context: SignalContext {
+                signal_id,
+                signal_type: "rsi_oversold".into(),
+                source: "rsi_generator".into(),
+                timestamp: NOW - 60,
+                tickers: vec![ticker],
+                confidence: 75.0,
+                signal,
+                metadata: SignalMetadata { timeframe: Some(Timeframe::M5), values: Default::default() },
+            },
+            lease_expires_at: NOW + 720,
+            enqueued_at_ms: NOW * 1000 - 250,
+        }
+    }
+
+    fn message(req: &ExecutionRequest) -> InboundMessage {
+        InboundMessage { message_id: format!("m-{}", req.execution_id), body: req.to_json(), sent_at_ms: None }
+    }
+
+    fn finished(r: &MessageReport) -> &ExecutionRecord {
+        match &r.outcome {
+            Outcome::Finished(rec) => rec,
+            other => panic!("expected a finished run, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_every_step_records_them_and_places_one_paper_order() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.leases.insert(Lease { pipeline_id: "p1".into(), ticker: req.ticker.clone(), execution_id: req.execution_id.clone(), expires_at: NOW + 720 }, true);
+        let r = w.executor.execute(&message(&req)).await;
+        assert!(!r.failed());
+        assert_eq!(r.lag_ms, Some(250));
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        assert_eq!(rec.attempts, 1);
+        let steps: Vec<_> = rec.steps.iter().map(|s| (s.step.as_str(), s.status)).collect();
+        assert_eq!(steps, vec![
+            ("market_snapshot", StepStatus::Completed), ("bias", StepStatus::Completed),
+            ("strategy", StepStatus::Completed), ("risk", StepStatus::Completed),
+            ("paper_order", StepStatus::Completed),
+        ]);
+        let orders = w.orders.all();
+        assert_eq!(orders.len(), 1);
+        let o = &orders[0];
+        assert_eq!(rec.order_id.as_deref(), Some(o.order_id.as_str()));
+        assert_eq!(rec.decision.as_deref(), Some("order_placed"));
+        assert_eq!(o.side, crate::steps::OrderSide::Buy);
+        assert!(o.stop_price < o.entry_price && o.entry_price < o.target_price);
+        // Risk limits: at most 1 % of 100k between entry and stop, at most 20 % notional.
+        assert!(o.quantity as f64 * (o.entry_price - o.stop_price) <= 1_000.0 + 1e-6);
+        assert!(o.quantity as f64 * o.entry_price <= 20_000.0 + 1e-6);
+        // Stored, with its signal context, and the lease is released.
+        let stored = w.executions.get_execution(&req.execution_id).await.unwrap().unwrap();
+        assert_eq!(&stored, rec);
+        assert_eq!(stored.signal_context.signal_id, req.signal_context.signal_id);
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_request_never_runs_twice() {
+        let w = world();
+        let req = request("p1", Direction::Bearish);
+        let first = w.executor.execute(&message(&req)).await;
+        assert_eq!(finished(&first).status, ExecutionStatus::Completed);
+        let second = w.executor.execute(&message(&req)).await;
+        assert_eq!(second.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert!(!second.failed());
+        assert_eq!(w.orders.all().len(), 1);
+        assert_eq!(w.orders.all()[0].side, crate::steps::OrderSide::Sell);
+    }
+
+    #[tokio::test]
+    async fn a_run_in_progress_elsewhere_is_left_alone_until_its_expiry() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
+        let r = w.executor.execute(&message(&req)).await;
+        assert_eq!(r.outcome, Outcome::InProgressElsewhere);
+        assert!(w.orders.all().is_empty());
+        // The other worker crashed: after its in-progress window another delivery takes over.
+        w.clock.set(NOW + 101);
+        let r = w.executor.execute(&message(&req)).await;
+        let rec = finished(&r);
+        assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
+        assert_eq!(w.orders.all().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_releases_the_run_for_a_retry() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.market.failures.fail_next(1);
+        let r = w.executor.execute(&message(&req)).await;
+        assert!(r.failed());
+        assert!(matches!(r.outcome, Outcome::Retry { label: "step_transient", .. }));
+        let stored = w.executions.get_execution(&req.execution_id).await.unwrap().unwrap();
+        assert_eq!(stored.status, ExecutionStatus::Pending);
+        let r = w.executor.execute(&message(&req)).await;
+        let rec = finished(&r);
+        assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
+    }
+
+    #[tokio::test]
+    async fn store_outages_fail_the_message_without_running() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.pipelines.failures.fail_next(1);
+        assert!(matches!(w.executor.execute(&message(&req)).await.outcome, Outcome::Retry { label: "pipeline_store", .. }));
+        w.executions.failures.fail_next(1);
+        assert!(matches!(w.executor.execute(&message(&req)).await.outcome, Outcome::Retry { label: "execution_store", .. }));
+        assert!(w.orders.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn inactive_or_missing_pipelines_are_skipped() {
+        let w = world();
+        for (id, decision) in [("off", "pipeline_inactive"), ("gone", "pipeline_missing")] {
+            let req = request(id, Direction::Bullish);
+            let r = w.executor.execute(&message(&req)).await;
+            let rec = finished(&r);
+            assert_eq!(rec.status, ExecutionStatus::Skipped);
+            assert_eq!(rec.decision.as_deref(), Some(decision));
+        }
+        assert!(w.orders.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_neutral_signal_completes_without_an_order() {
+        let w = world();
+        let r = w.executor.execute(&message(&request("p1", Direction::Neutral))).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        assert_eq!(rec.decision.as_deref(), Some("no_trade_neutral_signal"));
+        let statuses: Vec<_> = rec.steps.iter().map(|s| s.status).collect();
+        assert_eq!(statuses, vec![StepStatus::Completed, StepStatus::Completed, StepStatus::Completed, StepStatus::Skipped, StepStatus::Skipped]);
+    }
+
+    #[tokio::test]
+    async fn missing_market_data_fails_the_execution() {
+        let w = world();
+        let mut req = request("p1", Direction::Bullish);
+        // Before the synthetic feed's start of time there are no candles.
+        req.signal_context.timestamp = 1_000;
+        let r = w.executor.execute(&message(&req)).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Failed);
+        assert!(rec.error.as_deref().unwrap().contains("market_snapshot"));
+        assert_eq!(rec.steps[0].status, StepStatus::Failed);
+        assert!(rec.steps[1..].iter().all(|s| s.status == StepStatus::Skipped));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_request_is_rejected() {
+        let w = world();
+        let r = w.executor.execute(&InboundMessage { message_id: "bad".into(), body: "{}".into(), sent_at_ms: None }).await;
+        assert!(r.failed());
+        assert!(matches!(r.outcome, Outcome::Rejected { .. }));
+        let _ = &w.pipelines;
+    }
+}

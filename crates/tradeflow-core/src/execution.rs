@@ -1,0 +1,338 @@
+//! Executions: the request the dispatcher enqueues, the record the executor keeps, and the state
+//! machine their statuses follow.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detectors::Direction;
+use crate::matching::Match;
+use crate::signal::{Signal, SignalMetadata, Ticker};
+
+/// The triggering signal, narrowed to one ticker, stored on the execution (the old system lost it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalContext {
+    pub signal_id: String,
+    pub signal_type: String,
+    pub source: String,
+    pub timestamp: i64,
+    /// Always the one ticker of this execution (kept as a list for wire compatibility).
+    pub tickers: Vec<Ticker>,
+    pub confidence: f64,
+    pub signal: Direction,
+    #[serde(default)]
+    pub metadata: SignalMetadata,
+}
+
+impl SignalContext {
+    pub fn new(signal: &Signal, m: &Match) -> Self {
+        SignalContext {
+            signal_id: signal.signal_id.clone(),
+            signal_type: signal.signal_type.to_string(),
+            source: signal.source.clone(),
+            timestamp: signal.timestamp,
+            tickers: vec![m.ticker.clone()],
+            confidence: m.confidence,
+            signal: m.direction,
+            metadata: signal.metadata.clone(),
+        }
+    }
+}
+
+/// Body of a message on the executions queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRequest {
+    pub execution_id: String,
+    pub pipeline_id: String,
+    pub user_id: String,
+    pub ticker: Ticker,
+    pub signal_context: SignalContext,
+    /// When the dispatcher's lease on (pipeline, ticker) runs out, Unix seconds.
+    pub lease_expires_at: i64,
+    /// Unix milliseconds when the dispatcher enqueued it.
+    pub enqueued_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid execution request: {0}")]
+pub struct RequestError(pub String);
+
+impl ExecutionRequest {
+    pub fn parse(body: &str) -> Result<Self, RequestError> {
+        let req: ExecutionRequest =
+            serde_json::from_str(body).map_err(|e| RequestError(e.to_string()))?;
+        if req.execution_id.is_empty() || req.pipeline_id.is_empty() || req.user_id.is_empty() {
+            return Err(RequestError(
+                "execution_id, pipeline_id and user_id are required".into(),
+            ));
+        }
+        let expected = crate::ids::execution_id(
+            &req.pipeline_id,
+            req.ticker.as_str(),
+            &req.signal_context.signal_id,
+        );
+        if req.execution_id != expected {
+            return Err(RequestError(format!(
+                "execution_id {} does not derive from its pipeline, ticker and signal",
+                req.execution_id
+            )));
+        }
+        Ok(req)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "PENDING",
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Completed => "COMPLETED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::Skipped => "SKIPPED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            ExecutionStatus::Pending,
+            ExecutionStatus::Running,
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Completed | ExecutionStatus::Failed | ExecutionStatus::Skipped
+        )
+    }
+
+    /// The transitions an execution may take:
+    /// PENDING → RUNNING | SKIPPED; RUNNING → COMPLETED | FAILED | SKIPPED | PENDING (released for a
+    /// retry after a transient failure) | RUNNING (taken over after its in-progress expiry).
+    /// Terminal states never change.
+    pub fn can_become(self, next: ExecutionStatus) -> bool {
+        use ExecutionStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Running)
+                | (Pending, Skipped)
+                | (Running, Completed)
+                | (Running, Failed)
+                | (Running, Skipped)
+                | (Running, Pending)
+                | (Running, Running)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Completed,
+    Failed,
+    /// Not run, because an earlier step decided there is no trade or failed.
+    Skipped,
+}
+
+/// What one step did, recorded on the execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub step: String,
+    pub status: StepStatus,
+    pub duration_ms: f64,
+    /// Human-readable outcome, e.g. "bias BULLISH: close above SMA 20 and 50".
+    pub summary: String,
+    /// Numbers the step produced (entry, stop, quantity...).
+    #[serde(default)]
+    pub outputs: BTreeMap<String, f64>,
+}
+
+/// The stored execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub execution_id: String,
+    pub pipeline_id: String,
+    pub user_id: String,
+    pub ticker: Ticker,
+    pub status: ExecutionStatus,
+    pub signal_context: SignalContext,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    #[serde(default)]
+    pub steps: Vec<StepResult>,
+    pub error: Option<String>,
+    /// How many times a run was started (1 on the first delivery).
+    pub attempts: u32,
+    /// While RUNNING: when another worker may take over (a crashed run).
+    pub in_progress_until: Option<i64>,
+    pub order_id: Option<String>,
+    /// Short outcome label, e.g. "order_placed", "no_trade", "pipeline_inactive".
+    pub decision: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("execution {execution_id} cannot go from {from:?} to {to:?}")]
+pub struct TransitionError {
+    pub execution_id: String,
+    pub from: ExecutionStatus,
+    pub to: ExecutionStatus,
+}
+
+impl ExecutionRecord {
+    /// The record a worker writes when it starts attempt `attempt` of `req`.
+    pub fn started(req: &ExecutionRequest, now: i64, attempt: u32, in_progress_until: i64) -> Self {
+        ExecutionRecord {
+            execution_id: req.execution_id.clone(),
+            pipeline_id: req.pipeline_id.clone(),
+            user_id: req.user_id.clone(),
+            ticker: req.ticker.clone(),
+            status: ExecutionStatus::Running,
+            signal_context: req.signal_context.clone(),
+            created_at: now,
+            started_at: Some(now),
+            completed_at: None,
+            steps: Vec::new(),
+            error: None,
+            attempts: attempt,
+            in_progress_until: Some(in_progress_until),
+            order_id: None,
+            decision: None,
+        }
+    }
+
+    /// Moves to a terminal status, checked against the state machine.
+    pub fn finish(
+        &mut self,
+        status: ExecutionStatus,
+        now: i64,
+        error: Option<String>,
+    ) -> Result<(), TransitionError> {
+        if !status.is_terminal() || !self.status.can_become(status) {
+            return Err(TransitionError {
+                execution_id: self.execution_id.clone(),
+                from: self.status,
+                to: status,
+            });
+        }
+        self.status = status;
+        self.completed_at = Some(now);
+        self.in_progress_until = None;
+        self.error = error;
+        Ok(())
+    }
+
+    pub fn duration_secs(&self) -> Option<i64> {
+        Some(self.completed_at? - self.started_at?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ExecutionStatus::*;
+
+    const ALL: [ExecutionStatus; 5] = [Pending, Running, Completed, Failed, Skipped];
+
+    #[test]
+    fn terminal_states_never_change() {
+        for from in [Completed, Failed, Skipped] {
+            for to in ALL {
+                assert!(!from.can_become(to), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_transitions_are_exactly_the_documented_ones() {
+        let allowed: Vec<(ExecutionStatus, ExecutionStatus)> = ALL
+            .iter()
+            .flat_map(|a| ALL.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Pending, Running),
+                (Pending, Skipped),
+                (Running, Pending),
+                (Running, Running),
+                (Running, Completed),
+                (Running, Failed),
+                (Running, Skipped),
+            ]
+        );
+    }
+
+    #[test]
+    fn status_wire_names_round_trip() {
+        for s in ALL {
+            assert_eq!(ExecutionStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(ExecutionStatus::parse("running"), None);
+    }
+
+    fn request() -> ExecutionRequest {
+        let signal_id = "sig-1".to_string();
+        ExecutionRequest {
+            execution_id: crate::ids::execution_id("p1", "AAPL", &signal_id),
+            pipeline_id: "p1".into(),
+            user_id: "u1".into(),
+            ticker: Ticker::parse("AAPL").unwrap(),
+            signal_context: SignalContext {
+                signal_id,
+                signal_type: "rsi_oversold".into(),
+                source: "rsi_generator".into(),
+                timestamp: 1_700_000_000,
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                confidence: 75.0,
+                signal: Direction::Bullish,
+                metadata: SignalMetadata::default(),
+            },
+            lease_expires_at: 1_700_000_720,
+            enqueued_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn request_round_trips_and_checks_its_id() {
+        let req = request();
+        assert_eq!(ExecutionRequest::parse(&req.to_json()).unwrap(), req);
+        let mut forged = req.clone();
+        forged.execution_id = "exe-other".into();
+        assert!(ExecutionRequest::parse(&forged.to_json()).is_err());
+        assert!(ExecutionRequest::parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_record_finishes_once() {
+        let mut r = ExecutionRecord::started(&request(), 100, 1, 820);
+        r.finish(Completed, 103, None).unwrap();
+        assert_eq!(r.duration_secs(), Some(3));
+        assert_eq!(r.in_progress_until, None);
+        assert!(r.finish(Failed, 104, Some("late".into())).is_err());
+        assert!(ExecutionRecord::started(&request(), 1, 1, 2).finish(Running, 2, None).is_err());
+    }
+}

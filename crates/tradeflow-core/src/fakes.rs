@@ -1,0 +1,456 @@
+//! In-memory implementations of the ports with the same conditional-write semantics as the
+//! DynamoDB and SQS adapters, plus failure injection. For handler tests and the benchmarks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+
+use async_trait::async_trait;
+
+use crate::error::{QueueError, StoreError};
+use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use crate::pipeline::Pipeline;
+use crate::ports::*;
+use crate::signal::Ticker;
+use crate::steps::PaperOrder;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn transient(operation: &'static str) -> StoreError {
+    StoreError::Transient {
+        operation,
+        source: "injected failure".into(),
+    }
+}
+
+/// Counts down injected failures; `true` when this call must fail.
+#[derive(Debug, Default)]
+pub struct FailureSwitch(AtomicU32);
+
+impl FailureSwitch {
+    pub fn fail_next(&self, calls: u32) {
+        self.0.store(calls, Ordering::SeqCst);
+    }
+    fn trip(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// A settable clock.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn at(secs: i64) -> Self {
+        ManualClock(AtomicI64::new(secs * 1000))
+    }
+    pub fn set(&self, secs: i64) {
+        self.0.store(secs * 1000, Ordering::SeqCst);
+    }
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryPipelineStore {
+    items: Mutex<BTreeMap<String, Pipeline>>,
+    pub failures: FailureSwitch,
+    pub loads: AtomicU32,
+}
+
+impl MemoryPipelineStore {
+    pub fn with(pipelines: impl IntoIterator<Item = Pipeline>) -> Self {
+        let store = MemoryPipelineStore::default();
+        for p in pipelines {
+            lock(&store.items).insert(p.pipeline_id.clone(), p);
+        }
+        store
+    }
+}
+
+#[async_trait]
+impl PipelineStore for MemoryPipelineStore {
+    async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("scan"));
+        }
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        Ok(lock(&self.items)
+            .values()
+            .filter(|p| p.is_signal_triggered())
+            .cloned()
+            .collect())
+    }
+    async fn get_pipeline(&self, id: &str) -> Result<Option<Pipeline>, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("get_item"));
+        }
+        Ok(lock(&self.items).get(id).cloned())
+    }
+    async fn put_pipeline(&self, p: &Pipeline) -> Result<(), StoreError> {
+        lock(&self.items).insert(p.pipeline_id.clone(), p.clone());
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLease {
+    pub lease: Lease,
+    pub enqueued: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryLeaseStore {
+    items: Mutex<HashMap<String, StoredLease>>,
+    pub failures: FailureSwitch,
+}
+
+impl MemoryLeaseStore {
+    pub fn get(&self, pipeline_id: &str, ticker: &Ticker) -> Option<StoredLease> {
+        lock(&self.items).get(&Lease::key(pipeline_id, ticker)).cloned()
+    }
+    pub fn insert(&self, lease: Lease, enqueued: bool) {
+        lock(&self.items).insert(
+            Lease::key(&lease.pipeline_id, &lease.ticker),
+            StoredLease { lease, enqueued },
+        );
+    }
+    pub fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryLeaseStore {
+    async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("put_item"));
+        }
+        let mut items = lock(&self.items);
+        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        if let Some(old) = items.get(&key) {
+            let free = old.lease.expires_at < now
+                || (old.lease.execution_id == lease.execution_id && !old.enqueued);
+            if !free {
+                return Ok(if old.lease.execution_id == lease.execution_id {
+                    ClaimOutcome::AlreadyEnqueued
+                } else {
+                    ClaimOutcome::Held {
+                        execution_id: old.lease.execution_id.clone(),
+                        expires_at: old.lease.expires_at,
+                    }
+                });
+            }
+        }
+        items.insert(
+            key,
+            StoredLease {
+                lease: lease.clone(),
+                enqueued: false,
+            },
+        );
+        Ok(ClaimOutcome::Claimed)
+    }
+    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
+        if self.failures.trip() {
+            return Err(transient("update_item"));
+        }
+        let mut items = lock(&self.items);
+        if let Some(old) = items.get_mut(&Lease::key(&lease.pipeline_id, &lease.ticker))
+            && old.lease.execution_id == lease.execution_id
+        {
+            old.enqueued = true;
+        }
+        Ok(())
+    }
+    async fn release(
+        &self,
+        pipeline_id: &str,
+        ticker: &Ticker,
+        execution_id: &str,
+    ) -> Result<(), StoreError> {
+        if self.failures.trip() {
+            return Err(transient("delete_item"));
+        }
+        let mut items = lock(&self.items);
+        let key = Lease::key(pipeline_id, ticker);
+        if items
+            .get(&key)
+            .is_some_and(|l| l.lease.execution_id == execution_id)
+        {
+            items.remove(&key);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryExecutionStore {
+    items: Mutex<BTreeMap<String, ExecutionRecord>>,
+    pub failures: FailureSwitch,
+}
+
+impl MemoryExecutionStore {
+    pub fn all(&self) -> Vec<ExecutionRecord> {
+        lock(&self.items).values().cloned().collect()
+    }
+    pub fn put(&self, record: ExecutionRecord) {
+        lock(&self.items).insert(record.execution_id.clone(), record);
+    }
+}
+
+#[async_trait]
+impl ExecutionStore for MemoryExecutionStore {
+    async fn begin(
+        &self,
+        request: &ExecutionRequest,
+        now: i64,
+        in_progress_until: i64,
+    ) -> Result<BeginOutcome, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("update_item"));
+        }
+        let mut items = lock(&self.items);
+        let (attempt, created_at) = match items.get(&request.execution_id) {
+            None => (1, now),
+            Some(old) => match old.status {
+                ExecutionStatus::Pending => (old.attempts + 1, old.created_at),
+                ExecutionStatus::Running
+                    if old.in_progress_until.is_some_and(|until| until < now) =>
+                {
+                    (old.attempts + 1, old.created_at)
+                }
+                ExecutionStatus::Running => {
+                    return Ok(BeginOutcome::InProgress {
+                        until: old.in_progress_until.unwrap_or(0),
+                    });
+                }
+                terminal => return Ok(BeginOutcome::AlreadyFinished(terminal)),
+            },
+        };
+        let mut record = ExecutionRecord::started(request, now, attempt, in_progress_until);
+        record.created_at = created_at;
+        items.insert(request.execution_id.clone(), record);
+        Ok(BeginOutcome::Started { attempt })
+    }
+    async fn finish(&self, record: &ExecutionRecord) -> Result<bool, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("put_item"));
+        }
+        let mut items = lock(&self.items);
+        let current = items.get(&record.execution_id);
+        if current.is_some_and(|c| {
+            c.status == ExecutionStatus::Running && c.attempts == record.attempts
+        }) {
+            items.insert(record.execution_id.clone(), record.clone());
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+    async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError> {
+        if self.failures.trip() {
+            return Err(transient("update_item"));
+        }
+        let mut items = lock(&self.items);
+        if let Some(r) = items.get_mut(execution_id)
+            && r.status == ExecutionStatus::Running
+            && r.attempts == attempt
+        {
+            r.status = ExecutionStatus::Pending;
+            r.in_progress_until = None;
+        }
+        Ok(())
+    }
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(lock(&self.items).get(id).cloned())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryOrderStore {
+    items: Mutex<BTreeMap<String, PaperOrder>>,
+    pub failures: FailureSwitch,
+}
+
+impl MemoryOrderStore {
+    pub fn all(&self) -> Vec<PaperOrder> {
+        lock(&self.items).values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl OrderStore for MemoryOrderStore {
+    async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("put_item"));
+        }
+        let mut items = lock(&self.items);
+        if items.contains_key(&order.order_id) {
+            return Ok(PlaceOutcome::AlreadyExists);
+        }
+        items.insert(order.order_id.clone(), order.clone());
+        Ok(PlaceOutcome::Created)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryCursorStore {
+    items: Mutex<HashMap<String, i64>>,
+    pub failures: FailureSwitch,
+}
+
+#[async_trait]
+impl CursorStore for MemoryCursorStore {
+    async fn get_cursor(&self, stream: &str) -> Result<Option<i64>, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("get_item"));
+        }
+        Ok(lock(&self.items).get(stream).copied())
+    }
+    async fn advance(
+        &self,
+        stream: &str,
+        expected: Option<i64>,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        if self.failures.trip() {
+            return Err(transient("update_item"));
+        }
+        let mut items = lock(&self.items);
+        if items.get(stream).copied() != expected {
+            return Ok(false);
+        }
+        items.insert(stream.to_owned(), to);
+        Ok(true)
+    }
+}
+
+/// A queue that records what was sent, with injectable per-entry and whole-call failures.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<OutgoingMessage>>,
+    failing_entries: Mutex<HashMap<String, u32>>,
+    rejected_entries: Mutex<HashSet<String>>,
+    pub call_failures: FailureSwitch,
+}
+
+impl MemoryQueue {
+    /// Bodies accepted so far, in order.
+    pub fn bodies(&self) -> Vec<String> {
+        lock(&self.sent).iter().map(|m| m.body.clone()).collect()
+    }
+    /// Takes and returns everything accepted so far.
+    pub fn drain(&self) -> Vec<OutgoingMessage> {
+        std::mem::take(&mut *lock(&self.sent))
+    }
+    /// The entries with these ids fail (retryably) on their next `calls` sends.
+    pub fn fail_entries_next_calls(&self, ids: &[&str], calls: u32) {
+        let mut f = lock(&self.failing_entries);
+        for id in ids {
+            f.insert((*id).to_owned(), calls);
+        }
+    }
+    /// The entries with these ids are always refused as the sender's fault.
+    pub fn reject_entries(&self, ids: &[&str]) {
+        lock(&self.rejected_entries).extend(ids.iter().map(|s| (*s).to_owned()));
+    }
+    /// The next `calls` SendMessageBatch calls fail whole (transiently).
+    pub fn fail_calls(&self, calls: u32) {
+        self.call_failures.fail_next(calls);
+    }
+}
+
+#[async_trait]
+impl QueueSender for MemoryQueue {
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<FailedEntry>, QueueError> {
+        if messages.len() > crate::publish::MAX_BATCH {
+            return Err(QueueError::Permanent {
+                operation: "send_message_batch",
+                source: "more than 10 entries".into(),
+            });
+        }
+        if self.call_failures.trip() {
+            return Err(QueueError::Transient {
+                operation: "send_message_batch",
+                source: "injected failure".into(),
+            });
+        }
+        let mut failed = Vec::new();
+        let mut failing = lock(&self.failing_entries);
+        let rejected = lock(&self.rejected_entries);
+        let mut sent = lock(&self.sent);
+        for m in messages {
+            if rejected.contains(&m.id) {
+                failed.push(FailedEntry {
+                    id: m.id.clone(),
+                    code: "InvalidMessageContents".into(),
+                    sender_fault: true,
+                });
+                continue;
+            }
+            if let Some(n) = failing.get_mut(&m.id)
+                && *n > 0
+            {
+                *n -= 1;
+                failed.push(FailedEntry {
+                    id: m.id.clone(),
+                    code: "InternalError".into(),
+                    sender_fault: false,
+                });
+                continue;
+            }
+            sent.push(m.clone());
+        }
+        Ok(failed)
+    }
+}
+
+/// Market data that delegates to another source, with injectable transient (I/O) failures.
+pub struct FlakyMarket<M> {
+    pub inner: M,
+    pub failures: FailureSwitch,
+}
+
+impl<M> FlakyMarket<M> {
+    pub fn new(inner: M) -> Self {
+        FlakyMarket {
+            inner,
+            failures: FailureSwitch::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> {
+    async fn closed_bars(
+        &self,
+        ticker: &str,
+        timeframe: crate::market::Timeframe,
+        now: i64,
+        count: usize,
+    ) -> Result<Vec<crate::market::Bar>, crate::market::MarketDataError> {
+        if self.failures.trip() {
+            return Err(crate::market::MarketDataError::Io {
+                path: "injected".into(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        self.inner.closed_bars(ticker, timeframe, now, count).await
+    }
+}

@@ -1,0 +1,21 @@
+//! Domain logic of the trading-signal chain. Plain Rust: no AWS SDK, no Lambda runtime.
+//!
+//! The functions' handlers are written against the ports in [`ports`]; the AWS adapters
+//! implement them in `tradeflow-aws`, and in-memory fakes implement them in tests.
+
+pub mod indicators;
+pub mod market;
+pub mod detectors;
+pub mod error;
+pub mod execution;
+pub mod ids;
+pub mod matching;
+pub mod pipeline;
+pub mod ports;
+pub mod signal;
+pub mod steps;
+pub mod fakes;
+pub mod publish;
+pub mod dispatch;
+pub mod generate;
+pub mod execute;

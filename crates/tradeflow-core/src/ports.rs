@@ -1,0 +1,181 @@
+//! The narrow interfaces the handlers are written against. `tradeflow-aws` implements them on
+//! DynamoDB and SQS; [`crate::fakes`] implements them in memory for handler tests.
+//!
+//! No SDK type crosses these traits: adapters map their errors to [`StoreError`] / [`QueueError`],
+//! classifying conditional-check failures as outcomes, throttling/timeouts/5xx as transient and
+//! validation/access errors as permanent.
+
+use async_trait::async_trait;
+
+use crate::error::{QueueError, StoreError};
+use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use crate::pipeline::Pipeline;
+use crate::signal::Ticker;
+use crate::steps::PaperOrder;
+
+/// Wall clock. Seconds and milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Pipelines table.
+#[async_trait]
+pub trait PipelineStore: Send + Sync {
+    /// Every pipeline that is active and signal-triggered. Reads all pages: a partial result is an
+    /// error, never a silently shorter list. Items that do not decode are skipped and logged, so one
+    /// bad item cannot stop dispatch for everyone.
+    async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError>;
+    /// One pipeline by id (strongly consistent), `None` when absent.
+    async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError>;
+    /// Creates or replaces a pipeline (seeding, tests, admin tools).
+    async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError>;
+}
+
+/// A running lease on one (pipeline, ticker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub pipeline_id: String,
+    pub ticker: Ticker,
+    pub execution_id: String,
+    /// Unix seconds after which the lease is free again (the pipeline's max runtime).
+    pub expires_at: i64,
+}
+
+impl Lease {
+    /// `"<pipeline_id>#<ticker>"`, the table key.
+    pub fn key(pipeline_id: &str, ticker: &Ticker) -> String {
+        format!("{pipeline_id}#{ticker}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The lease is ours (it was free, expired, or already ours and not yet enqueued).
+    Claimed,
+    /// Ours already, and its execution request was already enqueued: do not send it again.
+    AlreadyEnqueued,
+    /// Another execution holds it until `expires_at`.
+    Held {
+        execution_id: String,
+        expires_at: i64,
+    },
+}
+
+/// Leases table: at most one active run per (pipeline, ticker).
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// One conditional write: takes the lease when it is absent, expired at `now`, or held by the
+    /// same execution id and not yet marked enqueued. Idempotent for the same lease.
+    async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError>;
+    /// Records that the lease's execution request is on the queue (only if still ours).
+    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// Frees the lease if `execution_id` still holds it; a no-op otherwise.
+    async fn release(
+        &self,
+        pipeline_id: &str,
+        ticker: &Ticker,
+        execution_id: &str,
+    ) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BeginOutcome {
+    /// This worker runs attempt `attempt` (1 for the first).
+    Started { attempt: u32 },
+    /// Already in a terminal state: a redelivery, nothing to do.
+    AlreadyFinished(ExecutionStatus),
+    /// Another worker is running it and its in-progress window has not expired.
+    InProgress { until: i64 },
+}
+
+/// Executions table. The conditional writes here make a redelivered request run at most once.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Atomically starts a run: writes RUNNING with `in_progress_until` when the record is absent,
+    /// PENDING (released after a transient failure), or RUNNING past its `in_progress_until`
+    /// (a crashed worker), incrementing `attempts`. Otherwise reports why not.
+    async fn begin(
+        &self,
+        request: &ExecutionRequest,
+        now: i64,
+        in_progress_until: i64,
+    ) -> Result<BeginOutcome, StoreError>;
+    /// Writes the finished record, only if the stored one is still this attempt's RUNNING record;
+    /// returns `false` when another worker took over meanwhile.
+    async fn finish(&self, record: &ExecutionRecord) -> Result<bool, StoreError>;
+    /// Puts this attempt's RUNNING record back to PENDING so a redelivery can run it at once.
+    async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError>;
+    async fn get_execution(&self, execution_id: &str)
+    -> Result<Option<ExecutionRecord>, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    Created,
+    /// The order with this id exists already (a retried run): nothing written.
+    AlreadyExists,
+}
+
+/// Orders table.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Writes the order if no order with its id exists. Idempotent.
+    async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError>;
+}
+
+/// One message to send; `id` is unique within a batch (`[A-Za-z0-9_-]{1,80}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    pub id: String,
+    pub body: String,
+}
+
+/// A batch entry the queue refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedEntry {
+    pub id: String,
+    pub code: String,
+    /// The queue blamed the sender (bad message): retrying the same entry cannot help.
+    pub sender_fault: bool,
+}
+
+/// A queue to send to (signals, executions).
+#[async_trait]
+pub trait QueueSender: Send + Sync {
+    /// Sends 1 to 10 messages in one call. `Ok` lists the entries that failed (empty when all were
+    /// accepted); `Err` means the whole call failed and nothing can be assumed sent.
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<FailedEntry>, QueueError>;
+}
+
+/// The generator's progress per stream (generator set, ticker, timeframe).
+#[async_trait]
+pub trait CursorStore: Send + Sync {
+    /// Open time of the last candle fully processed, if any.
+    async fn get_cursor(&self, stream: &str) -> Result<Option<i64>, StoreError>;
+    /// Moves the cursor from `expected` to `to` with a conditional write. Returns `false` when the
+    /// stored value is not `expected` (a concurrent scan moved it).
+    async fn advance(&self, stream: &str, expected: Option<i64>, to: i64)
+    -> Result<bool, StoreError>;
+}
+
+/// Reads a queue's depth (for DLQ gauges).
+#[async_trait]
+pub trait QueueDepth: Send + Sync {
+    async fn approximate_depth(&self) -> Result<u64, QueueError>;
+}

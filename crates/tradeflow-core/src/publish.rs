@@ -1,0 +1,204 @@
+//! Sending many messages through a [`QueueSender`]: batches of 10, every per-entry failure
+//! checked and retried with backoff, so a partial failure loses nothing silently.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::error::QueueError;
+use crate::ports::{OutgoingMessage, QueueSender};
+
+/// SQS's SendMessageBatch limit.
+pub const MAX_BATCH: usize = 10;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total tries per entry, including the first.
+    pub attempts: u32,
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Why a message was not sent after all retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undelivered {
+    pub id: String,
+    pub reason: String,
+    /// `false` when the queue blamed the message itself.
+    pub retryable: bool,
+}
+
+/// Result of [`send_all`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SendReport {
+    /// Ids of messages the queue accepted.
+    pub sent: Vec<String>,
+    pub undelivered: Vec<Undelivered>,
+    /// Number of SendMessageBatch calls made.
+    pub calls: u32,
+    /// Entries sent again after a failure.
+    pub retried: u32,
+}
+
+/// Sends every message, 10 per call; failed entries (and whole failed calls) are retried up to
+/// `policy.attempts` tries with exponential backoff. Entries the queue blames on the sender are
+/// not retried. Never returns early: the report says what was sent and what was not.
+pub async fn send_all(
+    queue: &dyn QueueSender,
+    messages: Vec<OutgoingMessage>,
+    policy: RetryPolicy,
+) -> SendReport {
+    let mut report = SendReport::default();
+    let mut pending = messages;
+    let mut last_error: HashMap<String, (String, bool)> = HashMap::new();
+    for attempt in 0..policy.attempts.max(1) {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            report.retried += pending.len() as u32;
+            tokio::time::sleep(policy.base_delay * 2u32.saturating_pow(attempt - 1)).await;
+        }
+        let mut again = Vec::new();
+        for chunk in pending.chunks(MAX_BATCH) {
+            report.calls += 1;
+            match queue.send_batch(chunk).await {
+                Ok(failed) => {
+                    let failed: HashMap<&str, _> =
+                        failed.iter().map(|f| (f.id.as_str(), f)).collect();
+                    for message in chunk {
+                        match failed.get(message.id.as_str()) {
+                            None => report.sent.push(message.id.clone()),
+                            Some(f) if f.sender_fault => report.undelivered.push(Undelivered {
+                                id: message.id.clone(),
+                                reason: format!("rejected by the queue: {}", f.code),
+                                retryable: false,
+                            }),
+                            Some(f) => {
+                                last_error.insert(message.id.clone(), (f.code.clone(), true));
+                                again.push(message.clone());
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let retryable = e.is_retryable();
+                    let reason = crate::error::error_chain(&e);
+                    for message in chunk {
+                        if retryable {
+                            last_error.insert(message.id.clone(), (reason.clone(), true));
+                            again.push(message.clone());
+                        } else {
+                            report.undelivered.push(Undelivered {
+                                id: message.id.clone(),
+                                reason: reason.clone(),
+                                retryable: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        pending = again;
+    }
+    for message in pending {
+        let (reason, retryable) = last_error
+            .remove(&message.id)
+            .unwrap_or_else(|| ("not sent".to_owned(), true));
+        report.undelivered.push(Undelivered {
+            id: message.id,
+            reason,
+            retryable,
+        });
+    }
+    report
+}
+
+/// Convenience for a single whole-call error in callers that need a `QueueError`.
+pub fn undelivered_error(u: &Undelivered) -> QueueError {
+    let source: crate::error::BoxError = u.reason.clone().into();
+    if u.retryable {
+        QueueError::Transient {
+            operation: "send_message_batch",
+            source,
+        }
+    } else {
+        QueueError::Permanent {
+            operation: "send_message_batch",
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::fakes::MemoryQueue;
+
+    fn messages(n: usize) -> Vec<OutgoingMessage> {
+        (0..n)
+            .map(|i| OutgoingMessage {
+                id: format!("m{i}"),
+                body: format!("body {i}"),
+            })
+            .collect()
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_in_batches_of_ten() {
+        let q = MemoryQueue::default();
+        let r = send_all(&q, messages(25), fast()).await;
+        assert_eq!(r.sent.len(), 25);
+        assert_eq!(r.calls, 3);
+        assert!(r.undelivered.is_empty());
+        assert_eq!(q.bodies().len(), 25);
+    }
+
+    #[tokio::test]
+    async fn retries_failed_entries_until_they_go_through() {
+        let q = MemoryQueue::default();
+        q.fail_entries_next_calls(&["m3", "m7"], 2);
+        let r = send_all(&q, messages(10), fast()).await;
+        assert_eq!(r.sent.len(), 10);
+        assert_eq!(r.retried, 4);
+        let mut bodies = q.bodies();
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(bodies.len(), 10, "each message lands exactly once");
+    }
+
+    #[tokio::test]
+    async fn reports_what_it_could_not_send() {
+        let q = MemoryQueue::default();
+        q.fail_entries_next_calls(&["m1"], 99);
+        q.reject_entries(&["m2"]);
+        let r = send_all(&q, messages(4), fast()).await;
+        assert_eq!(r.sent, vec!["m0", "m3"]);
+        let ids: Vec<_> = r.undelivered.iter().map(|u| (u.id.as_str(), u.retryable)).collect();
+        assert!(ids.contains(&("m1", true)) && ids.contains(&("m2", false)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_is_retried_whole() {
+        let q = MemoryQueue::default();
+        q.fail_calls(1);
+        let r = send_all(&q, messages(3), fast()).await;
+        assert_eq!(r.sent.len(), 3);
+        assert_eq!(q.bodies().len(), 3);
+    }
+}
