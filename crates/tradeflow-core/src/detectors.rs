@@ -225,7 +225,8 @@ impl Detector for RsiDetector {
                 direction: Direction::Bullish,
                 confidence: confidence(Self::BASE_CONFIDENCE, 2.0 * (Self::OVERSOLD - current), 15),
                 reasoning: format!(
-                    "RSI(14) crossed below 30 (from {previous:.2} to {current:.2}) at close {}: oversold",
+                    "RSI(14) crossed below 30 (from {previous:.2} to {current:.2}) \
+                     at close {}: oversold",
                     price(bar.close)
                 ),
             }
@@ -240,7 +241,8 @@ impl Detector for RsiDetector {
                     15,
                 ),
                 reasoning: format!(
-                    "RSI(14) crossed above 70 (from {previous:.2} to {current:.2}) at close {}: overbought",
+                    "RSI(14) crossed above 70 (from {previous:.2} to {current:.2}) \
+                     at close {}: overbought",
                     price(bar.close)
                 ),
             }

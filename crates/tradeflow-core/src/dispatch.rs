@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::error::{StoreError, error_chain};
 use crate::execution::{ExecutionRequest, SignalContext};
 use crate::matching::PipelineIndex;
-use crate::ports::{ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineStore, QueueSender};
+use crate::ports::{
+    ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineStore, QueueSender,
+};
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::Signal;
 
@@ -187,7 +189,9 @@ impl Dispatcher {
             Err(e) => {
                 let reason = format!("loading pipelines: {}", error_chain(&e));
                 for (i, _) in &signals {
-                    report.failures.push(infra_failure(&messages[*i], "pipeline_store", &reason));
+                    report
+                        .failures
+                        .push(infra_failure(&messages[*i], "pipeline_store", &reason));
                 }
                 return report;
             }
@@ -248,7 +252,11 @@ impl Dispatcher {
                     report.failures.push(infra_failure(
                         &messages[f.message_index],
                         "lease_store",
-                        &format!("claiming lease {}: {}", f.lease.execution_id, error_chain(&e)),
+                        &format!(
+                            "claiming lease {}: {}",
+                            f.lease.execution_id,
+                            error_chain(&e)
+                        ),
                     ));
                 }
             }
@@ -381,18 +389,31 @@ mod tests {
     #[tokio::test]
     async fn fans_out_one_request_per_pipeline_and_ticker() {
         let w = world(vec![
-            pipeline("p1", &["AAPL", "MSFT"], json!([{"signal_type": "rsi_oversold", "min_confidence": 70}])),
+            pipeline(
+                "p1",
+                &["AAPL", "MSFT"],
+                json!([{"signal_type": "rsi_oversold", "min_confidence": 70}]),
+            ),
             pipeline("p2", &["AAPL"], json!([])),
             pipeline("p3", &["TSLA"], json!([])),
         ]);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0), ("MSFT", 60.0), ("NVDA", 90.0)]))])
+            .dispatch(&[msg(
+                "m1",
+                body("s1", &[("AAPL", 80.0), ("MSFT", 60.0), ("NVDA", 90.0)]),
+            )])
             .await;
-        assert_eq!((r.consumed, r.matched, r.enqueued, r.skipped_running), (1, 2, 2, 0));
+        assert_eq!(
+            (r.consumed, r.matched, r.enqueued, r.skipped_running),
+            (1, 2, 2, 0)
+        );
         assert!(r.failed_message_ids().is_empty());
         let reqs = sent_requests(&w.queue);
-        let pairs: Vec<_> = reqs.iter().map(|q| format!("{}:{}", q.pipeline_id, q.ticker)).collect();
+        let pairs: Vec<_> = reqs
+            .iter()
+            .map(|q| format!("{}:{}", q.pipeline_id, q.ticker))
+            .collect();
         assert_eq!(pairs, vec!["p1:AAPL", "p2:AAPL"]);
         assert_eq!(reqs[0].signal_context.signal_id, "s1");
         assert_eq!(reqs[0].signal_context.tickers.len(), 1);
@@ -407,17 +428,31 @@ mod tests {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
         let aapl = crate::signal::Ticker::parse("AAPL").unwrap();
         w.leases.insert(
-            Lease { pipeline_id: "p1".into(), ticker: aapl.clone(), execution_id: "exe-old".into(), expires_at: 1_500 },
+            Lease {
+                pipeline_id: "p1".into(),
+                ticker: aapl.clone(),
+                execution_id: "exe-old".into(),
+                expires_at: 1_500,
+            },
             true,
         );
-        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .await;
         assert_eq!((r.matched, r.enqueued, r.skipped_running), (1, 0, 1));
         assert!(w.queue.bodies().is_empty());
 
         w.clock.set(1_501);
-        let r = w.dispatcher.dispatch(&[msg("m2", body("s2", &[("AAPL", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m2", body("s2", &[("AAPL", 80.0)]))])
+            .await;
         assert_eq!((r.enqueued, r.skipped_running), (1, 0));
-        assert_ne!(w.leases.get("p1", &aapl).unwrap().lease.execution_id, "exe-old");
+        assert_ne!(
+            w.leases.get("p1", &aapl).unwrap().lease.execution_id,
+            "exe-old"
+        );
     }
 
     #[tokio::test]
@@ -435,7 +470,10 @@ mod tests {
         assert!(r.failures[0].poison);
         assert_eq!(r.failures[0].label, "malformed_json");
         // s1 and s3 hit the same (pipeline, ticker): one execution per batch.
-        assert_eq!((r.consumed, r.matched, r.deduplicated, r.enqueued), (2, 1, 1, 1));
+        assert_eq!(
+            (r.consumed, r.matched, r.deduplicated, r.enqueued),
+            (2, 1, 1, 1)
+        );
     }
 
     #[tokio::test]
@@ -444,12 +482,18 @@ mod tests {
         w.pipelines.failures.fail_next(1);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)])), msg("m2", body("s2", &[("MSFT", 80.0)]))])
+            .dispatch(&[
+                msg("m1", body("s1", &[("AAPL", 80.0)])),
+                msg("m2", body("s2", &[("MSFT", 80.0)])),
+            ])
             .await;
         assert_eq!(r.failed_message_ids(), vec!["m1", "m2"]);
         assert!(w.queue.bodies().is_empty());
         // Next delivery works.
-        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .await;
         assert_eq!(r.enqueued, 1);
     }
 
@@ -457,7 +501,10 @@ mod tests {
     async fn fails_closed_on_lease_store_errors() {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
         w.leases.failures.fail_next(1);
-        let r = w.dispatcher.dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .await;
         assert_eq!(r.failed_message_ids(), vec!["m1"]);
         assert_eq!(r.failures[0].label, "lease_store");
         assert!(w.queue.bodies().is_empty());
@@ -465,7 +512,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_outage_fails_the_message_and_the_retry_sends_each_request_once() {
-        let w = world(vec![pipeline("p1", &["AAPL"], json!([])), pipeline("p2", &["AAPL"], json!([]))]);
+        let w = world(vec![
+            pipeline("p1", &["AAPL"], json!([])),
+            pipeline("p2", &["AAPL"], json!([])),
+        ]);
         // p1's request goes through, p2's entry keeps failing on this delivery.
         w.queue.fail_entries_next_calls(&["e1"], 2);
         let m = msg("m1", body("s1", &[("AAPL", 80.0)]));
@@ -486,14 +536,28 @@ mod tests {
     #[tokio::test]
     async fn the_pipeline_cache_is_reused_until_its_ttl() {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
-        w.dispatcher.dispatch(&[msg("m1", body("s1", &[("MSFT", 80.0)]))]).await;
-        w.pipelines.put_pipeline(&pipeline("p2", &["MSFT"], json!([]))).await.unwrap();
+        w.dispatcher
+            .dispatch(&[msg("m1", body("s1", &[("MSFT", 80.0)]))])
+            .await;
+        w.pipelines
+            .put_pipeline(&pipeline("p2", &["MSFT"], json!([])))
+            .await
+            .unwrap();
         w.clock.advance(29);
-        let r = w.dispatcher.dispatch(&[msg("m2", body("s2", &[("MSFT", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m2", body("s2", &[("MSFT", 80.0)]))])
+            .await;
         assert_eq!((r.cache_refreshed, r.matched), (false, 0));
         w.clock.advance(1);
-        let r = w.dispatcher.dispatch(&[msg("m3", body("s3", &[("MSFT", 80.0)]))]).await;
+        let r = w
+            .dispatcher
+            .dispatch(&[msg("m3", body("s3", &[("MSFT", 80.0)]))])
+            .await;
         assert_eq!((r.cache_refreshed, r.matched, r.cache_size), (true, 1, 2));
-        assert_eq!(w.pipelines.loads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(
+            w.pipelines.loads.load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
     }
 }

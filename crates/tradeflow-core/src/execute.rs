@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::dispatch::InboundMessage;
 use crate::error::error_chain;
-use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus};
+use crate::execution::{
+    ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus,
+};
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{BeginOutcome, Clock, ExecutionStore, LeaseStore, PipelineStore};
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
@@ -44,7 +46,10 @@ pub struct MessageReport {
 impl MessageReport {
     /// Whether the message must be reported as a batch item failure.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Retry { .. } | Outcome::Rejected { .. })
+        matches!(
+            self.outcome,
+            Outcome::Retry { .. } | Outcome::Rejected { .. }
+        )
     }
 }
 
@@ -85,7 +90,12 @@ impl Executor {
     pub async fn execute(&self, message: &InboundMessage) -> MessageReport {
         let started = Instant::now();
         let (outcome, lag_ms) = match ExecutionRequest::parse(&message.body) {
-            Err(e) => (Outcome::Rejected { reason: e.to_string() }, None),
+            Err(e) => (
+                Outcome::Rejected {
+                    reason: e.to_string(),
+                },
+                None,
+            ),
             Ok(request) => {
                 let lag = self.clock.now_ms() - request.enqueued_at_ms;
                 (self.run(&request).await, Some(lag.max(0)))
@@ -118,15 +128,23 @@ impl Executor {
             Ok(BeginOutcome::InProgress { .. }) => return Outcome::InProgressElsewhere,
             Err(e) => return retry("execution_store", error_chain(&e)),
         };
-        let mut record = ExecutionRecord::started(request, now, attempt, now + i64::from(max_runtime));
+        let mut record =
+            ExecutionRecord::started(request, now, attempt, now + i64::from(max_runtime));
 
         let final_status = match pipeline {
             Some(p) if p.is_active && p.user_id == request.user_id => {
-                match self.run_steps(request, p, now, &mut record, max_runtime).await {
+                match self
+                    .run_steps(request, p, now, &mut record, max_runtime)
+                    .await
+                {
                     Ok(status) => status,
                     Err(reason) => {
                         // Back to PENDING so the redelivery can start at once.
-                        if let Err(e) = self.executions.release(&request.execution_id, attempt).await {
+                        if let Err(e) = self
+                            .executions
+                            .release(&request.execution_id, attempt)
+                            .await
+                        {
                             tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
                         }
                         return retry("step_transient", reason);
@@ -149,7 +167,9 @@ impl Executor {
         };
         let error = record.error.take();
         if let Err(e) = record.finish(final_status, self.clock.now(), error) {
-            return Outcome::Rejected { reason: e.to_string() };
+            return Outcome::Rejected {
+                reason: e.to_string(),
+            };
         }
         match self.executions.finish(&record).await {
             Ok(true) => {}
@@ -158,7 +178,11 @@ impl Executor {
                 return Outcome::InProgressElsewhere;
             }
             Err(e) => {
-                if let Err(e) = self.executions.release(&request.execution_id, attempt).await {
+                if let Err(e) = self
+                    .executions
+                    .release(&request.execution_id, attempt)
+                    .await
+                {
                     tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
                 }
                 return retry("execution_store", error_chain(&e));
@@ -303,7 +327,10 @@ mod tests {
     }
 
     fn world() -> World {
-        let pipelines = Arc::new(MemoryPipelineStore::with([pipeline("p1", true), pipeline("off", false)]));
+        let pipelines = Arc::new(MemoryPipelineStore::with([
+            pipeline("p1", true),
+            pipeline("off", false),
+        ]));
         let executions = Arc::new(MemoryExecutionStore::default());
         let leases = Arc::new(MemoryLeaseStore::default());
         let orders = Arc::new(MemoryOrderStore::default());
@@ -316,7 +343,15 @@ mod tests {
             BuiltinSteps::new(market.clone(), orders.clone(), Timeframe::M5),
             clock.clone(),
         );
-        World { pipelines, executions, leases, orders, market, clock, executor }
+        World {
+            pipelines,
+            executions,
+            leases,
+            orders,
+            market,
+            clock,
+            executor,
+        }
     }
 
     fn request(pipeline_id: &str, signal: Direction) -> ExecutionRequest {
@@ -335,7 +370,10 @@ mod tests {
                 tickers: vec![ticker],
                 confidence: 75.0,
                 signal,
-                metadata: SignalMetadata { timeframe: Some(Timeframe::M5), values: Default::default() },
+                metadata: SignalMetadata {
+                    timeframe: Some(Timeframe::M5),
+                    values: Default::default(),
+                },
             },
             lease_expires_at: NOW + 720,
             enqueued_at_ms: NOW * 1000 - 250,
@@ -343,7 +381,11 @@ mod tests {
     }
 
     fn message(req: &ExecutionRequest) -> InboundMessage {
-        InboundMessage { message_id: format!("m-{}", req.execution_id), body: req.to_json(), sent_at_ms: None }
+        InboundMessage {
+            message_id: format!("m-{}", req.execution_id),
+            body: req.to_json(),
+            sent_at_ms: None,
+        }
     }
 
     fn finished(r: &MessageReport) -> &ExecutionRecord {
@@ -357,19 +399,36 @@ mod tests {
     async fn runs_every_step_records_them_and_places_one_paper_order() {
         let w = world();
         let req = request("p1", Direction::Bullish);
-        w.leases.insert(Lease { pipeline_id: "p1".into(), ticker: req.ticker.clone(), execution_id: req.execution_id.clone(), expires_at: NOW + 720 }, true);
+        w.leases.insert(
+            Lease {
+                pipeline_id: "p1".into(),
+                ticker: req.ticker.clone(),
+                execution_id: req.execution_id.clone(),
+                expires_at: NOW + 720,
+            },
+            true,
+        );
         let r = w.executor.execute(&message(&req)).await;
         assert!(!r.failed());
         assert_eq!(r.lag_ms, Some(250));
         let rec = finished(&r);
         assert_eq!(rec.status, ExecutionStatus::Completed);
         assert_eq!(rec.attempts, 1);
-        let steps: Vec<_> = rec.steps.iter().map(|s| (s.step.as_str(), s.status)).collect();
-        assert_eq!(steps, vec![
-            ("market_snapshot", StepStatus::Completed), ("bias", StepStatus::Completed),
-            ("strategy", StepStatus::Completed), ("risk", StepStatus::Completed),
-            ("paper_order", StepStatus::Completed),
-        ]);
+        let steps: Vec<_> = rec
+            .steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                ("market_snapshot", StepStatus::Completed),
+                ("bias", StepStatus::Completed),
+                ("strategy", StepStatus::Completed),
+                ("risk", StepStatus::Completed),
+                ("paper_order", StepStatus::Completed),
+            ]
+        );
         let orders = w.orders.all();
         assert_eq!(orders.len(), 1);
         let o = &orders[0];
@@ -381,9 +440,17 @@ mod tests {
         assert!(o.quantity as f64 * (o.entry_price - o.stop_price) <= 1_000.0 + 1e-6);
         assert!(o.quantity as f64 * o.entry_price <= 20_000.0 + 1e-6);
         // Stored, with its signal context, and the lease is released.
-        let stored = w.executions.get_execution(&req.execution_id).await.unwrap().unwrap();
+        let stored = w
+            .executions
+            .get_execution(&req.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&stored, rec);
-        assert_eq!(stored.signal_context.signal_id, req.signal_context.signal_id);
+        assert_eq!(
+            stored.signal_context.signal_id,
+            req.signal_context.signal_id
+        );
         assert!(w.leases.get("p1", &req.ticker).is_none());
     }
 
@@ -394,7 +461,10 @@ mod tests {
         let first = w.executor.execute(&message(&req)).await;
         assert_eq!(finished(&first).status, ExecutionStatus::Completed);
         let second = w.executor.execute(&message(&req)).await;
-        assert_eq!(second.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert_eq!(
+            second.outcome,
+            Outcome::Duplicate(ExecutionStatus::Completed)
+        );
         assert!(!second.failed());
         assert_eq!(w.orders.all().len(), 1);
         assert_eq!(w.orders.all()[0].side, crate::steps::OrderSide::Sell);
@@ -423,8 +493,19 @@ mod tests {
         w.market.failures.fail_next(1);
         let r = w.executor.execute(&message(&req)).await;
         assert!(r.failed());
-        assert!(matches!(r.outcome, Outcome::Retry { label: "step_transient", .. }));
-        let stored = w.executions.get_execution(&req.execution_id).await.unwrap().unwrap();
+        assert!(matches!(
+            r.outcome,
+            Outcome::Retry {
+                label: "step_transient",
+                ..
+            }
+        ));
+        let stored = w
+            .executions
+            .get_execution(&req.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.status, ExecutionStatus::Pending);
         let r = w.executor.execute(&message(&req)).await;
         let rec = finished(&r);
@@ -436,9 +517,21 @@ mod tests {
         let w = world();
         let req = request("p1", Direction::Bullish);
         w.pipelines.failures.fail_next(1);
-        assert!(matches!(w.executor.execute(&message(&req)).await.outcome, Outcome::Retry { label: "pipeline_store", .. }));
+        assert!(matches!(
+            w.executor.execute(&message(&req)).await.outcome,
+            Outcome::Retry {
+                label: "pipeline_store",
+                ..
+            }
+        ));
         w.executions.failures.fail_next(1);
-        assert!(matches!(w.executor.execute(&message(&req)).await.outcome, Outcome::Retry { label: "execution_store", .. }));
+        assert!(matches!(
+            w.executor.execute(&message(&req)).await.outcome,
+            Outcome::Retry {
+                label: "execution_store",
+                ..
+            }
+        ));
         assert!(w.orders.all().is_empty());
     }
 
@@ -458,12 +551,24 @@ mod tests {
     #[tokio::test]
     async fn a_neutral_signal_completes_without_an_order() {
         let w = world();
-        let r = w.executor.execute(&message(&request("p1", Direction::Neutral))).await;
+        let r = w
+            .executor
+            .execute(&message(&request("p1", Direction::Neutral)))
+            .await;
         let rec = finished(&r);
         assert_eq!(rec.status, ExecutionStatus::Completed);
         assert_eq!(rec.decision.as_deref(), Some("no_trade_neutral_signal"));
         let statuses: Vec<_> = rec.steps.iter().map(|s| s.status).collect();
-        assert_eq!(statuses, vec![StepStatus::Completed, StepStatus::Completed, StepStatus::Completed, StepStatus::Skipped, StepStatus::Skipped]);
+        assert_eq!(
+            statuses,
+            vec![
+                StepStatus::Completed,
+                StepStatus::Completed,
+                StepStatus::Completed,
+                StepStatus::Skipped,
+                StepStatus::Skipped
+            ]
+        );
     }
 
     #[tokio::test]
@@ -477,13 +582,24 @@ mod tests {
         assert_eq!(rec.status, ExecutionStatus::Failed);
         assert!(rec.error.as_deref().unwrap().contains("market_snapshot"));
         assert_eq!(rec.steps[0].status, StepStatus::Failed);
-        assert!(rec.steps[1..].iter().all(|s| s.status == StepStatus::Skipped));
+        assert!(
+            rec.steps[1..]
+                .iter()
+                .all(|s| s.status == StepStatus::Skipped)
+        );
     }
 
     #[tokio::test]
     async fn a_malformed_request_is_rejected() {
         let w = world();
-        let r = w.executor.execute(&InboundMessage { message_id: "bad".into(), body: "{}".into(), sent_at_ms: None }).await;
+        let r = w
+            .executor
+            .execute(&InboundMessage {
+                message_id: "bad".into(),
+                body: "{}".into(),
+                sent_at_ms: None,
+            })
+            .await;
         assert!(r.failed());
         assert!(matches!(r.outcome, Outcome::Rejected { .. }));
         let _ = &w.pipelines;

@@ -333,6 +333,10 @@ mod tests {
         assert_eq!(r.duration_secs(), Some(3));
         assert_eq!(r.in_progress_until, None);
         assert!(r.finish(Failed, 104, Some("late".into())).is_err());
-        assert!(ExecutionRecord::started(&request(), 1, 1, 2).finish(Running, 2, None).is_err());
+        assert!(
+            ExecutionRecord::started(&request(), 1, 1, 2)
+                .finish(Running, 2, None)
+                .is_err()
+        );
     }
 }

@@ -119,7 +119,9 @@ pub struct MemoryLeaseStore {
 
 impl MemoryLeaseStore {
     pub fn get(&self, pipeline_id: &str, ticker: &Ticker) -> Option<StoredLease> {
-        lock(&self.items).get(&Lease::key(pipeline_id, ticker)).cloned()
+        lock(&self.items)
+            .get(&Lease::key(pipeline_id, ticker))
+            .cloned()
     }
     pub fn insert(&self, lease: Lease, enqueued: bool) {
         lock(&self.items).insert(
@@ -254,9 +256,9 @@ impl ExecutionStore for MemoryExecutionStore {
         }
         let mut items = lock(&self.items);
         let current = items.get(&record.execution_id);
-        if current.is_some_and(|c| {
-            c.status == ExecutionStatus::Running && c.attempts == record.attempts
-        }) {
+        if current
+            .is_some_and(|c| c.status == ExecutionStatus::Running && c.attempts == record.attempts)
+        {
             items.insert(record.execution_id.clone(), record.clone());
             Ok(true)
         } else {
@@ -378,7 +380,10 @@ impl MemoryQueue {
 
 #[async_trait]
 impl QueueSender for MemoryQueue {
-    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<FailedEntry>, QueueError> {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<FailedEntry>, QueueError> {
         if messages.len() > crate::publish::MAX_BATCH {
             return Err(QueueError::Permanent {
                 operation: "send_message_batch",

@@ -105,7 +105,11 @@ impl Generator {
     }
 
     fn lookback(&self) -> usize {
-        self.detectors.iter().map(|d| d.lookback()).max().unwrap_or(0)
+        self.detectors
+            .iter()
+            .map(|d| d.lookback())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Runs one scan as of `now` (Unix seconds: the scheduled event's time).
@@ -117,7 +121,10 @@ impl Generator {
             for &timeframe in &self.config.timeframes {
                 report.streams += 1;
                 let stream = Self::stream_key(ticker, timeframe);
-                match self.scan_stream(ticker, timeframe, now, &stream, &mut report).await {
+                match self
+                    .scan_stream(ticker, timeframe, now, &stream, &mut report)
+                    .await
+                {
                     Ok(Some((found, to, from))) => {
                         let slot = moves.len();
                         moves.push(CursorMove { stream, from, to });
@@ -186,12 +193,16 @@ impl Generator {
         stream: &str,
         report: &mut ScanReport,
     ) -> Result<Option<(Vec<Signal>, i64, Option<i64>)>, StreamError> {
-        let cursor = self.cursors.get_cursor(stream).await.map_err(|e| StreamError {
-            stream: stream.to_owned(),
-            error_type: "cursor_store",
-            reason: error_chain(&e),
-            retryable: e.is_retryable(),
-        })?;
+        let cursor = self
+            .cursors
+            .get_cursor(stream)
+            .await
+            .map_err(|e| StreamError {
+                stream: stream.to_owned(),
+                error_type: "cursor_store",
+                reason: error_chain(&e),
+                retryable: e.is_retryable(),
+            })?;
         let window = self.lookback() + self.config.max_bars_per_scan.max(1);
         let bars = self
             .market
@@ -249,7 +260,12 @@ pub fn to_signal(d: &Detection, ticker: &Ticker, timeframe: Timeframe) -> Result
         .collect();
     values.insert("candle_time".into(), d.candle_time.into());
     Ok(Signal {
-        signal_id: crate::ids::signal_id(d.generator, ticker.as_str(), timeframe.as_str(), d.candle_time),
+        signal_id: crate::ids::signal_id(
+            d.generator,
+            ticker.as_str(),
+            timeframe.as_str(),
+            d.candle_time,
+        ),
         signal_type,
         source: d.generator.to_owned(),
         timestamp: d.candle_time + timeframe.seconds(),
@@ -289,24 +305,38 @@ mod tests {
             queue,
             all_detectors(),
             GeneratorConfig {
-                tickers: vec![Ticker::parse("AAPL").unwrap(), Ticker::parse("MSFT").unwrap()],
+                tickers: vec![
+                    Ticker::parse("AAPL").unwrap(),
+                    Ticker::parse("MSFT").unwrap(),
+                ],
                 timeframes: vec![Timeframe::M5, Timeframe::H1],
                 backfill_bars: backfill,
                 max_bars_per_scan: 500,
-                send_retry: RetryPolicy { attempts: 2, base_delay: Duration::from_millis(1) },
+                send_retry: RetryPolicy {
+                    attempts: 2,
+                    base_delay: Duration::from_millis(1),
+                },
             },
         )
     }
 
     fn sent_ids(q: &MemoryQueue) -> Vec<String> {
-        q.bodies().iter().map(|b| Signal::parse(b).unwrap().signal_id).collect()
+        q.bodies()
+            .iter()
+            .map(|b| Signal::parse(b).unwrap().signal_id)
+            .collect()
     }
 
     #[tokio::test]
     async fn scanning_the_same_candles_again_sends_nothing() {
         let q = Arc::new(MemoryQueue::default());
         let cursors = Arc::new(MemoryCursorStore::default());
-        let g = generator(q.clone(), cursors.clone(), Arc::new(SyntheticFeed { seed: 1 }), 300);
+        let g = generator(
+            q.clone(),
+            cursors.clone(),
+            Arc::new(SyntheticFeed { seed: 1 }),
+            300,
+        );
         let first = g.scan(NOW).await;
         assert!(first.errors.is_empty(), "{:?}", first.errors);
         assert_eq!(first.streams, 4);
@@ -328,15 +358,32 @@ mod tests {
     async fn signals_carry_deterministic_ids_and_their_indicator_values() {
         let q1 = Arc::new(MemoryQueue::default());
         let q2 = Arc::new(MemoryQueue::default());
-        generator(q1.clone(), Arc::default(), Arc::new(SyntheticFeed { seed: 1 }), 200).scan(NOW).await;
-        generator(q2.clone(), Arc::default(), Arc::new(SyntheticFeed { seed: 1 }), 200).scan(NOW).await;
+        generator(
+            q1.clone(),
+            Arc::default(),
+            Arc::new(SyntheticFeed { seed: 1 }),
+            200,
+        )
+        .scan(NOW)
+        .await;
+        generator(
+            q2.clone(),
+            Arc::default(),
+            Arc::new(SyntheticFeed { seed: 1 }),
+            200,
+        )
+        .scan(NOW)
+        .await;
         assert_eq!(q1.bodies(), q2.bodies(), "same candles, same bodies");
         for body in q1.bodies() {
             let s = Signal::parse(&body).unwrap();
             let candle = s.metadata.values["candle_time"].as_i64().unwrap();
             let tf = s.timeframe().unwrap();
             assert_eq!(s.timestamp, candle + tf.seconds());
-            assert_eq!(s.signal_id, crate::ids::signal_id(&s.source, s.tickers[0].ticker.as_str(), tf.as_str(), candle));
+            assert_eq!(
+                s.signal_id,
+                crate::ids::signal_id(&s.source, s.tickers[0].ticker.as_str(), tf.as_str(), candle)
+            );
             assert!(s.metadata.values.contains_key("current_price"), "{body}");
             assert!(s.timestamp <= NOW);
         }
@@ -346,7 +393,12 @@ mod tests {
     async fn an_undelivered_signal_keeps_its_stream_cursor_so_the_next_scan_resends_it() {
         let q = Arc::new(MemoryQueue::default());
         let cursors = Arc::new(MemoryCursorStore::default());
-        let g = generator(q.clone(), cursors.clone(), Arc::new(SyntheticFeed { seed: 1 }), 300);
+        let g = generator(
+            q.clone(),
+            cursors.clone(),
+            Arc::new(SyntheticFeed { seed: 1 }),
+            300,
+        );
         q.fail_calls(10_000);
         let first = g.scan(NOW).await;
         assert!(first.sent.is_empty());
@@ -354,7 +406,11 @@ mod tests {
         q.fail_calls(0);
         let second = g.scan(NOW).await;
         assert_eq!(second.sent.len(), first.undelivered.len());
-        let ids: Vec<_> = first.undelivered.iter().map(|(s, _)| s.signal_id.clone()).collect();
+        let ids: Vec<_> = first
+            .undelivered
+            .iter()
+            .map(|(s, _)| s.signal_id.clone())
+            .collect();
         let mut resent: Vec<_> = second.sent.iter().map(|s| s.signal_id.clone()).collect();
         resent.sort();
         let mut ids_sorted = ids.clone();

@@ -335,7 +335,7 @@ impl SeriesParams {
         shape += NOISE * (2.0 * self.draw(k, SALT_NOISE) - 1.0);
         if self.is_spike(k) {
             let jump = 0.02 + 0.01 * self.draw(k, SALT_JUMP);
-            // The sign comes from the low bit of another draw.
+            // The sign comes from an independent draw.
             let up = self.draw(k, SALT_JUMP ^ 1) < 0.5;
             shape += if up { jump } else { -jump };
         }
@@ -435,8 +435,9 @@ impl CsvReplay {
                               ticker and a timeframe of 1, 5, 15, 60, 240 or D"
                         .to_owned(),
                 })?;
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let bars = parse_csv(&text, &file)?;
+            // Bytes, not a String: bad UTF-8 is a data error on a line, not an I/O error.
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let bars = parse_csv(&bytes, &file)?;
             replay
                 .series
                 .entry(ticker)
@@ -537,7 +538,7 @@ fn check_row(bar: &Bar, previous: Option<&Bar>) -> Result<(), String> {
 
 const CSV_COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
 
-fn parse_csv(text: &str, file: &str) -> Result<Vec<Bar>, MarketDataError> {
+fn parse_csv(bytes: &[u8], file: &str) -> Result<Vec<Bar>, MarketDataError> {
     let invalid = |line: u64, message: String| MarketDataError::InvalidData {
         file: file.to_owned(),
         line,
@@ -545,7 +546,7 @@ fn parse_csv(text: &str, file: &str) -> Result<Vec<Bar>, MarketDataError> {
     };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+        .from_reader(bytes);
     let headers = reader
         .headers()
         .map_err(|e| invalid(csv_line(&e).unwrap_or(1), e.to_string()))?
@@ -1135,19 +1136,21 @@ mod tests {
             "time,open,high,low,close,volume\n1,1,1,1,1,1\n",
         );
         let err = CsvReplay::from_dir(&dir.0).unwrap_err();
-        assert!(
-            matches!(&err, MarketDataError::InvalidData { line: 1, message, .. } if message.contains("timestamp")),
-            "{err:?}"
-        );
+        let MarketDataError::InvalidData { line, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*line, 1);
+        assert!(message.contains("timestamp"), "{message}");
 
         for bad_name in ["AAPL.csv", "aapl_D.csv", "AAPL_7.csv", "AAPL_1D.csv"] {
             let dir = TempDir::new("name");
             dir.write(bad_name, "timestamp,open,high,low,close,volume\n");
             let err = CsvReplay::from_dir(&dir.0).unwrap_err();
-            assert!(
-                matches!(&err, MarketDataError::InvalidData { line: 0, file, .. } if file.ends_with(bad_name)),
-                "{bad_name}: {err:?}"
-            );
+            let MarketDataError::InvalidData { line, file, .. } = &err else {
+                panic!("{bad_name}: {err:?}")
+            };
+            assert_eq!(*line, 0, "{bad_name}");
+            assert!(file.ends_with(bad_name), "{file}");
         }
 
         // Column order is free, extra columns and other files are ignored, a header-only file
@@ -1164,6 +1167,21 @@ mod tests {
         assert_eq!(bars.len(), 1);
         assert_eq!((bars[0].open, bars[0].volume), (10.0, 5.0));
         assert_eq!(replay.bars("MSFT", Timeframe::D1).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn csv_replay_reports_bad_utf8_as_data_not_io() {
+        let dir = TempDir::new("utf8");
+        let mut bytes =
+            b"timestamp,open,high,low,close,volume\n1704153600,10,11,9,10.5,1\n".to_vec();
+        bytes.extend_from_slice(b"1704240000,10,11,9,\xff,1\n");
+        std::fs::write(dir.0.join("AAPL_D.csv"), bytes).unwrap();
+        let err = CsvReplay::from_dir(&dir.0).unwrap_err();
+        assert!(
+            matches!(err, MarketDataError::InvalidData { line: 3, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
     }
 
     #[test]

@@ -175,48 +175,135 @@ mod tests {
         let rsi_5 = json!([{"signal_type": "rsi_oversold", "timeframe": "5"}]);
         let rsi_min70 = json!([{"signal_type": "rsi_oversold", "min_confidence": 70}]);
         let cases: Vec<(&str, Pipeline, Signal, Vec<&str>)> = vec![
-            ("no common ticker: no match",
-                pipeline("p", &["MSFT"], json!([])), signal("rsi_oversold", None, &[("AAPL", 90.0)]), vec![]),
-            ("empty subscriptions: every type matches",
-                pipeline("p", &["AAPL"], json!([])), signal("golden_cross", Some("D"), &[("AAPL", 10.0)]), vec!["p:AAPL"]),
-            ("same type matches",
-                pipeline("p", &["AAPL"], rsi.clone()), signal("rsi_oversold", Some("5"), &[("AAPL", 50.0)]), vec!["p:AAPL"]),
-            ("other type does not match",
-                pipeline("p", &["AAPL"], rsi.clone()), signal("macd_bullish", Some("5"), &[("AAPL", 50.0)]), vec![]),
-            ("same timeframe matches",
-                pipeline("p", &["AAPL"], rsi_5.clone()), signal("rsi_oversold", Some("5"), &[("AAPL", 50.0)]), vec!["p:AAPL"]),
-            ("different timeframe does not match",
-                pipeline("p", &["AAPL"], rsi_5.clone()), signal("rsi_oversold", Some("15"), &[("AAPL", 50.0)]), vec![]),
-            ("timeframe compared only when the signal has one",
-                pipeline("p", &["AAPL"], rsi_5.clone()), signal("rsi_oversold", None, &[("AAPL", 50.0)]), vec!["p:AAPL"]),
-            ("timeframe compared only when the subscription has one",
-                pipeline("p", &["AAPL"], rsi.clone()), signal("rsi_oversold", Some("240"), &[("AAPL", 50.0)]), vec!["p:AAPL"]),
-            ("confidence equal to min_confidence matches",
-                pipeline("p", &["AAPL"], rsi_min70.clone()), signal("rsi_oversold", None, &[("AAPL", 70.0)]), vec!["p:AAPL"]),
-            ("confidence below min_confidence does not match",
-                pipeline("p", &["AAPL"], rsi_min70.clone()), signal("rsi_oversold", None, &[("AAPL", 69.9)]), vec![]),
-            ("any one subscription suffices",
-                pipeline("p", &["AAPL"], json!([{"signal_type": "macd_bullish"}, {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 60}])),
-                signal("rsi_oversold", Some("5"), &[("AAPL", 65.0)]), vec!["p:AAPL"]),
-            ("the most permissive matching subscription sets the threshold",
-                pipeline("p", &["AAPL"], json!([{"signal_type": "rsi_oversold", "min_confidence": 90}, {"signal_type": "rsi_oversold", "min_confidence": 50}])),
-                signal("rsi_oversold", None, &[("AAPL", 60.0)]), vec!["p:AAPL"]),
-            ("a subscription of another timeframe does not lower the threshold",
-                pipeline("p", &["AAPL"], json!([{"signal_type": "rsi_oversold", "timeframe": "D", "min_confidence": 10}, {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 80}])),
-                signal("rsi_oversold", Some("5"), &[("AAPL", 60.0)]), vec![]),
+            (
+                "no common ticker: no match",
+                pipeline("p", &["MSFT"], json!([])),
+                signal("rsi_oversold", None, &[("AAPL", 90.0)]),
+                vec![],
+            ),
+            (
+                "empty subscriptions: every type matches",
+                pipeline("p", &["AAPL"], json!([])),
+                signal("golden_cross", Some("D"), &[("AAPL", 10.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "same type matches",
+                pipeline("p", &["AAPL"], rsi.clone()),
+                signal("rsi_oversold", Some("5"), &[("AAPL", 50.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "other type does not match",
+                pipeline("p", &["AAPL"], rsi.clone()),
+                signal("macd_bullish", Some("5"), &[("AAPL", 50.0)]),
+                vec![],
+            ),
+            (
+                "same timeframe matches",
+                pipeline("p", &["AAPL"], rsi_5.clone()),
+                signal("rsi_oversold", Some("5"), &[("AAPL", 50.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "different timeframe does not match",
+                pipeline("p", &["AAPL"], rsi_5.clone()),
+                signal("rsi_oversold", Some("15"), &[("AAPL", 50.0)]),
+                vec![],
+            ),
+            (
+                "timeframe compared only when the signal has one",
+                pipeline("p", &["AAPL"], rsi_5.clone()),
+                signal("rsi_oversold", None, &[("AAPL", 50.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "timeframe compared only when the subscription has one",
+                pipeline("p", &["AAPL"], rsi.clone()),
+                signal("rsi_oversold", Some("240"), &[("AAPL", 50.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "confidence equal to min_confidence matches",
+                pipeline("p", &["AAPL"], rsi_min70.clone()),
+                signal("rsi_oversold", None, &[("AAPL", 70.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "confidence below min_confidence does not match",
+                pipeline("p", &["AAPL"], rsi_min70.clone()),
+                signal("rsi_oversold", None, &[("AAPL", 69.9)]),
+                vec![],
+            ),
+            (
+                "any one subscription suffices",
+                pipeline(
+                    "p",
+                    &["AAPL"],
+                    json!([{"signal_type": "macd_bullish"}, {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 60}]),
+                ),
+                signal("rsi_oversold", Some("5"), &[("AAPL", 65.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "the most permissive matching subscription sets the threshold",
+                pipeline(
+                    "p",
+                    &["AAPL"],
+                    json!([{"signal_type": "rsi_oversold", "min_confidence": 90}, {"signal_type": "rsi_oversold", "min_confidence": 50}]),
+                ),
+                signal("rsi_oversold", None, &[("AAPL", 60.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "a subscription of another timeframe does not lower the threshold",
+                pipeline(
+                    "p",
+                    &["AAPL"],
+                    json!([{"signal_type": "rsi_oversold", "timeframe": "D", "min_confidence": 10}, {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 80}]),
+                ),
+                signal("rsi_oversold", Some("5"), &[("AAPL", 60.0)]),
+                vec![],
+            ),
             // The old system's leak: a multi-ticker signal fanned out every one of its tickers once
             // the pipeline matched. Only tickers in the pipeline fan out here...
-            ("fixed leak: tickers outside the pipeline do not fan out",
-                pipeline("p", &["AAPL", "NVDA"], rsi.clone()), signal("rsi_oversold", None, &[("AAPL", 80.0), ("TSLA", 80.0), ("NVDA", 75.0)]), vec!["p:AAPL", "p:NVDA"]),
+            (
+                "fixed leak: tickers outside the pipeline do not fan out",
+                pipeline("p", &["AAPL", "NVDA"], rsi.clone()),
+                signal(
+                    "rsi_oversold",
+                    None,
+                    &[("AAPL", 80.0), ("TSLA", 80.0), ("NVDA", 75.0)],
+                ),
+                vec!["p:AAPL", "p:NVDA"],
+            ),
             // ...and only those at or above min_confidence (the old check used the highest one).
-            ("fixed leak: tickers below min_confidence do not fan out",
-                pipeline("p", &["AAPL", "NVDA"], rsi_min70.clone()), signal("rsi_oversold", None, &[("AAPL", 80.0), ("NVDA", 60.0)]), vec!["p:AAPL"]),
-            ("inactive pipelines are not indexed",
-                { let mut p = pipeline("p", &["AAPL"], json!([])); p.is_active = false; p },
-                signal("rsi_oversold", None, &[("AAPL", 80.0)]), vec![]),
-            ("non-signal pipelines are not indexed",
-                { let mut p = pipeline("p", &["AAPL"], json!([])); p.trigger_mode = crate::pipeline::TriggerMode::Periodic; p },
-                signal("rsi_oversold", None, &[("AAPL", 80.0)]), vec![]),
+            (
+                "fixed leak: tickers below min_confidence do not fan out",
+                pipeline("p", &["AAPL", "NVDA"], rsi_min70.clone()),
+                signal("rsi_oversold", None, &[("AAPL", 80.0), ("NVDA", 60.0)]),
+                vec!["p:AAPL"],
+            ),
+            (
+                "inactive pipelines are not indexed",
+                {
+                    let mut p = pipeline("p", &["AAPL"], json!([]));
+                    p.is_active = false;
+                    p
+                },
+                signal("rsi_oversold", None, &[("AAPL", 80.0)]),
+                vec![],
+            ),
+            (
+                "non-signal pipelines are not indexed",
+                {
+                    let mut p = pipeline("p", &["AAPL"], json!([]));
+                    p.trigger_mode = crate::pipeline::TriggerMode::Periodic;
+                    p
+                },
+                signal("rsi_oversold", None, &[("AAPL", 80.0)]),
+                vec![],
+            ),
         ];
         for (name, p, s, want) in cases {
             let index = PipelineIndex::new([p]);
@@ -227,7 +314,11 @@ mod tests {
     #[test]
     fn index_returns_each_pipeline_ticker_pair_once_in_order() {
         let index = PipelineIndex::new([
-            pipeline("a", &["AAPL", "MSFT"], json!([{"signal_type": "rsi_oversold"}, {"signal_type": "rsi_oversold", "timeframe": "5"}])),
+            pipeline(
+                "a",
+                &["AAPL", "MSFT"],
+                json!([{"signal_type": "rsi_oversold"}, {"signal_type": "rsi_oversold", "timeframe": "5"}]),
+            ),
             pipeline("b", &["MSFT"], json!([])),
             pipeline("c", &["TSLA"], json!([])),
         ]);

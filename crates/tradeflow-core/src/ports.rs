@@ -121,8 +121,10 @@ pub trait ExecutionStore: Send + Sync {
     async fn finish(&self, record: &ExecutionRecord) -> Result<bool, StoreError>;
     /// Puts this attempt's RUNNING record back to PENDING so a redelivery can run it at once.
     async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError>;
-    async fn get_execution(&self, execution_id: &str)
-    -> Result<Option<ExecutionRecord>, StoreError>;
+    async fn get_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +162,10 @@ pub struct FailedEntry {
 pub trait QueueSender: Send + Sync {
     /// Sends 1 to 10 messages in one call. `Ok` lists the entries that failed (empty when all were
     /// accepted); `Err` means the whole call failed and nothing can be assumed sent.
-    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<FailedEntry>, QueueError>;
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<FailedEntry>, QueueError>;
 }
 
 /// The generator's progress per stream (generator set, ticker, timeframe).
@@ -170,8 +175,12 @@ pub trait CursorStore: Send + Sync {
     async fn get_cursor(&self, stream: &str) -> Result<Option<i64>, StoreError>;
     /// Moves the cursor from `expected` to `to` with a conditional write. Returns `false` when the
     /// stored value is not `expected` (a concurrent scan moved it).
-    async fn advance(&self, stream: &str, expected: Option<i64>, to: i64)
-    -> Result<bool, StoreError>;
+    async fn advance(
+        &self,
+        stream: &str,
+        expected: Option<i64>,
+        to: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Reads a queue's depth (for DLQ gauges).

@@ -189,7 +189,11 @@ mod tests {
         q.reject_entries(&["m2"]);
         let r = send_all(&q, messages(4), fast()).await;
         assert_eq!(r.sent, vec!["m0", "m3"]);
-        let ids: Vec<_> = r.undelivered.iter().map(|u| (u.id.as_str(), u.retryable)).collect();
+        let ids: Vec<_> = r
+            .undelivered
+            .iter()
+            .map(|u| (u.id.as_str(), u.retryable))
+            .collect();
         assert!(ids.contains(&("m1", true)) && ids.contains(&("m2", false)));
     }
 

@@ -44,12 +44,14 @@ impl Ticker {
     pub fn parse(raw: &str) -> Result<Self, SignalError> {
         let upper = raw.trim().to_ascii_uppercase();
         if upper.is_empty() || upper.len() > 15 {
-            return Err(invalid("ticker", format!("{raw:?} must be 1 to 15 characters")));
+            return Err(invalid(
+                "ticker",
+                format!("{raw:?} must be 1 to 15 characters"),
+            ));
         }
-        if let Some(bad) = upper
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/' | '^' | '_' | '=')))
-        {
+        if let Some(bad) = upper.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/' | '^' | '_' | '='))
+        }) {
             return Err(invalid("ticker", format!("{raw:?} contains {bad:?}")));
         }
         Ok(Ticker(upper))
@@ -87,7 +89,10 @@ pub struct Confidence(f64);
 impl Confidence {
     pub fn new(value: f64) -> Result<Self, SignalError> {
         if !value.is_finite() || !(0.0..=100.0).contains(&value) {
-            return Err(invalid("confidence", format!("{value} is not within 0 to 100")));
+            return Err(invalid(
+                "confidence",
+                format!("{value} is not within 0 to 100"),
+            ));
         }
         Ok(Confidence(value))
     }

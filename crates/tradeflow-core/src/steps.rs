@@ -166,7 +166,10 @@ impl Step for MarketSnapshotStep {
         ctx.bars = bars;
         Ok(StepOutput::go(
             format!("{} candles, last close {:.2}", ctx.bars.len(), last.close),
-            &[("last_close", last.close), ("candles", ctx.bars.len() as f64)],
+            &[
+                ("last_close", last.close),
+                ("candles", ctx.bars.len() as f64),
+            ],
         ))
     }
 }
@@ -248,7 +251,8 @@ impl Step for StrategyStep {
         let sign = if side == OrderSide::Buy { 1.0 } else { -1.0 };
         let against = matches!(
             (side, ctx.bias),
-            (OrderSide::Buy, Some(Direction::Bearish)) | (OrderSide::Sell, Some(Direction::Bullish))
+            (OrderSide::Buy, Some(Direction::Bearish))
+                | (OrderSide::Sell, Some(Direction::Bullish))
         );
         let plan = TradePlan {
             side,
@@ -263,7 +267,11 @@ impl Step for StrategyStep {
                 "{side:?} at {entry:.2}, stop {:.2}, target {:.2}{}",
                 plan.stop,
                 plan.target,
-                if against { ", half size against the trend" } else { "" }
+                if against {
+                    ", half size against the trend"
+                } else {
+                    ""
+                }
             ),
             &[
                 ("entry", entry),
@@ -287,7 +295,9 @@ impl Step for RiskStep {
     }
     async fn run(&self, ctx: &mut StepContext) -> Result<StepOutput, StepError> {
         let Some(plan) = ctx.plan else {
-            return Err(StepError::Permanent("risk needs the strategy step before it".into()));
+            return Err(StepError::Permanent(
+                "risk needs the strategy step before it".into(),
+            ));
         };
         let r = &ctx.pipeline.risk;
         let risk_amount = r.account_equity * r.risk_per_trade * plan.size_factor;
@@ -359,7 +369,10 @@ impl Step for PaperOrderStep {
         let summary = match outcome {
             PlaceOutcome::Created => format!("paper order {} placed", order.order_id),
             PlaceOutcome::AlreadyExists => {
-                format!("paper order {} already placed by an earlier attempt", order.order_id)
+                format!(
+                    "paper order {} already placed by an earlier attempt",
+                    order.order_id
+                )
             }
         };
         ctx.order = Some(order);
@@ -373,7 +386,11 @@ pub struct BuiltinSteps {
 }
 
 impl BuiltinSteps {
-    pub fn new(market: Arc<dyn MarketData>, orders: Arc<dyn OrderStore>, default_timeframe: Timeframe) -> Self {
+    pub fn new(
+        market: Arc<dyn MarketData>,
+        orders: Arc<dyn OrderStore>,
+        default_timeframe: Timeframe,
+    ) -> Self {
         BuiltinSteps {
             steps: vec![
                 Box::new(MarketSnapshotStep {
@@ -389,6 +406,9 @@ impl BuiltinSteps {
     }
 
     pub fn get(&self, kind: StepKind) -> Option<&dyn Step> {
-        self.steps.iter().find(|s| s.kind() == kind).map(|s| s.as_ref())
+        self.steps
+            .iter()
+            .find(|s| s.kind() == kind)
+            .map(|s| s.as_ref())
     }
 }

@@ -25,7 +25,9 @@ pub struct MissingBody {
 }
 
 /// Splits an SQS event into messages with bodies and ids of records without a body.
-pub fn inbound_messages(event: SqsEvent) -> Result<(Vec<InboundMessage>, Vec<MissingBody>), BatchError> {
+pub fn inbound_messages(
+    event: SqsEvent,
+) -> Result<(Vec<InboundMessage>, Vec<MissingBody>), BatchError> {
     let mut messages = Vec::with_capacity(event.records.len());
     let mut missing = Vec::new();
     for (index, record) in event.records.into_iter().enumerate() {
@@ -179,7 +181,8 @@ mod tests {
         let mut m = SqsMessage::default();
         m.message_id = id.map(str::to_owned);
         m.body = body.map(str::to_owned);
-        m.attributes.insert("SentTimestamp".into(), "1700000000123".into());
+        m.attributes
+            .insert("SentTimestamp".into(), "1700000000123".into());
         m
     }
 
@@ -190,7 +193,12 @@ mod tests {
         let (messages, missing) = inbound_messages(event).unwrap();
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].sent_at_ms, Some(1_700_000_000_123));
-        assert_eq!(missing, vec![MissingBody { message_id: "b".into() }]);
+        assert_eq!(
+            missing,
+            vec![MissingBody {
+                message_id: "b".into()
+            }]
+        );
     }
 
     #[test]
@@ -209,7 +217,12 @@ mod tests {
         assert_eq!(r.batch_item_failures.len(), 1);
         assert_eq!(r.batch_item_failures[0].item_identifier, "a");
         assert!(batch_response(vec!["a".into(), "b".into()], 2).is_err());
-        assert!(batch_response(Vec::new(), 0).unwrap().batch_item_failures.is_empty());
+        assert!(
+            batch_response(Vec::new(), 0)
+                .unwrap()
+                .batch_item_failures
+                .is_empty()
+        );
     }
 
     #[test]
@@ -255,8 +268,10 @@ impl MarketSource {
     /// Builds the source (a CSV directory is read and validated here, once per cold start).
     pub fn build(
         &self,
-    ) -> Result<std::sync::Arc<dyn tradeflow_core::market::MarketData>, tradeflow_core::market::MarketDataError>
-    {
+    ) -> Result<
+        std::sync::Arc<dyn tradeflow_core::market::MarketData>,
+        tradeflow_core::market::MarketDataError,
+    > {
         use tradeflow_core::market::{CsvReplay, SyntheticFeed};
         Ok(match self {
             MarketSource::Synthetic { seed } => std::sync::Arc::new(SyntheticFeed { seed: *seed }),

@@ -1,0 +1,269 @@
+//! [`ExecutionStore`] on the executions table (key `execution_id`, S; GSI `by-pipeline` on
+//! `pipeline_id` + `created_at`).
+//!
+//! Item: the [`ExecutionRecord`] with its serde field names (`None` fields absent), plus `ttl`
+//! (N, `created_at` + 90 days), ignored when decoding. Every state change is one conditional
+//! write, after the idempotency pattern of Powertools' DynamoDB persistence layer: absent, or
+//! released, or in progress past its in-progress expiry.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use tradeflow_core::error::StoreError;
+use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use tradeflow_core::ports::{BeginOutcome, ExecutionStore};
+
+use super::expr::{Expr, update_from_item};
+use crate::error::{store_error, store_permanent};
+use crate::item::{Item, from_item, get_i64, get_s, to_item};
+
+const KEY: &str = "execution_id";
+const ENTITY: &str = "execution";
+/// How long DynamoDB keeps an execution record after it was created.
+pub const EXECUTION_RETENTION_SECS: i64 = 90 * 86_400;
+
+/// Execution records; the conditional writes make a redelivered request run at most once at a
+/// time and never after it finished.
+#[derive(Debug, Clone)]
+pub struct DynamoExecutionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoExecutionStore {
+    /// A store on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoExecutionStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+fn status_value(status: ExecutionStatus) -> AttributeValue {
+    AttributeValue::S(status.as_str().to_owned())
+}
+
+fn corrupt(execution_id: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        entity: ENTITY,
+        key: execution_id.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The record's attributes minus the ones a write must not overwrite.
+fn record_attributes(record: &ExecutionRecord, skip: &[&str]) -> Result<Item, StoreError> {
+    let mut item = to_item(record).map_err(|e| store_permanent("UpdateItem", e))?;
+    item.remove(KEY);
+    for attr in skip {
+        item.remove(*attr);
+    }
+    Ok(item)
+}
+
+/// Why `begin`'s condition failed, from the stored record.
+fn begin_refused(execution_id: &str, old: Option<&Item>) -> Result<BeginOutcome, StoreError> {
+    let old = old.ok_or_else(|| corrupt(execution_id, "begin refused but no item was returned"))?;
+    let raw = get_s(old, "status").ok_or_else(|| corrupt(execution_id, "status is missing"))?;
+    let status = ExecutionStatus::parse(raw)
+        .ok_or_else(|| corrupt(execution_id, format!("unknown status {raw:?}")))?;
+    match status {
+        s if s.is_terminal() => Ok(BeginOutcome::AlreadyFinished(s)),
+        ExecutionStatus::Running => Ok(BeginOutcome::InProgress {
+            until: get_i64(old, "in_progress_until").unwrap_or(0),
+        }),
+        other => Err(corrupt(
+            execution_id,
+            format!("begin refused on a {} record", other.as_str()),
+        )),
+    }
+}
+
+fn is_conditional_failure(err: &UpdateItemError) -> bool {
+    matches!(err, UpdateItemError::ConditionalCheckFailedException(_))
+}
+
+#[async_trait]
+impl ExecutionStore for DynamoExecutionStore {
+    async fn begin(
+        &self,
+        request: &ExecutionRequest,
+        now: i64,
+        in_progress_until: i64,
+    ) -> Result<BeginOutcome, StoreError> {
+        let id = request.execution_id.as_str();
+        let running = ExecutionRecord::started(request, now, 0, in_progress_until);
+        let attrs = record_attributes(&running, &["attempts", "created_at"])?;
+        let mut e = Expr::default();
+        let created = e.name("created_at");
+        let ttl = e.name("ttl");
+        let attempts = e.name("attempts");
+        let now_v = e.value("now", AttributeValue::N(now.to_string()));
+        let ttl_v = e.value(
+            "ttl",
+            AttributeValue::N(now.saturating_add(EXECUTION_RETENTION_SECS).to_string()),
+        );
+        let zero = e.value("zero", AttributeValue::N("0".into()));
+        let one = e.value("one", AttributeValue::N("1".into()));
+        let update = update_from_item(
+            &mut e,
+            attrs,
+            &[
+                format!("{created} = if_not_exists({created}, {now_v})"),
+                format!("{ttl} = if_not_exists({ttl}, {ttl_v})"),
+                format!("{attempts} = if_not_exists({attempts}, {zero}) + {one}"),
+            ],
+        );
+        let condition = format!(
+            "attribute_not_exists({key}) OR {status} = {pending} \
+             OR ({status} = {running} AND {until} < {now_v})",
+            key = e.name(KEY),
+            status = e.name("status"),
+            pending = e.value("pending", status_value(ExecutionStatus::Pending)),
+            running = e.value("running", status_value(ExecutionStatus::Running)),
+            until = e.name("in_progress_until"),
+        );
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let attempt = output
+                    .attributes()
+                    .and_then(|a| get_i64(a, "attempts"))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| corrupt(id, "attempts missing from the updated record"))?;
+                Ok(BeginOutcome::Started { attempt })
+            }
+            Err(err) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    err.as_service_error()
+                {
+                    return begin_refused(id, ccf.item());
+                }
+                Err(store_error("UpdateItem", err))
+            }
+        }
+    }
+
+    /// Writes every attribute of `record` except `created_at` (the first attempt's stays) and
+    /// `attempts` (equal by the condition); `None` fields are removed.
+    async fn finish(&self, record: &ExecutionRecord) -> Result<bool, StoreError> {
+        let attrs = record_attributes(record, &["attempts", "created_at"])?;
+        let mut e = Expr::default();
+        let update = update_from_item(&mut e, attrs, &[]);
+        let condition = format!(
+            "{} = {} AND {} = {}",
+            e.name("status"),
+            e.value("running", status_value(ExecutionStatus::Running)),
+            e.name("attempts"),
+            e.value("attempt", AttributeValue::N(record.attempts.to_string())),
+        );
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(record.execution_id.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => {
+                tracing::debug!(
+                    execution_id = %record.execution_id,
+                    attempt = record.attempts,
+                    "execution no longer this attempt's RUNNING record; finish not written"
+                );
+                Ok(false)
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
+        }
+    }
+
+    async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError> {
+        let mut e = Expr::default();
+        let status = e.name("status");
+        let update = format!(
+            "SET {status} = {} REMOVE {}",
+            e.value("pending", status_value(ExecutionStatus::Pending)),
+            e.name("in_progress_until"),
+        );
+        let condition = format!(
+            "{status} = {} AND {} = {}",
+            e.value("running", status_value(ExecutionStatus::Running)),
+            e.name("attempts"),
+            e.value("attempt", AttributeValue::N(attempt.to_string())),
+        );
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(execution_id.to_owned()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => {
+                tracing::debug!(
+                    %execution_id,
+                    attempt,
+                    "execution no longer this attempt's RUNNING record; release is a no-op"
+                );
+                Ok(())
+            }
+            Err(err) => Err(store_error("UpdateItem", err)),
+        }
+    }
+
+    async fn get_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(execution_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        match output.item {
+            None => Ok(None),
+            Some(mut item) => {
+                item.remove("ttl");
+                from_item(&item)
+                    .map(Some)
+                    .map_err(|e| corrupt(execution_id, e.to_string()))
+            }
+        }
+    }
+}

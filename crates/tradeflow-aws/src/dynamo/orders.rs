@@ -1,0 +1,67 @@
+//! [`OrderStore`] on the orders table (key `order_id`, S).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use tradeflow_core::error::StoreError;
+use tradeflow_core::ports::{OrderStore, PlaceOutcome};
+use tradeflow_core::steps::PaperOrder;
+
+use super::expr::Expr;
+use crate::error::{store_error, store_permanent};
+use crate::item::to_item;
+
+const KEY: &str = "order_id";
+
+/// Paper orders, one item per order with [`PaperOrder`]'s serde field names; written at most once.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    /// A store on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoOrderStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoOrderStore {
+    async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError> {
+        let item = to_item(order).map_err(|e| store_permanent("PutItem", e))?;
+        let mut e = Expr::default();
+        let condition = format!("attribute_not_exists({})", e.name(KEY));
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PlaceOutcome::Created),
+            Err(err)
+                if err.as_service_error().is_some_and(|s| {
+                    matches!(s, PutItemError::ConditionalCheckFailedException(_))
+                }) =>
+            {
+                Ok(PlaceOutcome::AlreadyExists)
+            }
+            Err(err) => Err(store_error("PutItem", err)),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Helpers shared by the emulator tests: skip without an emulator, unique resource names, tables
+//! with the key schemas of `infra/`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+/// The AWS config for the emulator at `AWS_ENDPOINT_URL`, or `None` (after saying so) when it is
+/// unset, so `cargo test` without an emulator still passes.
+pub async fn emulator(test: &str) -> Option<aws_config::SdkConfig> {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        eprintln!("skipping {test}: AWS_ENDPOINT_URL is not set (no emulator)");
+        return None;
+    }
+    Some(tradeflow_aws::load_aws_config().await)
+}
+
+/// A name no other test (or run) uses: `<prefix>-<pid>-<nanos>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ty)
+        .build()
+        .unwrap()
+}
+
+fn key(name: &str, ty: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(ty)
+        .build()
+        .unwrap()
+}
+
+/// Creates an on-demand table keyed by the string attribute `hash_key`; returns its name.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    prefix: &str,
+    hash_key: &str,
+) -> String {
+    let name = unique(prefix);
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(attr(hash_key, ScalarAttributeType::S))
+        .key_schema(key(hash_key, KeyType::Hash))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
+/// The executions table: key `execution_id`, GSI `by-pipeline` (`pipeline_id`, `created_at`).
+pub async fn create_executions_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = unique("executions");
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(attr("execution_id", ScalarAttributeType::S))
+        .attribute_definitions(attr("pipeline_id", ScalarAttributeType::S))
+        .attribute_definitions(attr("created_at", ScalarAttributeType::N))
+        .key_schema(key("execution_id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-pipeline")
+                .key_schema(key("pipeline_id", KeyType::Hash))
+                .key_schema(key("created_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create executions table");
+    name
+}

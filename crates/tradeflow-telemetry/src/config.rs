@@ -1,0 +1,237 @@
+//! What the telemetry is set up from: the environment, read through a lookup function so tests
+//! pass a map.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Per-flush budget in milliseconds (default 50).
+pub const FLUSH_TIMEOUT_ENV: &str = "TELEMETRY_FLUSH_TIMEOUT_MS";
+/// Default per-flush budget.
+pub const DEFAULT_FLUSH_BUDGET: Duration = Duration::from_millis(50);
+
+/// Longest flush budget accepted from the environment: a flush runs on every invocation.
+const MAX_FLUSH_BUDGET: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `service.name`: `OTEL_SERVICE_NAME`, else the name the function passed.
+    pub service_name: String,
+    /// `service.instance.id`: unique per process, so concurrent instances never overwrite each
+    /// other's cumulative series.
+    pub instance_id: String,
+    /// `faas.name`: `AWS_LAMBDA_FUNCTION_NAME`, else the service name.
+    pub faas_name: String,
+    /// `cloud.region`: `AWS_REGION`.
+    pub region: Option<String>,
+    /// The full URL metrics are POSTed to; `None` means nothing is exported.
+    pub metrics_endpoint: Option<String>,
+    /// HTTP timeout of one export (also the exporter's retry budget).
+    pub export_timeout: Duration,
+    /// How long [`crate::Telemetry::flush`] waits at most.
+    pub flush_budget: Duration,
+    /// Problems found while reading the environment, logged once logging is up.
+    pub warnings: Vec<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env(service_name: &str) -> Self {
+        Self::from_lookup(service_name, |key| std::env::var(key).ok())
+    }
+
+    /// Reads the configuration through `lookup` (an empty value counts as unset).
+    ///
+    /// - endpoint: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is; else
+    ///   `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`; neither set (or `OTEL_METRICS_EXPORTER=none`,
+    ///   or `OTEL_SDK_DISABLED=true`): no exporter.
+    /// - flush budget: `TELEMETRY_FLUSH_TIMEOUT_MS` (1 ms … 10 s), default 50 ms.
+    /// - export timeout: `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
+    ///   (milliseconds), else the flush budget.
+    pub fn from_lookup(service_name: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut warnings = Vec::new();
+
+        let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| service_name.to_owned());
+        let instance_id = lambda_log_stream_or_random_id(get("AWS_LAMBDA_LOG_STREAM_NAME"));
+        let faas_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| service_name.clone());
+        let region = get("AWS_REGION");
+
+        let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || get("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+        let metrics_endpoint = if disabled {
+            None
+        } else if let Some(url) = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+            Some(url)
+        } else {
+            get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| metrics_url(&base))
+        };
+
+        let flush_budget = match get(FLUSH_TIMEOUT_ENV) {
+            None => DEFAULT_FLUSH_BUDGET,
+            Some(raw) => match raw.parse::<u64>().map(Duration::from_millis) {
+                Ok(d) if !d.is_zero() && d <= MAX_FLUSH_BUDGET => d,
+                _ => {
+                    warnings.push(format!(
+                        "{FLUSH_TIMEOUT_ENV}={raw:?} is not a number of milliseconds in 1..=10000; using {} ms",
+                        DEFAULT_FLUSH_BUDGET.as_millis()
+                    ));
+                    DEFAULT_FLUSH_BUDGET
+                }
+            },
+        };
+
+        let mut export_timeout = flush_budget;
+        for key in [
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ] {
+            if let Some(raw) = get(key) {
+                match raw.parse::<u64>() {
+                    Ok(ms) if ms > 0 => {
+                        export_timeout = Duration::from_millis(ms);
+                        break;
+                    }
+                    _ => warnings.push(format!(
+                        "{key}={raw:?} is not a number of milliseconds; ignored"
+                    )),
+                }
+            }
+        }
+
+        TelemetryConfig {
+            service_name,
+            instance_id,
+            faas_name,
+            region,
+            metrics_endpoint,
+            export_timeout,
+            flush_budget,
+            warnings,
+        }
+    }
+}
+
+/// `base` + `/v1/metrics`, as the OTLP spec builds a signal URL from `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn metrics_url(base: &str) -> String {
+    format!("{}/v1/metrics", base.trim_end_matches('/'))
+}
+
+/// The Lambda log stream name (one per execution environment) when there is one, else 16 random
+/// hex digits (seeded by the process's random hasher keys, the time and the pid).
+pub fn lambda_log_stream_or_random_id(log_stream: Option<String>) -> String {
+    if let Some(stream) = log_stream {
+        return stream;
+    }
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> TelemetryConfig {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        TelemetryConfig::from_lookup("signal-generator", |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn without_an_endpoint_nothing_is_exported() {
+        let c = config(&[]);
+        assert_eq!(c.metrics_endpoint, None);
+        assert_eq!(c.service_name, "signal-generator");
+        assert_eq!(c.faas_name, "signal-generator");
+        assert_eq!(c.flush_budget, DEFAULT_FLUSH_BUDGET);
+        assert_eq!(c.export_timeout, DEFAULT_FLUSH_BUDGET);
+        assert_eq!(c.instance_id.len(), 16);
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_base_endpoint_gets_the_metrics_path() {
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://127.0.0.1:4318/opentelemetry/",
+        )]);
+        assert_eq!(
+            c.metrics_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/opentelemetry/v1/metrics")
+        );
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://b:4318/custom",
+            ),
+        ]);
+        assert_eq!(c.metrics_endpoint.as_deref(), Some("http://b:4318/custom"));
+    }
+
+    #[test]
+    fn exporting_can_be_switched_off() {
+        for off in [
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ] {
+            let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"), off]);
+            assert_eq!(c.metrics_endpoint, None, "{off:?}");
+        }
+    }
+
+    #[test]
+    fn lambda_variables_name_the_resource() {
+        let c = config(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "tradeflow-dev-signal-generator"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]0123abcd"),
+            ("AWS_REGION", "eu-west-1"),
+            ("OTEL_SERVICE_NAME", "custom"),
+        ]);
+        assert_eq!(c.service_name, "custom");
+        assert_eq!(c.faas_name, "tradeflow-dev-signal-generator");
+        assert_eq!(c.instance_id, "2026/11/25/[$LATEST]0123abcd");
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn budgets_come_from_the_environment_and_bad_values_fall_back() {
+        let c = config(&[(FLUSH_TIMEOUT_ENV, "120")]);
+        assert_eq!(c.flush_budget, Duration::from_millis(120));
+        assert_eq!(c.export_timeout, Duration::from_millis(120));
+        let c = config(&[
+            (FLUSH_TIMEOUT_ENV, "120"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "30"),
+        ]);
+        assert_eq!(c.export_timeout, Duration::from_millis(30));
+        let c = config(&[
+            (FLUSH_TIMEOUT_ENV, "soon"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "x"),
+        ]);
+        assert_eq!(c.flush_budget, DEFAULT_FLUSH_BUDGET);
+        assert_eq!(c.warnings.len(), 2);
+        let c = config(&[(FLUSH_TIMEOUT_ENV, "0")]);
+        assert_eq!(c.flush_budget, DEFAULT_FLUSH_BUDGET);
+    }
+
+    #[test]
+    fn random_instance_ids_differ() {
+        assert_ne!(
+            lambda_log_stream_or_random_id(None),
+            lambda_log_stream_or_random_id(None)
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Logs and metrics for the three functions.
+//!
+//! - [`Telemetry::init`] installs JSON logs on stdout (filtered by `RUST_LOG`, default `info`) and
+//!   an OpenTelemetry meter provider. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) set, metrics are pushed over OTLP HTTP/protobuf,
+//!   cumulative; without it the instruments work and nothing is exported.
+//! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: off the async
+//!   worker, bounded by `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
+//! - [`Telemetry::start_invocation`] records the FaaS invocation metrics (invocations, errors,
+//!   cold starts, duration).
+//! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
+//!   metrics from the same report its handler logs, so logs and metrics never disagree.
+//!
+//! Instrument names carry no unit suffix: the OTLP → Prometheus conversion adds it (`_total` for
+//! counters, `_seconds` for histograms in seconds), so `signals_generated` arrives as
+//! `signals_generated_total`. Every label comes from a small fixed set; never an id.
+
+pub mod buckets;
+mod config;
+mod dispatcher;
+mod error;
+mod executor;
+mod faas;
+mod generator;
+mod labels;
+mod telemetry;
+
+#[cfg(test)]
+mod testing;
+
+pub use config::{
+    DEFAULT_FLUSH_BUDGET, FLUSH_TIMEOUT_ENV, TelemetryConfig, lambda_log_stream_or_random_id,
+};
+pub use dispatcher::DispatcherMetrics;
+pub use error::TelemetryError;
+pub use executor::ExecutorMetrics;
+pub use faas::{Invocation, InvocationGuard, TRIGGER_PUBSUB, TRIGGER_TIMER};
+pub use generator::{DLQ_EXECUTIONS, DLQ_SIGNALS, GeneratorMetrics};
+pub use telemetry::{Telemetry, init_logging};

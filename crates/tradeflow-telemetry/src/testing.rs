@@ -1,0 +1,212 @@
+//! Test helpers: a meter whose metrics are read back from the SDK's in-memory exporter, and
+//! hand-built domain reports.
+
+use std::collections::BTreeMap;
+
+use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use serde_json::json;
+use tradeflow_core::execution::{ExecutionRecord, ExecutionStatus};
+use tradeflow_core::signal::Signal;
+
+pub(crate) struct TestMeter {
+    pub provider: SdkMeterProvider,
+    exporter: InMemoryMetricExporter,
+}
+
+impl TestMeter {
+    pub fn new() -> Self {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        TestMeter { provider, exporter }
+    }
+
+    pub fn meter(&self) -> Meter {
+        self.provider.meter("test")
+    }
+
+    /// Flushes and returns the latest cumulative values.
+    pub fn snapshot(&self) -> Snapshot {
+        self.provider.force_flush().unwrap();
+        let exported = self.exporter.get_finished_metrics().unwrap();
+        let mut points = Vec::new();
+        if let Some(rm) = exported.last() {
+            for scope in rm.scope_metrics() {
+                for metric in scope.metrics() {
+                    collect(metric.name(), metric.unit(), metric.data(), &mut points);
+                }
+            }
+        }
+        Snapshot { points }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Sum(f64),
+    Gauge(f64),
+    Histogram {
+        count: u64,
+        sum: f64,
+        bounds: Vec<f64>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Point {
+    pub name: String,
+    pub unit: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: Value,
+}
+
+fn labels<'a>(
+    attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>,
+) -> BTreeMap<String, String> {
+    attrs
+        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect()
+}
+
+fn collect(name: &str, unit: &str, data: &AggregatedMetrics, out: &mut Vec<Point>) {
+    match data {
+        AggregatedMetrics::F64(d) => push(name, unit, d, |v| v, out),
+        AggregatedMetrics::U64(d) => push(name, unit, d, |v| v as f64, out),
+        AggregatedMetrics::I64(d) => push(name, unit, d, |v| v as f64, out),
+    }
+}
+
+fn push<T: Copy>(
+    name: &str,
+    unit: &str,
+    data: &MetricData<T>,
+    f: impl Fn(T) -> f64,
+    out: &mut Vec<Point>,
+) {
+    let point = |labels, value| Point {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        labels,
+        value,
+    };
+    match data {
+        MetricData::Sum(s) => out.extend(
+            s.data_points()
+                .map(|p| point(labels(p.attributes()), Value::Sum(f(p.value())))),
+        ),
+        MetricData::Gauge(g) => out.extend(
+            g.data_points()
+                .map(|p| point(labels(p.attributes()), Value::Gauge(f(p.value())))),
+        ),
+        MetricData::Histogram(h) => out.extend(h.data_points().map(|p| {
+            point(
+                labels(p.attributes()),
+                Value::Histogram {
+                    count: p.count(),
+                    sum: f(p.sum()),
+                    bounds: p.bounds().collect(),
+                },
+            )
+        })),
+        MetricData::ExponentialHistogram(_) => panic!("unexpected exponential histogram {name}"),
+    }
+}
+
+pub(crate) struct Snapshot {
+    pub points: Vec<Point>,
+}
+
+impl Snapshot {
+    /// The point of `name` with exactly `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<&Point> {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.points
+            .iter()
+            .find(|p| p.name == name && p.labels == want)
+    }
+
+    /// A counter's value (0 when the series does not exist).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels).map(|p| &p.value) {
+            Some(Value::Sum(v)) => *v,
+            None => 0.0,
+            other => panic!("{name} is not a counter: {other:?}"),
+        }
+    }
+
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        match self.find(name, labels).map(|p| &p.value) {
+            Some(Value::Gauge(v)) => Some(*v),
+            None => None,
+            other => panic!("{name} is not a gauge: {other:?}"),
+        }
+    }
+
+    /// A histogram's (count, sum); (0, 0) when the series does not exist.
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> (u64, f64) {
+        match self.find(name, labels).map(|p| &p.value) {
+            Some(Value::Histogram { count, sum, .. }) => (*count, *sum),
+            None => (0, 0.0),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        }
+    }
+
+    /// Every label set recorded for `name`.
+    pub fn series(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        self.points
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.labels.clone())
+            .collect()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.points.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// A valid signal of `signal_type` from `source` for `ticker`.
+pub(crate) fn signal(id: &str, signal_type: &str, source: &str, ticker: &str) -> Signal {
+    Signal::parse(
+        &json!({
+            "signal_id": id, "signal_type": signal_type, "source": source, "timestamp": 1_700_000_000,
+            "tickers": [{"ticker": ticker, "signal": "BULLISH", "confidence": 80}],
+            "metadata": {"timeframe": "5"}
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+/// A finished execution record with the given steps `(name, status, duration_ms)`.
+pub(crate) fn record(
+    status: ExecutionStatus,
+    decision: Option<&str>,
+    steps: &[(&str, &str, f64)],
+) -> ExecutionRecord {
+    serde_json::from_value(json!({
+        "execution_id": "e1", "pipeline_id": "p1", "user_id": "u1", "ticker": "AAPL",
+        "status": status.as_str(),
+        "signal_context": {
+            "signal_id": "s1", "signal_type": "rsi_oversold", "source": "rsi_generator",
+            "timestamp": 1_700_000_000, "tickers": ["AAPL"], "confidence": 80.0, "signal": "BULLISH"
+        },
+        "created_at": 1_700_000_000, "started_at": 1_700_000_000, "completed_at": 1_700_000_001,
+        "steps": steps.iter().map(|(name, st, ms)| json!({
+            "step": name, "status": st, "duration_ms": ms, "summary": "", "outputs": {}
+        })).collect::<Vec<_>>(),
+        "error": null, "attempts": 1, "in_progress_until": null,
+        "order_id": decision.filter(|d| *d == "order_placed").map(|_| "o1"),
+        "decision": decision,
+    }))
+    .unwrap()
+}

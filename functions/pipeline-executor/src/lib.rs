@@ -1,0 +1,155 @@
+//! pipeline-executor: runs each execution request at most once and records it.
+//!
+//! The run logic is [`tradeflow_core::execute`]; this crate maps the Lambda event, reports partial
+//! batch failures, and turns each message's report into logs and metrics.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tradeflow_core::execute::{Executor, MessageReport, Outcome};
+use tradeflow_core::market::Timeframe;
+use tradeflow_core::ports::SystemClock;
+use tradeflow_core::steps::BuiltinSteps;
+use tradeflow_lambda::{ConfigError, MarketSource, Settings, batch_response, inbound_messages};
+use tradeflow_telemetry::{ExecutorMetrics, Telemetry};
+
+pub const FUNCTION_NAME: &str = "pipeline-executor";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub pipelines_table: String,
+    pub executions_table: String,
+    pub leases_table: String,
+    pub orders_table: String,
+    pub market: MarketSource,
+    /// Timeframe of the market snapshot when the signal carries none.
+    pub default_timeframe: Timeframe,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut s = Settings::new(lookup);
+        let config = Config {
+            pipelines_table: s.required("PIPELINES_TABLE"),
+            executions_table: s.required("EXECUTIONS_TABLE"),
+            leases_table: s.required("LEASES_TABLE"),
+            orders_table: s.required("ORDERS_TABLE"),
+            market: MarketSource::from_settings(&mut s),
+            default_timeframe: s.parsed("DEFAULT_TIMEFRAME", Timeframe::M5, Timeframe::parse),
+        };
+        s.finish(config)
+    }
+}
+
+pub struct Handler {
+    executor: Executor,
+    telemetry: Telemetry,
+    metrics: ExecutorMetrics,
+}
+
+impl Handler {
+    pub fn new(executor: Executor, telemetry: Telemetry) -> Self {
+        let metrics = ExecutorMetrics::new(&telemetry.meter());
+        Handler {
+            executor,
+            telemetry,
+            metrics,
+        }
+    }
+
+    pub fn from_aws(
+        sdk: &aws_config::SdkConfig,
+        config: &Config,
+        telemetry: Telemetry,
+    ) -> Result<Self, tradeflow_core::market::MarketDataError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let market = config.market.build()?;
+        let orders = Arc::new(tradeflow_aws::DynamoOrderStore::new(
+            dynamo.clone(),
+            config.orders_table.clone(),
+        ));
+        let executor = Executor::new(
+            Arc::new(tradeflow_aws::DynamoPipelineStore::new(
+                dynamo.clone(),
+                config.pipelines_table.clone(),
+            )),
+            Arc::new(tradeflow_aws::DynamoExecutionStore::new(
+                dynamo.clone(),
+                config.executions_table.clone(),
+            )),
+            Arc::new(tradeflow_aws::DynamoLeaseStore::new(
+                dynamo,
+                config.leases_table.clone(),
+            )),
+            BuiltinSteps::new(market, orders, config.default_timeframe),
+            Arc::new(SystemClock),
+        );
+        Ok(Handler::new(executor, telemetry))
+    }
+
+    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let invocation = self.telemetry.start_invocation("pubsub");
+        let result = self.process(event).await;
+        invocation.finish(result.is_ok());
+        self.telemetry.flush().await;
+        result
+    }
+
+    async fn process(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let total = event.records.len();
+        let (messages, missing) = inbound_messages(event)?;
+        let mut failed: Vec<String> = Vec::new();
+        let missing = missing.into_iter().map(|m| MessageReport {
+            message_id: m.message_id,
+            outcome: Outcome::Rejected {
+                reason: "record has no body".into(),
+            },
+            duration: std::time::Duration::ZERO,
+            lag_ms: None,
+        });
+        let reports = self.executor.execute_batch(&messages).await;
+        for report in missing.chain(reports) {
+            log_report(&report);
+            self.metrics.record(&report);
+            if report.failed() {
+                failed.push(report.message_id);
+            }
+        }
+        Ok(batch_response(failed, total)?)
+    }
+}
+
+fn log_report(r: &MessageReport) {
+    let ms = r.duration.as_secs_f64() * 1000.0;
+    match &r.outcome {
+        Outcome::Finished(record) => tracing::info!(
+            message_id = %r.message_id,
+            execution_id = %record.execution_id,
+            pipeline_id = %record.pipeline_id,
+            ticker = %record.ticker,
+            status = record.status.as_str(),
+            decision = record.decision.as_deref().unwrap_or(""),
+            order_id = record.order_id.as_deref().unwrap_or(""),
+            attempts = record.attempts,
+            error = record.error.as_deref().unwrap_or(""),
+            duration_ms = ms,
+            "execution finished"
+        ),
+        Outcome::Duplicate(status) => {
+            tracing::info!(message_id = %r.message_id, status = status.as_str(), "duplicate delivery of a finished execution; nothing ran")
+        }
+        Outcome::InProgressElsewhere => {
+            tracing::info!(message_id = %r.message_id, "execution is running elsewhere; nothing ran")
+        }
+        Outcome::Retry { label, reason } => {
+            tracing::warn!(message_id = %r.message_id, reason = *label, detail = %reason, "execution failed transiently; it will be redelivered")
+        }
+        Outcome::Rejected { reason } => {
+            tracing::warn!(message_id = %r.message_id, reason = "invalid_request", detail = %reason, "message rejected; it goes to the DLQ after maxReceiveCount deliveries")
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! signal-generator: on each scheduled event, scan every (ticker, timeframe) stream and send the
+//! new signals to the signals queue.
+//!
+//! The scan logic is [`tradeflow_core::generate`]; this crate maps the scheduled event (its `time`
+//! is the scan's "now"), turns the scan report into logs and metrics, and reads the DLQ depths.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::Serialize;
+use tradeflow_core::detectors::all_detectors;
+use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
+use tradeflow_core::market::Timeframe;
+use tradeflow_core::ports::QueueDepth;
+use tradeflow_core::signal::Ticker;
+use tradeflow_lambda::{ConfigError, MarketSource, Settings};
+use tradeflow_telemetry::{GeneratorMetrics, Telemetry};
+
+pub const FUNCTION_NAME: &str = "signal-generator";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// URL or name of the signals queue.
+    pub signals_queue: String,
+    pub cursors_table: String,
+    pub market: MarketSource,
+    pub tickers: Vec<Ticker>,
+    pub timeframes: Vec<Timeframe>,
+    pub backfill_bars: usize,
+    pub max_bars_per_scan: usize,
+    /// DLQs whose depth is published as a gauge on every scan: (label, URL or name).
+    pub dlqs: Vec<(&'static str, String)>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut s = Settings::new(lookup);
+        let mut dlqs = Vec::new();
+        if let Some(url) = s.optional("SIGNALS_DLQ_URL") {
+            dlqs.push(("signals", url));
+        }
+        if let Some(url) = s.optional("EXECUTIONS_DLQ_URL") {
+            dlqs.push(("executions", url));
+        }
+        let config = Config {
+            signals_queue: s.required("SIGNALS_QUEUE_URL"),
+            cursors_table: s.required("CURSORS_TABLE"),
+            market: MarketSource::from_settings(&mut s),
+            tickers: s.list(
+                "GENERATOR_TICKERS",
+                "AAPL,MSFT,NVDA,TSLA,SPY",
+                Ticker::parse,
+            ),
+            timeframes: s.list("GENERATOR_TIMEFRAMES", "5,60", Timeframe::parse),
+            backfill_bars: s.parsed("GENERATOR_BACKFILL_BARS", 1usize, str::parse::<usize>),
+            max_bars_per_scan: s.parsed(
+                "GENERATOR_MAX_BARS_PER_SCAN",
+                500usize,
+                str::parse::<usize>,
+            ),
+            dlqs,
+        };
+        s.finish(config)
+    }
+}
+
+/// What an invocation returns (and logs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanSummary {
+    pub now: i64,
+    pub streams: usize,
+    pub candles_evaluated: usize,
+    pub signals_sent: usize,
+    pub signals_undelivered: usize,
+    pub stream_errors: usize,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0} signals could not be sent; the next scan sends them again with the same ids")]
+    Undelivered(usize),
+    #[error("every one of {0} streams failed to scan")]
+    AllStreamsFailed(usize),
+}
+
+pub struct Handler {
+    generator: Generator,
+    dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
+    telemetry: Telemetry,
+    metrics: GeneratorMetrics,
+}
+
+impl Handler {
+    pub fn new(
+        generator: Generator,
+        dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
+        telemetry: Telemetry,
+    ) -> Self {
+        let metrics = GeneratorMetrics::new(&telemetry.meter());
+        Handler {
+            generator,
+            dlqs,
+            telemetry,
+            metrics,
+        }
+    }
+
+    pub async fn from_aws(
+        sdk: &aws_config::SdkConfig,
+        config: &Config,
+        telemetry: Telemetry,
+    ) -> Result<Self, lambda_runtime::Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let signals_url = tradeflow_aws::resolve_queue_url(&sqs, &config.signals_queue).await?;
+        let mut dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)> = Vec::new();
+        for (label, queue) in &config.dlqs {
+            let url = tradeflow_aws::resolve_queue_url(&sqs, queue).await?;
+            dlqs.push((
+                label,
+                Arc::new(tradeflow_aws::SqsQueue::new(sqs.clone(), url)),
+            ));
+        }
+        let generator = Generator::new(
+            config.market.build()?,
+            Arc::new(tradeflow_aws::DynamoCursorStore::new(
+                dynamo,
+                config.cursors_table.clone(),
+            )),
+            Arc::new(tradeflow_aws::SqsQueue::new(sqs, signals_url)),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: config.tickers.clone(),
+                timeframes: config.timeframes.clone(),
+                backfill_bars: config.backfill_bars,
+                max_bars_per_scan: config.max_bars_per_scan,
+                ..GeneratorConfig::default()
+            },
+        );
+        Ok(Handler::new(generator, dlqs, telemetry))
+    }
+
+    /// One scheduled invocation; the event's `time` is the scan's "now".
+    pub async fn handle(
+        &self,
+        event: EventBridgeEvent<serde_json::Value>,
+    ) -> Result<ScanSummary, lambda_runtime::Error> {
+        let invocation = self.telemetry.start_invocation("timer");
+        let now = event
+            .time
+            .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.timestamp());
+        let result = self.scan(now).await;
+        self.record_dlq_depths().await;
+        invocation.finish(result.is_ok());
+        self.telemetry.flush().await;
+        Ok(result?)
+    }
+
+    /// Scans as of `now` (Unix seconds).
+    pub async fn scan(&self, now: i64) -> Result<ScanSummary, ScanError> {
+        let started = Instant::now();
+        let report = self.generator.scan(now).await;
+        let elapsed = started.elapsed();
+        self.metrics.record_scan(&report, elapsed);
+        let summary = ScanSummary {
+            now,
+            streams: report.streams,
+            candles_evaluated: report.candles_evaluated,
+            signals_sent: report.sent.len(),
+            signals_undelivered: report.undelivered.len(),
+            stream_errors: report.errors.len(),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+        };
+        log_report(&report, &summary);
+        if !report.undelivered.is_empty() {
+            return Err(ScanError::Undelivered(report.undelivered.len()));
+        }
+        if report.streams > 0 && report.errors.len() >= report.streams {
+            return Err(ScanError::AllStreamsFailed(report.streams));
+        }
+        Ok(summary)
+    }
+
+    async fn record_dlq_depths(&self) {
+        for (label, queue) in &self.dlqs {
+            match queue.approximate_depth().await {
+                Ok(depth) => self.metrics.record_dlq_depth(label, depth),
+                Err(e) => {
+                    tracing::warn!(queue = *label, error = %tradeflow_core::error::error_chain(&e), "could not read DLQ depth")
+                }
+            }
+        }
+    }
+}
+
+fn log_report(report: &ScanReport, summary: &ScanSummary) {
+    for s in &report.sent {
+        tracing::info!(
+            signal_id = %s.signal_id,
+            signal_type = %s.signal_type,
+            source = %s.source,
+            ticker = %s.tickers.first().map(|t| t.ticker.as_str()).unwrap_or(""),
+            timeframe = s.timeframe().map(|t| t.as_str()).unwrap_or(""),
+            timestamp = s.timestamp,
+            "signal sent"
+        );
+    }
+    for (s, reason) in &report.undelivered {
+        tracing::warn!(signal_id = %s.signal_id, reason = %reason, "signal not sent; the stream's cursor stays put");
+    }
+    for e in &report.errors {
+        tracing::warn!(stream = %e.stream, error_type = e.error_type, retryable = e.retryable, detail = %e.reason, "stream scan failed");
+    }
+    tracing::info!(
+        now = summary.now,
+        streams = summary.streams,
+        candles = summary.candles_evaluated,
+        sent = summary.signals_sent,
+        undelivered = summary.signals_undelivered,
+        errors = summary.stream_errors,
+        cursor_conflicts = report.cursor_conflicts,
+        duration_ms = summary.duration_ms,
+        "scan finished"
+    );
+}

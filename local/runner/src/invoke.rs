@@ -1,0 +1,142 @@
+//! Ways to invoke a function: its handler in this process, or the real binary behind
+//! `cargo lambda watch`'s Invoke API (same JSON a Lambda invocation carries).
+
+use async_trait::async_trait;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+/// A function triggered by an SQS event source mapping.
+#[async_trait]
+pub trait SqsFunction: Send + Sync {
+    fn name(&self) -> &str;
+    /// `Err` is a function error: the whole batch stays on the queue.
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String>;
+}
+
+/// A function triggered by a schedule.
+#[async_trait]
+pub trait ScheduledFunction: Send + Sync {
+    fn name(&self) -> &str;
+    async fn invoke(
+        &self,
+        event: EventBridgeEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, String>;
+}
+
+#[async_trait]
+impl SqsFunction for trigger_dispatcher::Handler {
+    fn name(&self) -> &str {
+        trigger_dispatcher::FUNCTION_NAME
+    }
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        self.handle(event).await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl SqsFunction for pipeline_executor::Handler {
+    fn name(&self) -> &str {
+        pipeline_executor::FUNCTION_NAME
+    }
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        self.handle(event).await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl ScheduledFunction for signal_generator::Handler {
+    fn name(&self) -> &str {
+        signal_generator::FUNCTION_NAME
+    }
+    async fn invoke(
+        &self,
+        event: EventBridgeEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let summary = self.handle(event).await.map_err(|e| e.to_string())?;
+        serde_json::to_value(summary).map_err(|e| e.to_string())
+    }
+}
+
+/// A function binary served by `cargo lambda watch` (`POST /2015-03-31/functions/<name>/invocations`).
+pub struct WatchFunction {
+    pub name: String,
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl WatchFunction {
+    pub fn new(base_url: &str, name: &str) -> Self {
+        WatchFunction {
+            name: name.to_owned(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn post<T: serde::Serialize + Sync, R: serde::de::DeserializeOwned>(
+        &self,
+        event: &T,
+    ) -> Result<R, String> {
+        let url = format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.base_url, self.name
+        );
+        let resp = self
+            .client
+            .post(&url)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| format!("invoking {}: {e}", self.name))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("reading {} response: {e}", self.name))?;
+        // A function error comes back as 500 (cargo lambda watch sets no X-Amz-Function-Error).
+        if !status.is_success() {
+            return Err(format!("{} returned {status}: {text}", self.name));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{} response {text:?}: {e}", self.name))
+    }
+}
+
+#[async_trait]
+impl SqsFunction for WatchFunction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        self.post(&event).await
+    }
+}
+
+#[async_trait]
+impl ScheduledFunction for WatchFunction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn invoke(
+        &self,
+        event: EventBridgeEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        self.post(&event).await
+    }
+}
+
+/// The scheduled event EventBridge sends, for `time` (Unix seconds).
+pub fn scheduled_event(time: i64) -> EventBridgeEvent<serde_json::Value> {
+    let mut e = EventBridgeEvent::default();
+    e.version = Some("0".into());
+    e.id = Some(format!("local-{time}"));
+    e.detail_type = "Scheduled Event".into();
+    e.source = "aws.events".into();
+    e.account = Some("000000000000".into());
+    e.time = chrono::DateTime::from_timestamp(time, 0);
+    e.region = std::env::var("AWS_REGION").ok();
+    e.resources = Some(vec![
+        "arn:aws:events:local:000000000000:rule/tradeflow-generator-schedule".into(),
+    ]);
+    e.detail = serde_json::json!({});
+    e
+}

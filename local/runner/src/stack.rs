@@ -1,0 +1,126 @@
+//! The stack's resources, read from CloudFormation outputs: infra/template.yaml is the only list.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+
+/// Path of the template, relative to the workspace root.
+pub const TEMPLATE: &str = "infra/template.yaml";
+
+/// Names of the queues and tables of one deployed stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackOutputs {
+    pub stack_name: String,
+    pub outputs: HashMap<String, String>,
+}
+
+impl StackOutputs {
+    pub fn get(&self, key: &str) -> anyhow::Result<&str> {
+        self.outputs
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("stack {} has no output {key}", self.stack_name))
+    }
+
+    /// Reads the outputs of a deployed stack.
+    pub async fn load(
+        cfn: &aws_sdk_cloudformation::Client,
+        stack_name: &str,
+    ) -> anyhow::Result<Self> {
+        let resp = cfn
+            .describe_stacks()
+            .stack_name(stack_name)
+            .send()
+            .await
+            .with_context(|| {
+                format!("describing stack {stack_name}; deploy it first (local/deploy-stack.sh)")
+            })?;
+        let stack = resp
+            .stacks()
+            .first()
+            .with_context(|| format!("stack {stack_name} not found"))?;
+        let outputs = stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+            .collect();
+        Ok(StackOutputs {
+            stack_name: stack_name.to_owned(),
+            outputs,
+        })
+    }
+
+    /// Environment of the functions for this stack (what infra/template.yaml gives them in AWS),
+    /// with queue names where the template has URLs: the functions resolve names at start-up.
+    pub fn function_env(&self) -> anyhow::Result<HashMap<&'static str, String>> {
+        let mut env = HashMap::new();
+        for (var, output) in [
+            ("SIGNALS_QUEUE_URL", "SignalsQueueName"),
+            ("SIGNALS_DLQ_URL", "SignalsDlqName"),
+            ("EXECUTIONS_QUEUE_URL", "ExecutionsQueueName"),
+            ("EXECUTIONS_DLQ_URL", "ExecutionsDlqName"),
+            ("PIPELINES_TABLE", "PipelinesTableName"),
+            ("LEASES_TABLE", "LeasesTableName"),
+            ("EXECUTIONS_TABLE", "ExecutionsTableName"),
+            ("ORDERS_TABLE", "OrdersTableName"),
+            ("CURSORS_TABLE", "CursorsTableName"),
+        ] {
+            env.insert(var, self.get(output)?.to_owned());
+        }
+        Ok(env)
+    }
+}
+
+/// Creates stack `tradeflow-<stage>` from the template with `DeployFunctions=false` (the runner
+/// plays Lambda's part) and waits for it. Used by the integration tests, each with its own stage.
+pub async fn create_stack(
+    cfn: &aws_sdk_cloudformation::Client,
+    template_body: &str,
+    stage: &str,
+) -> anyhow::Result<StackOutputs> {
+    let stack_name = format!("tradeflow-{stage}");
+    cfn.create_stack()
+        .stack_name(&stack_name)
+        .template_body(template_body)
+        .capabilities(Capability::CapabilityNamedIam)
+        .parameters(
+            Parameter::builder()
+                .parameter_key("Stage")
+                .parameter_value(stage)
+                .build(),
+        )
+        .parameters(
+            Parameter::builder()
+                .parameter_key("DeployFunctions")
+                .parameter_value("false")
+                .build(),
+        )
+        .send()
+        .await
+        .with_context(|| format!("creating stack {stack_name}"))?;
+    for _ in 0..300 {
+        let resp = cfn.describe_stacks().stack_name(&stack_name).send().await?;
+        let status = resp
+            .stacks()
+            .first()
+            .and_then(|s| s.stack_status().cloned());
+        match status {
+            Some(StackStatus::CreateComplete) => return StackOutputs::load(cfn, &stack_name).await,
+            Some(StackStatus::CreateInProgress) | None => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Some(other) => bail!("stack {stack_name} ended {other:?}"),
+        }
+    }
+    bail!("stack {stack_name} did not finish creating in 30 s")
+}
+
+pub async fn delete_stack(cfn: &aws_sdk_cloudformation::Client, stage: &str) -> anyhow::Result<()> {
+    cfn.delete_stack()
+        .stack_name(format!("tradeflow-{stage}"))
+        .send()
+        .await?;
+    Ok(())
+}
