@@ -56,22 +56,22 @@ impl DispatcherMetrics {
                 .build()
         };
         DispatcherMetrics {
-            consumed: counter("signals_consumed", "Valid signals received."),
+            consumed: counter("signals_consumed_total", "Valid signals received."),
             matched: counter(
-                "pipelines_matched",
+                "pipelines_matched_total",
                 "(pipeline, ticker) fan-outs matched, after de-duplication within the batch.",
             ),
-            enqueued: counter("pipelines_enqueued", "Execution requests sent."),
+            enqueued: counter("pipelines_enqueued_total", "Execution requests sent."),
             skipped_running: counter(
-                "pipelines_skipped_running",
+                "pipelines_skipped_running_total",
                 "Fan-outs skipped because the (pipeline, ticker) was already running.",
             ),
             deduplicated: counter(
-                "pipelines_deduplicated",
+                "pipelines_deduplicated_total",
                 "Fan-outs dropped because an earlier signal of the batch had the same (pipeline, ticker).",
             ),
             already_enqueued: counter(
-                "pipelines_already_enqueued",
+                "pipelines_already_enqueued_total",
                 "Fan-outs an earlier delivery of the same message had already enqueued.",
             ),
             batch_size: meter
@@ -80,7 +80,7 @@ impl DispatcherMetrics {
                 .with_boundaries(buckets::BATCH_SIZE.to_vec())
                 .build(),
             batch_duration: meter
-                .f64_histogram("batch_processing_duration")
+                .f64_histogram("batch_processing_duration_seconds")
                 .with_unit("s")
                 .with_description("Time to dispatch one batch.")
                 .with_boundaries(buckets::DURATION_SECONDS.to_vec())
@@ -89,24 +89,24 @@ impl DispatcherMetrics {
                 .u64_gauge("pipeline_cache_size")
                 .with_description("Signal-triggered pipelines in the cached index.")
                 .build(),
-            cache_refreshes: counter("pipeline_cache_refreshes", "Reloads of the pipeline index."),
+            cache_refreshes: counter("pipeline_cache_refreshes_total", "Reloads of the pipeline index."),
             lag: meter
-                .f64_histogram("queue_consumer_lag")
+                .f64_histogram("queue_consumer_lag_seconds")
                 .with_unit("s")
                 .with_description("Age of a signal when the dispatcher consumed it.")
                 .with_boundaries(buckets::LAG_SECONDS.to_vec())
                 .build(),
             lag_max: meter
-                .f64_gauge("queue_consumer_lag_max")
+                .f64_gauge("queue_consumer_lag_max_seconds")
                 .with_unit("s")
                 .with_description("Age of the oldest signal of the last batch.")
                 .build(),
             rejected: counter(
-                "messages_rejected",
+                "messages_rejected_total",
                 "Poison messages (bad bodies), by reason.",
             ),
             failures: counter(
-                "dispatch_failures",
+                "dispatch_failures_total",
                 "Messages failed for redelivery because of an infrastructure error, by reason.",
             ),
         }
@@ -157,5 +157,108 @@ impl DispatcherMetrics {
                 self.failures.add(1, &labels);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMeter;
+    use tradeflow_core::dispatch::MessageFailure;
+
+    fn failure(id: &str, label: &'static str, poison: bool) -> MessageFailure {
+        MessageFailure {
+            message_id: id.into(),
+            label,
+            reason: format!("{label} happened"),
+            poison,
+        }
+    }
+
+    fn report() -> DispatchReport {
+        DispatchReport {
+            received: 6,
+            consumed: 4,
+            failures: vec![
+                failure("m5", "malformed_json", true),
+                failure("m6", "invalid_signal", true),
+                // One message failing two fan-outs counts once.
+                failure("m2", "execution_queue", false),
+                failure("m2", "execution_queue", false),
+                failure("m3", "lease_store", false),
+            ],
+            matched: 9,
+            enqueued: 5,
+            skipped_running: 2,
+            already_enqueued: 1,
+            deduplicated: 3,
+            lags_ms: vec![120, 2500, 40, 900],
+            signal_types: vec!["rsi_oversold".into(); 4],
+            cache_size: 42,
+            cache_refreshed: true,
+        }
+    }
+
+    #[test]
+    fn a_batch_counts_each_stage_of_the_fan_out() {
+        let t = TestMeter::new();
+        let m = DispatcherMetrics::new(&t.meter());
+        m.record_batch(&report(), Duration::from_millis(30));
+        let s = t.snapshot();
+        assert_eq!(s.counter("signals_consumed_total", &[]), 4.0);
+        assert_eq!(s.counter("pipelines_matched_total", &[]), 9.0);
+        assert_eq!(s.counter("pipelines_enqueued_total", &[]), 5.0);
+        assert_eq!(s.counter("pipelines_skipped_running_total", &[]), 2.0);
+        assert_eq!(s.counter("pipelines_deduplicated_total", &[]), 3.0);
+        assert_eq!(s.counter("pipelines_already_enqueued_total", &[]), 1.0);
+        assert_eq!(s.counter("pipeline_cache_refreshes_total", &[]), 1.0);
+        assert_eq!(s.gauge("pipeline_cache_size", &[]), Some(42.0));
+        assert_eq!(s.histogram("batch_size", &[]), (1, 6.0));
+        assert_eq!(s.find("batch_size", &[]).unwrap().unit, "");
+        let (n, sum) = s.histogram("batch_processing_duration_seconds", &[]);
+        assert_eq!(n, 1);
+        assert!((sum - 0.03).abs() < 1e-9);
+    }
+
+    #[test]
+    fn lag_is_recorded_per_signal_with_the_batch_maximum() {
+        let t = TestMeter::new();
+        let m = DispatcherMetrics::new(&t.meter());
+        m.record_batch(&report(), Duration::from_millis(30));
+        let s = t.snapshot();
+        let (n, sum) = s.histogram("queue_consumer_lag_seconds", &[]);
+        assert_eq!(n, 4);
+        assert!((sum - 3.56).abs() < 1e-9);
+        assert_eq!(s.gauge("queue_consumer_lag_max_seconds", &[]), Some(2.5));
+    }
+
+    #[test]
+    fn poison_messages_and_infrastructure_failures_are_told_apart() {
+        let t = TestMeter::new();
+        let m = DispatcherMetrics::new(&t.meter());
+        m.record_batch(&report(), Duration::from_millis(30));
+        let s = t.snapshot();
+        assert_eq!(s.counter("messages_rejected_total", &[("reason", "malformed_json")]), 1.0);
+        assert_eq!(s.counter("messages_rejected_total", &[("reason", "invalid_signal")]), 1.0);
+        assert_eq!(s.counter("dispatch_failures_total", &[("reason", "execution_queue")]), 1.0);
+        assert_eq!(s.counter("dispatch_failures_total", &[("reason", "lease_store")]), 1.0);
+    }
+
+    #[test]
+    fn an_all_poison_batch_leaves_cache_and_lag_untouched() {
+        let t = TestMeter::new();
+        let m = DispatcherMetrics::new(&t.meter());
+        let r = DispatchReport {
+            received: 1,
+            failures: vec![failure("m1", "malformed_json", true)],
+            ..DispatchReport::default()
+        };
+        m.record_batch(&r, Duration::from_millis(1));
+        let s = t.snapshot();
+        assert_eq!(s.gauge("pipeline_cache_size", &[]), None);
+        assert_eq!(s.gauge("queue_consumer_lag_max_seconds", &[]), None);
+        assert_eq!(s.counter("signals_consumed_total", &[]), 0.0);
+        assert!(s.find("signals_consumed_total", &[]).is_some(), "zero is exported, not absent");
     }
 }

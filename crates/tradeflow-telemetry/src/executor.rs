@@ -42,43 +42,51 @@ impl ExecutorMetrics {
                 .with_description(description)
                 .build()
         };
-        ExecutorMetrics {
+        let metrics = ExecutorMetrics {
             executions: counter(
-                "pipeline_executions",
+                "pipeline_executions_total",
                 "Pipeline runs that ended, by final status.",
             ),
             execution_duration: meter
-                .f64_histogram("pipeline_execution_duration")
+                .f64_histogram("pipeline_execution_duration_seconds")
                 .with_unit("s")
                 .with_description("Time to handle a run that ended, by final status.")
                 .with_boundaries(buckets::EXECUTION_SECONDS.to_vec())
                 .build(),
             step_duration: meter
-                .f64_histogram("pipeline_step_duration")
+                .f64_histogram("pipeline_step_duration_seconds")
                 .with_unit("s")
                 .with_description("Time of one pipeline step that ran, by step and status.")
                 .with_boundaries(buckets::DURATION_SECONDS.to_vec())
                 .build(),
-            orders: counter("orders_created", "Paper orders placed by pipeline runs."),
+            orders: counter("orders_created_total", "Paper orders placed by pipeline runs."),
             duplicates: counter(
-                "execution_duplicates",
+                "execution_duplicates_total",
                 "Redelivered requests acknowledged without running anything.",
             ),
             retries: counter(
-                "execution_retries",
+                "execution_retries_total",
                 "Requests failed for redelivery after a transient error, by reason.",
             ),
             rejected: counter(
-                "messages_rejected",
+                "messages_rejected_total",
                 "Poison messages (bad bodies), by reason.",
             ),
             lag: meter
-                .f64_histogram("execution_queue_lag")
+                .f64_histogram("execution_queue_lag_seconds")
                 .with_unit("s")
                 .with_description("Age of an execution request when the executor picked it up.")
                 .with_boundaries(buckets::LAG_SECONDS.to_vec())
                 .build(),
+        };
+        // Zero series, so success/failure ratios and order rates read 0 rather than "no data".
+        for status in ["completed", "failed", "skipped"] {
+            metrics
+                .executions
+                .add(0, &[KeyValue::new("status", status)]);
         }
+        metrics.orders.add(0, &[]);
+        metrics
     }
 
     /// Records every message of a batch.
@@ -158,4 +166,127 @@ fn step_label(step: &str) -> &'static str {
         .map(|k| k.as_str())
         .find(|name| *name == step)
         .unwrap_or(OTHER)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestMeter, record};
+    use std::time::Duration;
+
+    fn report(outcome: Outcome, ms: u64, lag_ms: Option<i64>) -> MessageReport {
+        MessageReport {
+            message_id: "m".into(),
+            outcome,
+            duration: Duration::from_millis(ms),
+            lag_ms,
+        }
+    }
+
+    fn finished(status: ExecutionStatus, decision: Option<&str>, steps: &[(&str, &str, f64)]) -> Outcome {
+        Outcome::Finished(Box::new(record(status, decision, steps)))
+    }
+
+    #[test]
+    fn finished_runs_count_by_lowercase_status_with_durations() {
+        let t = TestMeter::new();
+        let m = ExecutorMetrics::new(&t.meter());
+        let steps = [
+            ("market_snapshot", "COMPLETED", 4.0),
+            ("bias", "COMPLETED", 1.5),
+            ("strategy", "COMPLETED", 2.0),
+            ("risk", "COMPLETED", 0.5),
+            ("paper_order", "COMPLETED", 8.0),
+        ];
+        m.record_batch(&[
+            report(finished(ExecutionStatus::Completed, Some("order_placed"), &steps), 20, Some(1500)),
+            report(finished(ExecutionStatus::Completed, Some("no_trade"), &steps[..2]), 10, Some(500)),
+            report(
+                finished(
+                    ExecutionStatus::Failed,
+                    None,
+                    &[("market_snapshot", "FAILED", 3.0), ("bias", "SKIPPED", 0.0)],
+                ),
+                5,
+                None,
+            ),
+            report(finished(ExecutionStatus::Skipped, Some("pipeline_inactive"), &[]), 1, Some(0)),
+        ]);
+        let s = t.snapshot();
+        assert_eq!(s.counter("pipeline_executions_total", &[("status", "completed")]), 2.0);
+        assert_eq!(s.counter("pipeline_executions_total", &[("status", "failed")]), 1.0);
+        assert_eq!(s.counter("pipeline_executions_total", &[("status", "skipped")]), 1.0);
+        let (n, sum) = s.histogram("pipeline_execution_duration_seconds", &[("status", "completed")]);
+        assert_eq!(n, 2);
+        assert!((sum - 0.03).abs() < 1e-9);
+        assert_eq!(s.counter("orders_created_total", &[]), 1.0);
+
+        let (n, sum) = s.histogram(
+            "pipeline_step_duration_seconds",
+            &[("step", "market_snapshot"), ("status", "completed")],
+        );
+        assert_eq!(n, 2);
+        assert!((sum - 0.008).abs() < 1e-9);
+        assert_eq!(
+            s.histogram("pipeline_step_duration_seconds", &[("step", "market_snapshot"), ("status", "failed")]).0,
+            1
+        );
+        assert!(
+            s.series("pipeline_step_duration_seconds")
+                .iter()
+                .all(|l| l.get("status").map(String::as_str) != Some("skipped")),
+            "steps that did not run are not timed"
+        );
+        let (n, sum) = s.histogram("execution_queue_lag_seconds", &[]);
+        assert_eq!(n, 3);
+        assert!((sum - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn duplicates_retries_and_rejections_run_nothing_and_are_counted() {
+        let t = TestMeter::new();
+        let m = ExecutorMetrics::new(&t.meter());
+        m.record_batch(&[
+            report(Outcome::Duplicate(ExecutionStatus::Completed), 1, Some(10)),
+            report(Outcome::InProgressElsewhere, 1, Some(10)),
+            report(
+                Outcome::Retry {
+                    label: "execution_store",
+                    reason: "throttled".into(),
+                },
+                1,
+                Some(10),
+            ),
+            report(
+                Outcome::Rejected {
+                    reason: "invalid execution request: eof".into(),
+                },
+                1,
+                None,
+            ),
+        ]);
+        let s = t.snapshot();
+        assert_eq!(s.counter("execution_duplicates_total", &[("status", "completed")]), 1.0);
+        assert_eq!(s.counter("execution_duplicates_total", &[("status", "running")]), 1.0);
+        assert_eq!(s.counter("execution_retries_total", &[("reason", "execution_store")]), 1.0);
+        assert_eq!(s.counter("messages_rejected_total", &[("reason", "invalid_request")]), 1.0);
+        assert!(s.series("pipeline_executions_total").is_empty());
+    }
+
+    #[test]
+    fn unknown_step_names_do_not_make_new_series() {
+        let t = TestMeter::new();
+        let m = ExecutorMetrics::new(&t.meter());
+        m.record(&report(
+            finished(ExecutionStatus::Completed, None, &[("Step-From-Elsewhere", "COMPLETED", 1.0)]),
+            2,
+            None,
+        ));
+        let s = t.snapshot();
+        assert_eq!(
+            s.histogram("pipeline_step_duration_seconds", &[("step", "other"), ("status", "completed")]).0,
+            1
+        );
+    }
 }

@@ -30,22 +30,22 @@ impl FaasMetrics {
     pub(crate) fn new(meter: &Meter) -> Self {
         FaasMetrics {
             invocations: meter
-                .u64_counter("faas_invocations")
+                .u64_counter("faas_invocations_total")
                 .with_unit("1")
                 .with_description("Invocations of the function.")
                 .build(),
             errors: meter
-                .u64_counter("faas_errors")
+                .u64_counter("faas_errors_total")
                 .with_unit("1")
                 .with_description("Invocations that ended in an error.")
                 .build(),
             coldstarts: meter
-                .u64_counter("faas_coldstarts")
+                .u64_counter("faas_coldstarts_total")
                 .with_unit("1")
                 .with_description("Invocations that were the first of their process.")
                 .build(),
             duration: meter
-                .f64_histogram("faas_invoke_duration")
+                .f64_histogram("faas_invoke_duration_seconds")
                 .with_unit("s")
                 .with_description("Handler time per invocation (before the metrics flush).")
                 .with_boundaries(buckets::DURATION_SECONDS.to_vec())
@@ -100,12 +100,9 @@ impl Invocation {
         let elapsed = self.started.elapsed();
         let labels = [KeyValue::new("trigger", self.trigger)];
         self.metrics.invocations.add(1, &labels);
-        if !ok {
-            self.metrics.errors.add(1, &labels);
-        }
-        if self.cold {
-            self.metrics.coldstarts.add(1, &labels);
-        }
+        // Adding 0 keeps the series present, so error ratios read 0 rather than "no data".
+        self.metrics.errors.add(u64::from(!ok), &labels);
+        self.metrics.coldstarts.add(u64::from(self.cold), &labels);
         self.metrics.duration.record(elapsed.as_secs_f64(), &labels);
         elapsed
     }
@@ -116,5 +113,37 @@ impl Drop for Invocation {
         if !self.finished {
             self.record(false);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use crate::Telemetry;
+    use crate::testing::TestMeter;
+    use std::time::Duration;
+
+    #[test]
+    fn the_first_invocation_is_the_cold_start_and_errors_are_counted() {
+        let t = TestMeter::new();
+        let telemetry = Telemetry::from_provider(t.provider.clone(), Duration::from_millis(50));
+        let first = telemetry.start_invocation("pubsub");
+        assert!(first.is_cold_start());
+        first.finish(true);
+        let second = telemetry.start_invocation("pubsub");
+        assert!(!second.is_cold_start());
+        second.finish(false);
+        drop(telemetry.start_invocation("timer")); // dropped unfinished: an error
+        telemetry.start_invocation("cron").finish(true);
+
+        let s = t.snapshot();
+        let pubsub = [("trigger", "pubsub")];
+        assert_eq!(s.counter("faas_invocations_total", &pubsub), 2.0);
+        assert_eq!(s.counter("faas_errors_total", &pubsub), 1.0);
+        assert_eq!(s.counter("faas_coldstarts_total", &pubsub), 1.0);
+        assert_eq!(s.histogram("faas_invoke_duration_seconds", &pubsub).0, 2);
+        assert_eq!(s.counter("faas_errors_total", &[("trigger", "timer")]), 1.0);
+        assert_eq!(s.counter("faas_coldstarts_total", &[("trigger", "timer")]), 0.0);
+        assert_eq!(s.counter("faas_invocations_total", &[("trigger", "other")]), 1.0);
     }
 }

@@ -68,34 +68,34 @@ impl GeneratorMetrics {
         };
         GeneratorMetrics {
             signals_generated: counter(
-                "signals_generated",
+                "signals_generated_total",
                 "Signals generated and accepted by the signal queue.",
             ),
             generation_duration: seconds(
-                "signal_generation_duration",
+                "signal_generation_duration_seconds",
                 "Time spent in one detector family during one scan.",
             ),
-            scans: counter("generator_scans", "Scans run."),
-            scan_duration: seconds("generator_scan_duration", "Duration of a whole scan."),
+            scans: counter("generator_scans_total", "Scans run."),
+            scan_duration: seconds("generator_scan_duration_seconds", "Duration of a whole scan."),
             scan_errors: counter(
-                "generator_scan_errors",
+                "generator_scan_errors_total",
                 "Streams that could not be scanned, by error type.",
             ),
             candles_evaluated: counter(
-                "generator_candles_evaluated",
+                "generator_candles_evaluated_total",
                 "Closed candles run through the detectors.",
             ),
             cursor_conflicts: counter(
-                "generator_cursor_conflicts",
+                "generator_cursor_conflicts_total",
                 "Streams whose cursor another scan moved first.",
             ),
             publish_duration: seconds(
-                "queue_publish_duration",
+                "queue_publish_duration_seconds",
                 "Time spent sending one scan's signals to the queue (all batches and retries).",
             ),
-            publish_success: counter("queue_publish_success", "Signals the queue accepted."),
+            publish_success: counter("queue_publish_success_total", "Signals the queue accepted."),
             publish_failure: counter(
-                "queue_publish_failure",
+                "queue_publish_failure_total",
                 "Signals the queue did not accept after retries.",
             ),
             dlq_depth: meter
@@ -192,5 +192,153 @@ fn publish_error_type(reason: &str) -> &'static str {
         "rejected"
     } else {
         "send_failed"
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestMeter, signal};
+    use tradeflow_core::generate::StreamError;
+
+    fn report() -> ScanReport {
+        let mut r = ScanReport {
+            streams: 4,
+            candles_evaluated: 7,
+            cursor_conflicts: 1,
+            publish_calls: 2,
+            publish_time: Duration::from_millis(12),
+            ..ScanReport::default()
+        };
+        r.sent = vec![
+            signal("a", "rsi_oversold", "rsi_generator", "AAPL"),
+            signal("b", "rsi_oversold", "rsi_generator", "MSFT"),
+            signal("c", "golden_cross", "ma_cross_generator", "AAPL"),
+        ];
+        r.undelivered = vec![
+            (
+                signal("d", "golden_cross", "ma_cross_generator", "TSLA"),
+                "rejected by the queue: InvalidMessageContents".into(),
+            ),
+            (
+                signal("e", "rsi_oversold", "rsi_generator", "TSLA"),
+                "queue unavailable: timeout".into(),
+            ),
+        ];
+        r.errors = vec![StreamError {
+            stream: "NVDA#5".into(),
+            error_type: "market_data",
+            reason: "no data".into(),
+            retryable: true,
+        }];
+        r.detector_time.insert("rsi_generator", Duration::from_micros(1500));
+        r.detector_time.insert("ma_cross_generator", Duration::from_micros(700));
+        r
+    }
+
+    #[test]
+    fn a_scan_counts_sent_signals_by_type_and_generator() {
+        let t = TestMeter::new();
+        let m = GeneratorMetrics::new(&t.meter());
+        m.record_scan(&report(), Duration::from_millis(40));
+        let s = t.snapshot();
+
+        let rsi = [
+            ("signal_type", "rsi_oversold"),
+            ("source", "rsi_generator"),
+            ("generator", "rsi_generator"),
+        ];
+        assert_eq!(s.counter("signals_generated_total", &rsi), 2.0);
+        let cross = [
+            ("signal_type", "golden_cross"),
+            ("source", "ma_cross_generator"),
+            ("generator", "ma_cross_generator"),
+        ];
+        assert_eq!(s.counter("signals_generated_total", &cross), 1.0);
+        assert_eq!(s.series("signals_generated_total").len(), 2, "undelivered signals are not generated");
+
+        assert_eq!(
+            s.counter("queue_publish_success_total", &[("signal_type", "rsi_oversold")]),
+            2.0
+        );
+        assert_eq!(
+            s.counter(
+                "queue_publish_failure_total",
+                &[("signal_type", "golden_cross"), ("error_type", "rejected")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            s.counter(
+                "queue_publish_failure_total",
+                &[("signal_type", "rsi_oversold"), ("error_type", "send_failed")]
+            ),
+            1.0
+        );
+        let (n, sum) = s.histogram("queue_publish_duration_seconds", &[]);
+        assert_eq!(n, 1);
+        assert!((sum - 0.012).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_scan_records_scans_errors_and_detector_time() {
+        let t = TestMeter::new();
+        let m = GeneratorMetrics::new(&t.meter());
+        m.record_scan(&report(), Duration::from_millis(40));
+        m.record_scan(&ScanReport::default(), Duration::from_millis(3));
+        let s = t.snapshot();
+
+        assert_eq!(s.counter("generator_scans_total", &[("generator", "scanner")]), 2.0);
+        assert_eq!(
+            s.counter(
+                "generator_scan_errors_total",
+                &[("generator", "scanner"), ("error_type", "market_data")]
+            ),
+            1.0
+        );
+        let (n, sum) = s.histogram("signal_generation_duration_seconds", &[("generator", "rsi_generator")]);
+        assert_eq!(n, 1);
+        assert!((sum - 0.0015).abs() < 1e-9);
+        assert_eq!(s.histogram("generator_scan_duration_seconds", &[]).0, 2);
+        assert_eq!(s.counter("generator_candles_evaluated_total", &[]), 7.0);
+        assert_eq!(s.counter("generator_cursor_conflicts_total", &[]), 1.0);
+        assert_eq!(
+            s.histogram("queue_publish_duration_seconds", &[]).0,
+            1,
+            "a scan that sent nothing records no publish time"
+        );
+    }
+
+    #[test]
+    fn units_and_buckets_resolve_milliseconds() {
+        let t = TestMeter::new();
+        let m = GeneratorMetrics::new(&t.meter());
+        m.record_scan(&report(), Duration::from_millis(40));
+        let s = t.snapshot();
+        let p = s.find("generator_scan_duration_seconds", &[]).unwrap();
+        assert_eq!(p.unit, "s");
+        match &p.value {
+            crate::testing::Value::Histogram { bounds, .. } => {
+                assert_eq!(bounds.as_slice(), buckets::DURATION_SECONDS);
+                assert!(bounds[0] <= 0.001);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.find("generator_scans_total", &[("generator", "scanner")]).unwrap().unit, "1");
+    }
+
+    #[test]
+    fn dlq_depth_keeps_the_last_value_per_queue() {
+        let t = TestMeter::new();
+        let m = GeneratorMetrics::new(&t.meter());
+        m.record_dlq_depth(DLQ_SIGNALS, 3);
+        m.record_dlq_depth(DLQ_SIGNALS, 1);
+        m.record_dlq_depth(DLQ_EXECUTIONS, 0);
+        m.record_dlq_depth("https://sqs/some-queue-url", 9);
+        let s = t.snapshot();
+        assert_eq!(s.gauge("dlq_depth", &[("queue", "signals")]), Some(1.0));
+        assert_eq!(s.gauge("dlq_depth", &[("queue", "executions")]), Some(0.0));
+        assert_eq!(s.gauge("dlq_depth", &[("queue", "other")]), Some(9.0));
     }
 }

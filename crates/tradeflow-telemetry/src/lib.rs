@@ -11,9 +11,13 @@
 //! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
 //!   metrics from the same report its handler logs, so logs and metrics never disagree.
 //!
-//! Instrument names carry no unit suffix: the OTLP → Prometheus conversion adds it (`_total` for
-//! counters, `_seconds` for histograms in seconds), so `signals_generated` arrives as
-//! `signals_generated_total`. Every label comes from a small fixed set; never an id.
+//! Instruments are named exactly as they appear in Prometheus (`signals_generated_total`,
+//! `batch_processing_duration_seconds`), with unit `1` on counters, `s` on durations and none on
+//! gauges or `batch_size`. The OTLP → Prometheus conversion (vmagent
+//! `-opentelemetry.usePrometheusNaming`, the Collector, Prometheus' OTLP receiver) adds `_total`
+//! and `_seconds` only when missing, so the names come out unchanged on every path, and grepping
+//! a dashboard's metric name finds the code. (A gauge with unit `1` would gain `_ratio`: gauges
+//! here have no unit or `s`.) Every label comes from a small fixed set; never an id.
 
 pub mod buckets;
 mod config;

@@ -9,6 +9,8 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+#[cfg(test)]
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
@@ -18,6 +20,9 @@ use crate::buckets;
 use crate::config::TelemetryConfig;
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
+
+/// `reason` label values of `telemetry_flush_failures_total`.
+const FLUSH_FAILURE_REASONS: [&str; 4] = ["timeout", "export_error", "busy", "panic"];
 
 /// Logs and metrics of one function process. Cheap to clone (one `Arc` inside).
 #[derive(Clone)]
@@ -49,11 +54,16 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
+/// Log filter when `RUST_LOG` is unset: info, but only warnings from the OpenTelemetry crates
+/// (their info lines, e.g. "Global meter provider is set", are start-up noise).
+const DEFAULT_LOG_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+
 /// Installs the global `tracing` subscriber: one JSON object per line on stdout, fields at the
-/// top level, filtered by `RUST_LOG` (default `info`). Does nothing if a subscriber is already
-/// installed (tests call it many times).
+/// top level, filtered by `RUST_LOG` (default `info`, OpenTelemetry's own logs at `warn`). Does
+/// nothing if a subscriber is already installed (tests call it many times).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let _already_set = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -115,7 +125,7 @@ impl Telemetry {
         let meter = provider.meter("tradeflow");
         let faas = FaasMetrics::new(&meter);
         let flush_duration = meter
-            .f64_histogram("telemetry_flush_duration")
+            .f64_histogram("telemetry_flush_duration_seconds")
             .with_unit("s")
             .with_description(
                 "Time a per-invocation metrics flush took (or waited before giving up).",
@@ -123,10 +133,16 @@ impl Telemetry {
             .with_boundaries(buckets::FLUSH_SECONDS.to_vec())
             .build();
         let flush_failures = meter
-            .u64_counter("telemetry_flush_failures")
+            .u64_counter("telemetry_flush_failures_total")
             .with_unit("1")
             .with_description("Metric flushes that failed or ran out of budget, by reason.")
             .build();
+        if exporting {
+            // Zero series, so failure ratios read 0 rather than "no data".
+            for reason in FLUSH_FAILURE_REASONS {
+                flush_failures.add(0, &[KeyValue::new("reason", reason)]);
+            }
+        }
         Telemetry {
             inner: Arc::new(Inner {
                 provider,
@@ -315,4 +331,148 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::testing::TestMeter;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::data::ResourceMetrics;
+    use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+
+    /// An exporter that takes `delay` per export (a slow or hanging collector).
+    struct SlowExporter {
+        delay: Duration,
+    }
+
+    impl PushMetricExporter for SlowExporter {
+        async fn export(&self, _metrics: &ResourceMetrics) -> OTelSdkResult {
+            std::thread::sleep(self.delay);
+            Ok(())
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> Temporality {
+            Temporality::Cumulative
+        }
+    }
+
+    fn config(endpoint: Option<&str>, budget_ms: u64) -> TelemetryConfig {
+        TelemetryConfig {
+            service_name: "test".into(),
+            instance_id: "i".into(),
+            faas_name: "test".into(),
+            region: None,
+            metrics_endpoint: endpoint.map(str::to_owned),
+            export_timeout: Duration::from_millis(budget_ms),
+            flush_budget: Duration::from_millis(budget_ms),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_an_endpoint_instruments_work_and_flush_returns_at_once() {
+        let telemetry = Telemetry::from_config(config(None, 50));
+        assert!(!telemetry.is_exporting());
+        telemetry
+            .meter()
+            .u64_counter("anything")
+            .build()
+            .add(1, &[]);
+        let started = Instant::now();
+        telemetry.flush().await;
+        assert!(started.elapsed() < Duration::from_millis(5));
+        telemetry.shutdown();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn flush_delivers_the_invocation_metrics_inside_a_runtime() {
+        let t = TestMeter::new();
+        let telemetry = Telemetry::from_provider(t.provider.clone(), Duration::from_millis(500));
+        telemetry.start_invocation("timer").finish(true);
+        telemetry.flush().await;
+        telemetry.flush().await;
+        let s = t.snapshot();
+        assert_eq!(s.counter("faas_invocations_total", &[("trigger", "timer")]), 1.0);
+        let (flushes, _) = s.histogram("telemetry_flush_duration_seconds", &[]);
+        assert!(flushes >= 1, "the flush duration is recorded");
+        assert_eq!(s.counter("telemetry_flush_failures_total", &[("reason", "timeout")]), 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hanging_exporter_costs_one_budget_and_the_next_flush_is_skipped() {
+        let t = TestMeter::new();
+        let slow = PeriodicReader::builder(SlowExporter {
+            delay: Duration::from_millis(300),
+        })
+        .build();
+        // The slow reader is the only one flush waits on; the in-memory reader of `t` observes.
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(slow)
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let telemetry = Telemetry::from_provider(provider.clone(), Duration::from_millis(30));
+        telemetry.start_invocation("pubsub").finish(true); // something to export
+
+        let started = Instant::now();
+        telemetry.flush().await;
+        let first = started.elapsed();
+        assert!(first >= Duration::from_millis(30), "{first:?}");
+        assert!(first < Duration::from_millis(150), "waited past the budget: {first:?}");
+
+        let started = Instant::now();
+        telemetry.flush().await; // the first is still exporting
+        assert!(started.elapsed() < Duration::from_millis(10));
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        provider.force_flush().unwrap();
+        let metrics = exporter.get_finished_metrics().unwrap();
+        let mut reasons = Vec::new();
+        for scope in metrics.last().unwrap().scope_metrics() {
+            for metric in scope.metrics() {
+                if metric.name() == "telemetry_flush_failures_total" {
+                    if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+                        for p in sum.data_points() {
+                            reasons.push((p.attributes().next().unwrap().value.to_string(), p.value()));
+                        }
+                    }
+                }
+            }
+        }
+        reasons.sort();
+        assert_eq!(reasons, vec![("busy".into(), 1), ("timeout".into(), 1)]);
+        drop(t);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dead_collector_costs_at_most_about_the_budget() {
+        // A port nothing listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}/opentelemetry/v1/metrics");
+        let telemetry = Telemetry::from_config(config(Some(&endpoint), 50));
+        assert!(telemetry.is_exporting());
+        for _ in 0..3 {
+            telemetry.start_invocation("pubsub").finish(true);
+            let started = Instant::now();
+            telemetry.flush().await;
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(120), "flush took {took:?}");
+            // Let a timed-out flush finish so the next one is not skipped as busy.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        let started = Instant::now();
+        telemetry.shutdown();
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
 }

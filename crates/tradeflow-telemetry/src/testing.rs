@@ -165,13 +165,6 @@ impl Snapshot {
             .map(|p| p.labels.clone())
             .collect()
     }
-
-    pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.points.iter().map(|p| p.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    }
 }
 
 /// A valid signal of `signal_type` from `source` for `ticker`.
