@@ -14,7 +14,9 @@
 # into local/.tools/root without installing them (they need only libc). Idempotent: nothing is
 # fetched when the extracted tree matches the pins. Also puts Alertmanager's templates where
 # the Debian build looks for them (/usr/share/prometheus/alertmanager/*.tmpl, needs root).
-# start/stop are idempotent; status exits 0 when all three answer, 1 when not.
+# start/stop are idempotent; status exits 0 when all three answer, 1 when not; reload makes
+# Prometheus re-read its config and infra/observability/rules/*.yml; versions compares the pins
+# with trixie's current candidates.
 # State (pids, logs, data): local/.state/metrics/. `stop` keeps the data; `reset` deletes it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -102,8 +104,9 @@ install_am_template() {
   done
   ((stale)) || return 0
   # The Debian build reads its templates (default.tmpl, email.tmpl) from this absolute path only.
-  mkdir -p "$AM_TEMPLATE_DIR" 2>/dev/null && cp "$src_dir"/*.tmpl "$AM_TEMPLATE_DIR/" 2>/dev/null \
-    || die "cannot write $AM_TEMPLATE_DIR (Alertmanager needs its templates there; run as root once)"
+  if ! { mkdir -p "$AM_TEMPLATE_DIR" && cp "$src_dir"/*.tmpl "$AM_TEMPLATE_DIR/"; } 2>/dev/null; then
+    die "cannot write $AM_TEMPLATE_DIR (Alertmanager needs its templates there; run as root once)"
+  fi
   log "installed Alertmanager's templates into $AM_TEMPLATE_DIR"
 }
 
@@ -116,8 +119,9 @@ install() {
     log "tools up to date: $ROOT_DIR (${PINS[*]})"
     return 0
   fi
-  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
-    || die "apt-get and dpkg-deb are required (Debian or Ubuntu)"
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    die "apt-get and dpkg-deb are required (Debian or Ubuntu)"
+  fi
   local start=$SECONDS pin missing=()
   mkdir -p "$DEB_DIR"
   for pin in "${PINS[@]}"; do
@@ -276,11 +280,29 @@ stop() {
 }
 
 status() {
-  local ok=0
-  answers "$prom_url/-/ready" && log "prometheus: $prom_url ready" || { log "prometheus: not answering at $prom_url"; ok=1; }
-  answers "$otlp_url/health" && log "vmagent: $otlp_url ready" || { log "vmagent: not answering at $otlp_url"; ok=1; }
-  answers "$am_url/-/ready" && log "alertmanager: $am_url ready" || { log "alertmanager: not answering at $am_url"; ok=1; }
+  local ok=0 name url
+  for name in prometheus vmagent alertmanager; do
+    case $name in
+      prometheus) url="$prom_url/-/ready" ;;
+      vmagent) url="$otlp_url/health" ;;
+      alertmanager) url="$am_url/-/ready" ;;
+    esac
+    if answers "$url"; then
+      log "$name: ready ($url)"
+    else
+      log "$name: not answering at $url"
+      ok=1
+    fi
+  done
   return "$ok"
+}
+
+# reload: re-renders the Prometheus config and makes Prometheus re-read it and the rule files.
+reload() {
+  render_configs
+  curl -fsS -X POST --max-time 10 "$prom_url/-/reload" \
+    || die "Prometheus at $prom_url did not reload; see $(log_file prometheus)"
+  log "prometheus reloaded $RUN_DIR/prometheus.yml and $REPO_ROOT/infra/observability/rules/*.yml"
 }
 
 print_env() {
@@ -295,11 +317,12 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   env) print_env ;;
+  reload) reload ;;
   versions) versions ;;
   reset)
     stop
     rm -rf "$RUN_DIR"
     log "deleted $RUN_DIR"
     ;;
-  *) die "usage: $0 install|start|stop|status|env|versions|reset" ;;
+  *) die "usage: $0 install|start|stop|status|env|reload|versions|reset" ;;
 esac

@@ -17,13 +17,23 @@ const T: i64 = 1_750_000_200;
 
 #[tokio::test]
 async fn signals_on_the_queue_become_exactly_the_expected_completed_executions_with_orders() {
-    let Some(sdk) = emulator("signals_become_executions").await else { return };
+    let Some(sdk) = emulator("signals_become_executions").await else {
+        return;
+    };
     let stack = TestStack::deploy(sdk).await;
     stack
         .seed(&[
-            pipeline("p-rsi", &["AAPL", "MSFT"], json!([{"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 70}])),
+            pipeline(
+                "p-rsi",
+                &["AAPL", "MSFT"],
+                json!([{"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 70}]),
+            ),
             pipeline("p-all", &["NVDA"], json!([])),
-            pipeline("p-macd", &["AAPL"], json!([{"signal_type": "macd_bullish"}])),
+            pipeline(
+                "p-macd",
+                &["AAPL"],
+                json!([{"signal_type": "macd_bullish"}]),
+            ),
         ])
         .await;
     stack
@@ -31,7 +41,17 @@ async fn signals_on_the_queue_become_exactly_the_expected_completed_executions_w
             "SignalsQueueName",
             &[
                 // AAPL fans out to p-rsi; MSFT is below p-rsi's min_confidence; TSLA is in no pipeline.
-                signal_body("s1", "rsi_oversold", "5", T, &[("AAPL", "BULLISH", 80.0), ("MSFT", "BULLISH", 60.0), ("TSLA", "BULLISH", 90.0)]),
+                signal_body(
+                    "s1",
+                    "rsi_oversold",
+                    "5",
+                    T,
+                    &[
+                        ("AAPL", "BULLISH", 80.0),
+                        ("MSFT", "BULLISH", 60.0),
+                        ("TSLA", "BULLISH", 90.0),
+                    ],
+                ),
                 // NVDA: p-all takes every type.
                 signal_body("s2", "macd_bearish", "5", T, &[("NVDA", "BEARISH", 55.0)]),
                 // Other timeframe: p-rsi does not match; p-macd is not subscribed to rsi.
@@ -41,58 +61,141 @@ async fn signals_on_the_queue_become_exactly_the_expected_completed_executions_w
         )
         .await;
     let chain = stack.start_chain(stack.functions(&[]).await).await;
-    assert!(chain.wait_idle(Duration::from_secs(60)).await.unwrap(), "queues drain");
+    assert!(
+        chain.wait_idle(Duration::from_secs(60)).await.unwrap(),
+        "queues drain"
+    );
     chain.stop().await;
 
-    let expected: BTreeSet<String> = [("p-rsi", "AAPL", "s1"), ("p-all", "NVDA", "s2"), ("p-macd", "AAPL", "s4")]
-        .iter()
-        .map(|(p, t, s)| execution_id(p, t, s))
-        .collect();
-    let counts = executions_by_status(&stack.dynamo, &stack.output("ExecutionsTableName")).await.unwrap();
+    let expected: BTreeSet<String> = [
+        ("p-rsi", "AAPL", "s1"),
+        ("p-all", "NVDA", "s2"),
+        ("p-macd", "AAPL", "s4"),
+    ]
+    .iter()
+    .map(|(p, t, s)| execution_id(p, t, s))
+    .collect();
+    let counts = executions_by_status(&stack.dynamo, &stack.output("ExecutionsTableName"))
+        .await
+        .unwrap();
     assert_eq!(counts.get("COMPLETED").copied(), Some(3), "{counts:?}");
     assert_eq!(counts.values().sum::<u64>(), 3, "{counts:?}");
     let executions = stack.executions();
     for id in &expected {
-        let record = executions.get_execution(id).await.unwrap().expect("expected execution exists");
+        let record = executions
+            .get_execution(id)
+            .await
+            .unwrap()
+            .expect("expected execution exists");
         assert_eq!(record.status, ExecutionStatus::Completed);
         assert_eq!(record.steps.len(), 5);
         assert_eq!(record.decision.as_deref(), Some("order_placed"));
         assert_eq!(record.order_id.as_deref(), Some(order_id(id).as_str()));
         assert_eq!(record.signal_context.tickers, vec![record.ticker.clone()]);
         // The lease was released.
-        let lease = stack.leases().claim(&Lease { pipeline_id: record.pipeline_id.clone(), ticker: record.ticker.clone(), execution_id: "probe".into(), expires_at: now() + 60 }, now()).await.unwrap();
+        let lease = stack
+            .leases()
+            .claim(
+                &Lease {
+                    pipeline_id: record.pipeline_id.clone(),
+                    ticker: record.ticker.clone(),
+                    execution_id: "probe".into(),
+                    expires_at: now() + 60,
+                },
+                now(),
+            )
+            .await
+            .unwrap();
         assert_eq!(lease, tradeflow_core::ports::ClaimOutcome::Claimed);
     }
-    assert_eq!(count_items(&stack.dynamo, &stack.output("OrdersTableName")).await.unwrap(), 3);
+    assert_eq!(
+        count_items(&stack.dynamo, &stack.output("OrdersTableName"))
+            .await
+            .unwrap(),
+        3
+    );
     stack.delete().await;
 }
 
 #[tokio::test]
 async fn a_held_lease_skips_the_pipeline_and_an_expired_one_lets_it_run() {
-    let Some(sdk) = emulator("held_and_expired_leases").await else { return };
+    let Some(sdk) = emulator("held_and_expired_leases").await else {
+        return;
+    };
     let stack = TestStack::deploy(sdk).await;
     stack.seed(&[pipeline("p1", &["AAPL"], json!([]))]).await;
     let aapl = Ticker::parse("AAPL").unwrap();
     let leases = stack.leases();
-    let other = Lease { pipeline_id: "p1".into(), ticker: aapl.clone(), execution_id: "exe-someone-else".into(), expires_at: now() + 600 };
+    let other = Lease {
+        pipeline_id: "p1".into(),
+        ticker: aapl.clone(),
+        execution_id: "exe-someone-else".into(),
+        expires_at: now() + 600,
+    };
     leases.claim(&other, now()).await.unwrap();
     leases.mark_enqueued(&other).await.unwrap();
 
-    stack.send("SignalsQueueName", &[signal_body("held", "rsi_oversold", "5", T, &[("AAPL", "BULLISH", 80.0)])]).await;
+    stack
+        .send(
+            "SignalsQueueName",
+            &[signal_body(
+                "held",
+                "rsi_oversold",
+                "5",
+                T,
+                &[("AAPL", "BULLISH", 80.0)],
+            )],
+        )
+        .await;
     let chain = stack.start_chain(stack.functions(&[]).await).await;
     assert!(chain.wait_idle(Duration::from_secs(30)).await.unwrap());
     let executions = stack.executions();
-    assert!(executions.get_execution(&execution_id("p1", "AAPL", "held")).await.unwrap().is_none(), "held: skipped");
-    assert_eq!(chain.executions.stats.records.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(
+        executions
+            .get_execution(&execution_id("p1", "AAPL", "held"))
+            .await
+            .unwrap()
+            .is_none(),
+        "held: skipped"
+    );
+    assert_eq!(
+        chain
+            .executions
+            .stats
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 
     // The holder crashed: its lease ran out.
-    let expired = Lease { expires_at: now() - 1, ..other.clone() };
-    leases.release("p1", &aapl, "exe-someone-else").await.unwrap();
+    let expired = Lease {
+        expires_at: now() - 1,
+        ..other.clone()
+    };
+    leases
+        .release("p1", &aapl, "exe-someone-else")
+        .await
+        .unwrap();
     leases.claim(&expired, now() - 10).await.unwrap();
-    stack.send("SignalsQueueName", &[signal_body("after-expiry", "rsi_oversold", "5", T + 300, &[("AAPL", "BULLISH", 80.0)])]).await;
+    stack
+        .send(
+            "SignalsQueueName",
+            &[signal_body(
+                "after-expiry",
+                "rsi_oversold",
+                "5",
+                T + 300,
+                &[("AAPL", "BULLISH", 80.0)],
+            )],
+        )
+        .await;
     let id = execution_id("p1", "AAPL", "after-expiry");
     let record = eventually(Duration::from_secs(30), || async {
-        executions.get_execution(&id).await.unwrap().filter(|r| r.status.is_terminal())
+        executions
+            .get_execution(&id)
+            .await
+            .unwrap()
+            .filter(|r| r.status.is_terminal())
     })
     .await
     .expect("runs after the lease expired");
@@ -103,11 +206,21 @@ async fn a_held_lease_skips_the_pipeline_and_an_expired_one_lets_it_run() {
 
 #[tokio::test]
 async fn the_same_execution_request_delivered_twice_runs_once() {
-    let Some(sdk) = emulator("duplicate_delivery").await else { return };
+    let Some(sdk) = emulator("duplicate_delivery").await else {
+        return;
+    };
     let stack = TestStack::deploy(sdk).await;
     stack.seed(&[pipeline("p1", &["MSFT"], json!([]))]).await;
-    let signal = tradeflow_core::signal::Signal::parse(&signal_body("dup", "macd_bullish", "5", T, &[("MSFT", "BULLISH", 70.0)])).unwrap();
-    let index = tradeflow_core::matching::PipelineIndex::new([pipeline("p1", &["MSFT"], json!([]))]);
+    let signal = tradeflow_core::signal::Signal::parse(&signal_body(
+        "dup",
+        "macd_bullish",
+        "5",
+        T,
+        &[("MSFT", "BULLISH", 70.0)],
+    ))
+    .unwrap();
+    let index =
+        tradeflow_core::matching::PipelineIndex::new([pipeline("p1", &["MSFT"], json!([]))]);
     let m = index.matches(&signal).remove(0);
     let id = execution_id("p1", "MSFT", "dup");
     let request = ExecutionRequest {
@@ -120,23 +233,51 @@ async fn the_same_execution_request_delivered_twice_runs_once() {
         enqueued_at_ms: now() * 1000,
     };
     // Two deliveries of the same request (SQS at-least-once, or a re-sent dispatch).
-    stack.send("ExecutionsQueueName", &[request.to_json(), request.to_json()]).await;
+    stack
+        .send(
+            "ExecutionsQueueName",
+            &[request.to_json(), request.to_json()],
+        )
+        .await;
     let chain = stack.start_chain(stack.functions(&[]).await).await;
     assert!(chain.wait_idle(Duration::from_secs(30)).await.unwrap());
     chain.stop().await;
-    let record = stack.executions().get_execution(&id).await.unwrap().unwrap();
-    assert_eq!((record.status, record.attempts), (ExecutionStatus::Completed, 1));
-    assert_eq!(count_items(&stack.dynamo, &stack.output("ExecutionsTableName")).await.unwrap(), 1);
-    assert_eq!(count_items(&stack.dynamo, &stack.output("OrdersTableName")).await.unwrap(), 1);
+    let record = stack
+        .executions()
+        .get_execution(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.status, record.attempts),
+        (ExecutionStatus::Completed, 1)
+    );
+    assert_eq!(
+        count_items(&stack.dynamo, &stack.output("ExecutionsTableName"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count_items(&stack.dynamo, &stack.output("OrdersTableName"))
+            .await
+            .unwrap(),
+        1
+    );
     stack.delete().await;
 }
 
 #[tokio::test]
 async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_complete() {
-    let Some(sdk) = emulator("poison_message").await else { return };
+    let Some(sdk) = emulator("poison_message").await else {
+        return;
+    };
     let stack = TestStack::deploy(sdk).await;
-    stack.seed(&[pipeline("p1", &["AAPL", "MSFT", "NVDA"], json!([]))]).await;
-    let poison = r#"{"signal_id": "bad", "signal_type": "rsi_oversold", "tickers": "AAPL"}"#.to_owned();
+    stack
+        .seed(&[pipeline("p1", &["AAPL", "MSFT", "NVDA"], json!([]))])
+        .await;
+    let poison =
+        r#"{"signal_id": "bad", "signal_type": "rsi_oversold", "tickers": "AAPL"}"#.to_owned();
     stack
         .send(
             "SignalsQueueName",
@@ -158,10 +299,16 @@ async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_comp
     .expect("the poison message reaches the DLQ");
     assert_eq!(dlq, vec![poison]);
     assert!(chain.wait_idle(Duration::from_secs(30)).await.unwrap());
-    let failed = chain.signals.stats.failed_records.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = chain
+        .signals
+        .stats
+        .failed_records
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(failed, 3, "failed once per delivery, nothing else failed");
     chain.stop().await;
-    let counts = executions_by_status(&stack.dynamo, &stack.output("ExecutionsTableName")).await.unwrap();
+    let counts = executions_by_status(&stack.dynamo, &stack.output("ExecutionsTableName"))
+        .await
+        .unwrap();
     assert_eq!(counts.get("COMPLETED").copied(), Some(3), "{counts:?}");
     stack.delete().await;
 }

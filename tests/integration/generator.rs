@@ -16,18 +16,27 @@ const BACKFILL: usize = 300;
 /// Writes `<TICKER>_5.csv` (documented columns) and returns its bars.
 fn write_csv(dir: &std::path::Path, ticker: &str, first: i64) -> Vec<Bar> {
     let feed = SyntheticFeed { seed: 99 };
-    let bars: Vec<Bar> = (first..first + BARS).map(|k| feed.bar(ticker, Timeframe::M5, k)).collect();
+    let bars: Vec<Bar> = (first..first + BARS)
+        .map(|k| feed.bar(ticker, Timeframe::M5, k))
+        .collect();
     let mut f = std::fs::File::create(dir.join(format!("{ticker}_5.csv"))).unwrap();
     writeln!(f, "timestamp,open,high,low,close,volume").unwrap();
     for b in &bars {
-        writeln!(f, "{},{},{},{},{},{}", b.time, b.open, b.high, b.low, b.close, b.volume).unwrap();
+        writeln!(
+            f,
+            "{},{},{},{},{},{}",
+            b.time, b.open, b.high, b.low, b.close, b.volume
+        )
+        .unwrap();
     }
     bars
 }
 
 #[tokio::test]
 async fn the_generator_replays_a_csv_into_the_expected_signals_and_never_sends_them_twice() {
-    let Some(sdk) = emulator("generator_csv").await else { return };
+    let Some(sdk) = emulator("generator_csv").await else {
+        return;
+    };
     let stack = TestStack::deploy(sdk).await;
     let dir = std::env::temp_dir().join(format!("tradeflow-csv-{}", stack.stage));
     std::fs::create_dir_all(&dir).unwrap();
@@ -38,13 +47,18 @@ async fn the_generator_replays_a_csv_into_the_expected_signals_and_never_sends_t
         for i in bars.len() - BACKFILL..bars.len() {
             for d in all_detectors() {
                 if let Some(det) = d.detect(&bars, i) {
-                    let id = tradeflow_core::ids::signal_id(det.generator, ticker, "5", det.candle_time);
+                    let id =
+                        tradeflow_core::ids::signal_id(det.generator, ticker, "5", det.candle_time);
                     expected.insert((id, det.signal_type.to_owned()));
                 }
             }
         }
     }
-    assert!(expected.len() > 10, "the series fires a fair number of signals: {}", expected.len());
+    assert!(
+        expected.len() > 10,
+        "the series fires a fair number of signals: {}",
+        expected.len()
+    );
     let csv_dir = dir.to_string_lossy().into_owned();
     let functions = stack
         .functions(&[
@@ -57,17 +71,36 @@ async fn the_generator_replays_a_csv_into_the_expected_signals_and_never_sends_t
         .await;
     // The scan runs when the last candle has closed.
     let end = (first + BARS) * 300;
-    let summary = functions.generator.invoke(scheduled_event(end)).await.unwrap();
+    let summary = functions
+        .generator
+        .invoke(scheduled_event(end))
+        .await
+        .unwrap();
     assert_eq!(summary["candles_evaluated"], 2 * BACKFILL);
-    let sent: Vec<Signal> = stack.drain("SignalsQueueName").await.iter().map(|b| Signal::parse(b).unwrap()).collect();
-    let got: BTreeSet<(String, String)> = sent.iter().map(|s| (s.signal_id.clone(), s.signal_type.to_string())).collect();
+    let sent: Vec<Signal> = stack
+        .drain("SignalsQueueName")
+        .await
+        .iter()
+        .map(|b| Signal::parse(b).unwrap())
+        .collect();
+    let got: BTreeSet<(String, String)> = sent
+        .iter()
+        .map(|s| (s.signal_id.clone(), s.signal_type.to_string()))
+        .collect();
     assert_eq!(sent.len(), got.len(), "no duplicates within a scan");
     assert_eq!(got, expected);
-    assert!(sent.iter().all(|s| s.timestamp <= end && s.metadata.timeframe == Some(Timeframe::M5)));
+    assert!(
+        sent.iter()
+            .all(|s| s.timestamp <= end && s.metadata.timeframe == Some(Timeframe::M5))
+    );
 
     // The same candles again, and later with no new candle: nothing is sent.
     for time in [end, end + 3600] {
-        let summary = functions.generator.invoke(scheduled_event(time)).await.unwrap();
+        let summary = functions
+            .generator
+            .invoke(scheduled_event(time))
+            .await
+            .unwrap();
         assert_eq!(summary["signals_sent"], 0);
         assert!(stack.drain("SignalsQueueName").await.is_empty());
     }

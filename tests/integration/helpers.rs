@@ -31,13 +31,23 @@ pub async fn emulator(test: &str) -> Option<aws_config::SdkConfig> {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn unique_stage() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("it{}x{nanos:x}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "it{}x{nanos:x}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A freshly deployed stack of its own.
@@ -53,7 +63,9 @@ impl TestStack {
     pub async fn deploy(sdk: aws_config::SdkConfig) -> Self {
         let stage = unique_stage();
         let cfn = aws_sdk_cloudformation::Client::new(&sdk);
-        let outputs = create_stack(&cfn, TEMPLATE, &stage).await.expect("stack deploys");
+        let outputs = create_stack(&cfn, TEMPLATE, &stage)
+            .await
+            .expect("stack deploys");
         TestStack {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
@@ -73,15 +85,23 @@ impl TestStack {
     }
 
     pub async fn queue_url(&self, output: &str) -> String {
-        tradeflow_aws::resolve_queue_url(&self.sqs, &self.output(output)).await.unwrap()
+        tradeflow_aws::resolve_queue_url(&self.sqs, &self.output(output))
+            .await
+            .unwrap()
     }
 
     pub fn pipelines(&self) -> tradeflow_aws::DynamoPipelineStore {
-        tradeflow_aws::DynamoPipelineStore::new(self.dynamo.clone(), self.output("PipelinesTableName"))
+        tradeflow_aws::DynamoPipelineStore::new(
+            self.dynamo.clone(),
+            self.output("PipelinesTableName"),
+        )
     }
 
     pub fn executions(&self) -> tradeflow_aws::DynamoExecutionStore {
-        tradeflow_aws::DynamoExecutionStore::new(self.dynamo.clone(), self.output("ExecutionsTableName"))
+        tradeflow_aws::DynamoExecutionStore::new(
+            self.dynamo.clone(),
+            self.output("ExecutionsTableName"),
+        )
     }
 
     pub fn leases(&self) -> tradeflow_aws::DynamoLeaseStore {
@@ -98,7 +118,13 @@ impl TestStack {
     pub async fn send(&self, output: &str, bodies: &[String]) {
         let url = self.queue_url(output).await;
         for body in bodies {
-            self.sqs.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+            self.sqs
+                .send_message()
+                .queue_url(&url)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap();
         }
     }
 
@@ -135,9 +161,13 @@ impl TestStack {
 
     /// The three functions in-process, configured from this stack plus `extra` settings.
     pub async fn functions(&self, extra: &[(&str, &str)]) -> Functions {
-        let extra: HashMap<String, String> =
-            extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Functions::in_process(&self.sdk, &self.outputs, &extra).await.unwrap()
+        let extra: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Functions::in_process(&self.sdk, &self.outputs, &extra)
+            .await
+            .unwrap()
     }
 
     /// Starts the event source mappings with fast local retries (failed records visible again
@@ -149,8 +179,13 @@ impl TestStack {
             wait_time_secs: 1,
             retry_delay: Some(Duration::from_secs(1)),
         };
-        let config = ChainConfig { signals: fast(20, 200), executions: fast(10, 0) };
-        Chain::start(&self.sdk, self.outputs.clone(), functions, config).await.unwrap()
+        let config = ChainConfig {
+            signals: fast(20, 200),
+            executions: fast(10, 0),
+        };
+        Chain::start(&self.sdk, self.outputs.clone(), functions, config)
+            .await
+            .unwrap()
     }
 }
 
@@ -179,7 +214,13 @@ pub fn pipeline(id: &str, tickers: &[&str], subs: serde_json::Value) -> Pipeline
 }
 
 /// A signal body in the wire format; `tickers` are (ticker, direction, confidence).
-pub fn signal_body(id: &str, signal_type: &str, timeframe: &str, timestamp: i64, tickers: &[(&str, &str, f64)]) -> String {
+pub fn signal_body(
+    id: &str,
+    signal_type: &str,
+    timeframe: &str,
+    timestamp: i64,
+    tickers: &[(&str, &str, f64)],
+) -> String {
     serde_json::json!({
         "signal_id": id, "signal_type": signal_type, "source": "integration_test", "timestamp": timestamp,
         "tickers": tickers.iter().map(|(t, d, c)| serde_json::json!({"ticker": t, "signal": d, "confidence": c, "reasoning": "test"})).collect::<Vec<_>>(),

@@ -89,7 +89,10 @@ impl DispatcherMetrics {
                 .u64_gauge("pipeline_cache_size")
                 .with_description("Signal-triggered pipelines in the cached index.")
                 .build(),
-            cache_refreshes: counter("pipeline_cache_refreshes_total", "Reloads of the pipeline index."),
+            cache_refreshes: counter(
+                "pipeline_cache_refreshes_total",
+                "Reloads of the pipeline index.",
+            ),
             lag: meter
                 .f64_histogram("queue_consumer_lag_seconds")
                 .with_unit("s")
@@ -239,10 +242,22 @@ mod tests {
         let m = DispatcherMetrics::new(&t.meter());
         m.record_batch(&report(), Duration::from_millis(30));
         let s = t.snapshot();
-        assert_eq!(s.counter("messages_rejected_total", &[("reason", "malformed_json")]), 1.0);
-        assert_eq!(s.counter("messages_rejected_total", &[("reason", "invalid_signal")]), 1.0);
-        assert_eq!(s.counter("dispatch_failures_total", &[("reason", "execution_queue")]), 1.0);
-        assert_eq!(s.counter("dispatch_failures_total", &[("reason", "lease_store")]), 1.0);
+        assert_eq!(
+            s.counter("messages_rejected_total", &[("reason", "malformed_json")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("messages_rejected_total", &[("reason", "invalid_signal")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("dispatch_failures_total", &[("reason", "execution_queue")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("dispatch_failures_total", &[("reason", "lease_store")]),
+            1.0
+        );
     }
 
     #[test]
@@ -259,6 +274,9 @@ mod tests {
         assert_eq!(s.gauge("pipeline_cache_size", &[]), None);
         assert_eq!(s.gauge("queue_consumer_lag_max_seconds", &[]), None);
         assert_eq!(s.counter("signals_consumed_total", &[]), 0.0);
-        assert!(s.find("signals_consumed_total", &[]).is_some(), "zero is exported, not absent");
+        assert!(
+            s.find("signals_consumed_total", &[]).is_some(),
+            "zero is exported, not absent"
+        );
     }
 }

@@ -59,7 +59,10 @@ impl ExecutorMetrics {
                 .with_description("Time of one pipeline step that ran, by step and status.")
                 .with_boundaries(buckets::DURATION_SECONDS.to_vec())
                 .build(),
-            orders: counter("orders_created_total", "Paper orders placed by pipeline runs."),
+            orders: counter(
+                "orders_created_total",
+                "Paper orders placed by pipeline runs.",
+            ),
             duplicates: counter(
                 "execution_duplicates_total",
                 "Redelivered requests acknowledged without running anything.",
@@ -184,7 +187,11 @@ mod tests {
         }
     }
 
-    fn finished(status: ExecutionStatus, decision: Option<&str>, steps: &[(&str, &str, f64)]) -> Outcome {
+    fn finished(
+        status: ExecutionStatus,
+        decision: Option<&str>,
+        steps: &[(&str, &str, f64)],
+    ) -> Outcome {
         Outcome::Finished(Box::new(record(status, decision, steps)))
     }
 
@@ -200,8 +207,16 @@ mod tests {
             ("paper_order", "COMPLETED", 8.0),
         ];
         m.record_batch(&[
-            report(finished(ExecutionStatus::Completed, Some("order_placed"), &steps), 20, Some(1500)),
-            report(finished(ExecutionStatus::Completed, Some("no_trade"), &steps[..2]), 10, Some(500)),
+            report(
+                finished(ExecutionStatus::Completed, Some("order_placed"), &steps),
+                20,
+                Some(1500),
+            ),
+            report(
+                finished(ExecutionStatus::Completed, Some("no_trade"), &steps[..2]),
+                10,
+                Some(500),
+            ),
             report(
                 finished(
                     ExecutionStatus::Failed,
@@ -211,13 +226,29 @@ mod tests {
                 5,
                 None,
             ),
-            report(finished(ExecutionStatus::Skipped, Some("pipeline_inactive"), &[]), 1, Some(0)),
+            report(
+                finished(ExecutionStatus::Skipped, Some("pipeline_inactive"), &[]),
+                1,
+                Some(0),
+            ),
         ]);
         let s = t.snapshot();
-        assert_eq!(s.counter("pipeline_executions_total", &[("status", "completed")]), 2.0);
-        assert_eq!(s.counter("pipeline_executions_total", &[("status", "failed")]), 1.0);
-        assert_eq!(s.counter("pipeline_executions_total", &[("status", "skipped")]), 1.0);
-        let (n, sum) = s.histogram("pipeline_execution_duration_seconds", &[("status", "completed")]);
+        assert_eq!(
+            s.counter("pipeline_executions_total", &[("status", "completed")]),
+            2.0
+        );
+        assert_eq!(
+            s.counter("pipeline_executions_total", &[("status", "failed")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("pipeline_executions_total", &[("status", "skipped")]),
+            1.0
+        );
+        let (n, sum) = s.histogram(
+            "pipeline_execution_duration_seconds",
+            &[("status", "completed")],
+        );
         assert_eq!(n, 2);
         assert!((sum - 0.03).abs() < 1e-9);
         assert_eq!(s.counter("orders_created_total", &[]), 1.0);
@@ -229,7 +260,11 @@ mod tests {
         assert_eq!(n, 2);
         assert!((sum - 0.008).abs() < 1e-9);
         assert_eq!(
-            s.histogram("pipeline_step_duration_seconds", &[("step", "market_snapshot"), ("status", "failed")]).0,
+            s.histogram(
+                "pipeline_step_duration_seconds",
+                &[("step", "market_snapshot"), ("status", "failed")]
+            )
+            .0,
             1
         );
         assert!(
@@ -267,11 +302,33 @@ mod tests {
             ),
         ]);
         let s = t.snapshot();
-        assert_eq!(s.counter("execution_duplicates_total", &[("status", "completed")]), 1.0);
-        assert_eq!(s.counter("execution_duplicates_total", &[("status", "running")]), 1.0);
-        assert_eq!(s.counter("execution_retries_total", &[("reason", "execution_store")]), 1.0);
-        assert_eq!(s.counter("messages_rejected_total", &[("reason", "invalid_request")]), 1.0);
-        assert!(s.series("pipeline_executions_total").is_empty());
+        assert_eq!(
+            s.counter("execution_duplicates_total", &[("status", "completed")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("execution_duplicates_total", &[("status", "running")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("execution_retries_total", &[("reason", "execution_store")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("messages_rejected_total", &[("reason", "invalid_request")]),
+            1.0
+        );
+        for status in ["completed", "failed", "skipped"] {
+            assert_eq!(
+                s.counter("pipeline_executions_total", &[("status", status)]),
+                0.0
+            );
+            assert!(
+                s.find("pipeline_executions_total", &[("status", status)])
+                    .is_some()
+            );
+        }
+        assert_eq!(s.series("pipeline_executions_total").len(), 3);
     }
 
     #[test]
@@ -279,13 +336,21 @@ mod tests {
         let t = TestMeter::new();
         let m = ExecutorMetrics::new(&t.meter());
         m.record(&report(
-            finished(ExecutionStatus::Completed, None, &[("Step-From-Elsewhere", "COMPLETED", 1.0)]),
+            finished(
+                ExecutionStatus::Completed,
+                None,
+                &[("Step-From-Elsewhere", "COMPLETED", 1.0)],
+            ),
             2,
             None,
         ));
         let s = t.snapshot();
         assert_eq!(
-            s.histogram("pipeline_step_duration_seconds", &[("step", "other"), ("status", "completed")]).0,
+            s.histogram(
+                "pipeline_step_duration_seconds",
+                &[("step", "other"), ("status", "completed")]
+            )
+            .0,
             1
         );
     }

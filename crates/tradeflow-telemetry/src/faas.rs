@@ -143,7 +143,13 @@ mod tests {
         assert_eq!(s.counter("faas_coldstarts_total", &pubsub), 1.0);
         assert_eq!(s.histogram("faas_invoke_duration_seconds", &pubsub).0, 2);
         assert_eq!(s.counter("faas_errors_total", &[("trigger", "timer")]), 1.0);
-        assert_eq!(s.counter("faas_coldstarts_total", &[("trigger", "timer")]), 0.0);
-        assert_eq!(s.counter("faas_invocations_total", &[("trigger", "other")]), 1.0);
+        assert_eq!(
+            s.counter("faas_coldstarts_total", &[("trigger", "timer")]),
+            0.0
+        );
+        assert_eq!(
+            s.counter("faas_invocations_total", &[("trigger", "other")]),
+            1.0
+        );
     }
 }

@@ -76,7 +76,10 @@ impl GeneratorMetrics {
                 "Time spent in one detector family during one scan.",
             ),
             scans: counter("generator_scans_total", "Scans run."),
-            scan_duration: seconds("generator_scan_duration_seconds", "Duration of a whole scan."),
+            scan_duration: seconds(
+                "generator_scan_duration_seconds",
+                "Duration of a whole scan.",
+            ),
             scan_errors: counter(
                 "generator_scan_errors_total",
                 "Streams that could not be scanned, by error type.",
@@ -112,10 +115,8 @@ impl GeneratorMetrics {
         self.scan_duration.record(scan_duration.as_secs_f64(), &[]);
         self.candles_evaluated
             .add(report.candles_evaluated as u64, &[]);
-        if report.cursor_conflicts > 0 {
-            self.cursor_conflicts
-                .add(report.cursor_conflicts as u64, &[]);
-        }
+        self.cursor_conflicts
+            .add(report.cursor_conflicts as u64, &[]);
 
         for (detector, time) in &report.detector_time {
             self.generation_duration.record(
@@ -232,8 +233,10 @@ mod tests {
             reason: "no data".into(),
             retryable: true,
         }];
-        r.detector_time.insert("rsi_generator", Duration::from_micros(1500));
-        r.detector_time.insert("ma_cross_generator", Duration::from_micros(700));
+        r.detector_time
+            .insert("rsi_generator", Duration::from_micros(1500));
+        r.detector_time
+            .insert("ma_cross_generator", Duration::from_micros(700));
         r
     }
 
@@ -256,10 +259,17 @@ mod tests {
             ("generator", "ma_cross_generator"),
         ];
         assert_eq!(s.counter("signals_generated_total", &cross), 1.0);
-        assert_eq!(s.series("signals_generated_total").len(), 2, "undelivered signals are not generated");
+        assert_eq!(
+            s.series("signals_generated_total").len(),
+            2,
+            "undelivered signals are not generated"
+        );
 
         assert_eq!(
-            s.counter("queue_publish_success_total", &[("signal_type", "rsi_oversold")]),
+            s.counter(
+                "queue_publish_success_total",
+                &[("signal_type", "rsi_oversold")]
+            ),
             2.0
         );
         assert_eq!(
@@ -272,7 +282,10 @@ mod tests {
         assert_eq!(
             s.counter(
                 "queue_publish_failure_total",
-                &[("signal_type", "rsi_oversold"), ("error_type", "send_failed")]
+                &[
+                    ("signal_type", "rsi_oversold"),
+                    ("error_type", "send_failed")
+                ]
             ),
             1.0
         );
@@ -289,7 +302,10 @@ mod tests {
         m.record_scan(&ScanReport::default(), Duration::from_millis(3));
         let s = t.snapshot();
 
-        assert_eq!(s.counter("generator_scans_total", &[("generator", "scanner")]), 2.0);
+        assert_eq!(
+            s.counter("generator_scans_total", &[("generator", "scanner")]),
+            2.0
+        );
         assert_eq!(
             s.counter(
                 "generator_scan_errors_total",
@@ -297,7 +313,10 @@ mod tests {
             ),
             1.0
         );
-        let (n, sum) = s.histogram("signal_generation_duration_seconds", &[("generator", "rsi_generator")]);
+        let (n, sum) = s.histogram(
+            "signal_generation_duration_seconds",
+            &[("generator", "rsi_generator")],
+        );
         assert_eq!(n, 1);
         assert!((sum - 0.0015).abs() < 1e-9);
         assert_eq!(s.histogram("generator_scan_duration_seconds", &[]).0, 2);
@@ -325,7 +344,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(s.find("generator_scans_total", &[("generator", "scanner")]).unwrap().unit, "1");
+        assert_eq!(
+            s.find("generator_scans_total", &[("generator", "scanner")])
+                .unwrap()
+                .unit,
+            "1"
+        );
     }
 
     #[test]

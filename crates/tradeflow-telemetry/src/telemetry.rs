@@ -8,9 +8,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 #[cfg(test)]
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
@@ -56,7 +56,8 @@ impl std::fmt::Debug for Telemetry {
 
 /// Log filter when `RUST_LOG` is unset: info, but only warnings from the OpenTelemetry crates
 /// (their info lines, e.g. "Global meter provider is set", are start-up noise).
-const DEFAULT_LOG_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+const DEFAULT_LOG_FILTER: &str =
+    "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
 
 /// Installs the global `tracing` subscriber: one JSON object per line on stdout, fields at the
 /// top level, filtered by `RUST_LOG` (default `info`, OpenTelemetry's own logs at `warn`). Does
@@ -399,10 +400,16 @@ mod tests {
         telemetry.flush().await;
         telemetry.flush().await;
         let s = t.snapshot();
-        assert_eq!(s.counter("faas_invocations_total", &[("trigger", "timer")]), 1.0);
+        assert_eq!(
+            s.counter("faas_invocations_total", &[("trigger", "timer")]),
+            1.0
+        );
         let (flushes, _) = s.histogram("telemetry_flush_duration_seconds", &[]);
         assert!(flushes >= 1, "the flush duration is recorded");
-        assert_eq!(s.counter("telemetry_flush_failures_total", &[("reason", "timeout")]), 0.0);
+        assert_eq!(
+            s.counter("telemetry_flush_failures_total", &[("reason", "timeout")]),
+            0.0
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +432,10 @@ mod tests {
         telemetry.flush().await;
         let first = started.elapsed();
         assert!(first >= Duration::from_millis(30), "{first:?}");
-        assert!(first < Duration::from_millis(150), "waited past the budget: {first:?}");
+        assert!(
+            first < Duration::from_millis(150),
+            "waited past the budget: {first:?}"
+        );
 
         let started = Instant::now();
         telemetry.flush().await; // the first is still exporting
@@ -440,14 +450,25 @@ mod tests {
                 if metric.name() == "telemetry_flush_failures_total" {
                     if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
                         for p in sum.data_points() {
-                            reasons.push((p.attributes().next().unwrap().value.to_string(), p.value()));
+                            reasons.push((
+                                p.attributes().next().unwrap().value.to_string(),
+                                p.value(),
+                            ));
                         }
                     }
                 }
             }
         }
         reasons.sort();
-        assert_eq!(reasons, vec![("busy".into(), 1), ("timeout".into(), 1)]);
+        assert_eq!(
+            reasons,
+            vec![
+                ("busy".into(), 1),
+                ("export_error".into(), 0),
+                ("panic".into(), 0),
+                ("timeout".into(), 1)
+            ]
+        );
         drop(t);
     }
 

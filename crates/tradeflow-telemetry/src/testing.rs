@@ -1,6 +1,8 @@
 //! Test helpers: a meter whose metrics are read back from the SDK's in-memory exporter, and
 //! hand-built domain reports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use opentelemetry::metrics::{Meter, MeterProvider as _};

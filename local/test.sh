@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what it needs, starts the AWS emulator and
+# `cargo lambda watch`, then runs formatting, lints, the template lint, every unit, handler and
+# integration test against the real emulator, and a short demo run. Cleans up after itself.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+export EMULATOR_PORT="${EMULATOR_PORT:-5010}"
+export WATCH_PORT="${WATCH_PORT:-9410}"
+bash local/setup.sh
+source local/env.sh
+
+cleanup() {
+  bash local/watch.sh stop || true
+  bash local/emulator.sh stop || true
+}
+trap cleanup EXIT
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "rustfmt and clippy"
+rustup component add rustfmt clippy > /dev/null 2>&1 || true
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cfn-lint infra/template.yaml"
+cfn-lint infra/template.yaml
+
+step "AWS emulator (moto) on $AWS_ENDPOINT_URL"
+bash local/emulator.sh start
+
+step "stack for the end-to-end test through cargo lambda watch"
+bash local/deploy-stack.sh watch-e2e > /dev/null
+watch_url="$(bash local/watch.sh start watch-e2e)"
+
+step "unit, handler and integration tests"
+RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_REQUIRE_EMULATOR=1 TRADEFLOW_REQUIRE_WATCH=1 \
+  TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
+  cargo test --workspace
+
+step "demo smoke run (in-process, 3 scans)"
+bash local/deploy-stack.sh demo-smoke > /dev/null
+target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
