@@ -37,8 +37,12 @@ watch_url="$(bash local/watch.sh start watch-e2e)"
 step "unit, handler and integration tests"
 RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_REQUIRE_EMULATOR=1 TRADEFLOW_REQUIRE_WATCH=1 \
   TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
-  cargo test --workspace
+  cargo test --workspace 2>&1 | tee "$STATE_DIR/cargo-test.log"
 
 step "demo smoke run (in-process, 3 scans)"
 bash local/deploy-stack.sh demo-smoke > /dev/null
 target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
+
+# One closing line over every test binary (the last cargo line is an empty doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "cargo test: %d passed, %d failed\n", p, f }' "$STATE_DIR/cargo-test.log"
