@@ -153,3 +153,109 @@ fn log_report(r: &MessageReport) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use std::collections::HashMap;
+    use tradeflow_core::detectors::Direction;
+    use tradeflow_core::execution::{ExecutionRequest, SignalContext};
+    use tradeflow_core::fakes::*;
+    use tradeflow_core::market::SyntheticFeed;
+    use tradeflow_core::signal::{SignalMetadata, Ticker};
+
+    fn record(id: &str, body: Option<String>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = body;
+        m
+    }
+
+    fn request() -> String {
+        let ticker = Ticker::parse("AAPL").unwrap();
+        ExecutionRequest {
+            execution_id: tradeflow_core::ids::execution_id("p1", "AAPL", "s1"),
+            pipeline_id: "p1".into(),
+            user_id: "u1".into(),
+            ticker: ticker.clone(),
+            signal_context: SignalContext {
+                signal_id: "s1".into(),
+                signal_type: "rsi_oversold".into(),
+                source: "t".into(),
+                timestamp: 1_750_000_000,
+                tickers: vec![ticker],
+                confidence: 80.0,
+                signal: Direction::Bullish,
+                metadata: SignalMetadata::default(),
+            },
+            lease_expires_at: 1_750_000_720,
+            enqueued_at_ms: 1_750_000_000_000,
+        }
+        .to_json()
+    }
+
+    #[tokio::test]
+    async fn runs_the_good_request_and_reports_only_the_bad_ones() {
+        let pipeline = serde_json::from_value(serde_json::json!({
+            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
+            "trigger_mode": "signal", "tickers": ["AAPL"]
+        }))
+        .unwrap();
+        let orders = Arc::new(MemoryOrderStore::default());
+        let executor = Executor::new(
+            Arc::new(MemoryPipelineStore::with([pipeline])),
+            Arc::new(MemoryExecutionStore::default()),
+            Arc::new(MemoryLeaseStore::default()),
+            BuiltinSteps::new(
+                Arc::new(SyntheticFeed { seed: 3 }),
+                orders.clone(),
+                Timeframe::M5,
+            ),
+            Arc::new(ManualClock::at(1_750_000_010)),
+        );
+        let h = Handler::new(executor, Telemetry::init(FUNCTION_NAME));
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("good", Some(request())),
+            record("again", Some(request())),
+            record("garbage", Some("[]".into())),
+            record("empty", None),
+        ];
+        let resp = h.handle(event).await.unwrap();
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["empty", "garbage"]);
+        assert_eq!(
+            orders.all().len(),
+            1,
+            "the duplicate delivery did not run again"
+        );
+    }
+
+    #[test]
+    fn config_reads_the_market_source() {
+        let env = HashMap::from([
+            ("PIPELINES_TABLE", "p"),
+            ("EXECUTIONS_TABLE", "e"),
+            ("LEASES_TABLE", "l"),
+            ("ORDERS_TABLE", "o"),
+            ("MARKET_DATA", "csv"),
+        ]);
+        let err = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec!["MARKET_DATA_CSV_DIR is not set".to_owned()]
+        );
+        let mut env = env;
+        env.insert("MARKET_DATA", "synthetic");
+        env.insert("SYNTHETIC_SEED", "9");
+        let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.market, MarketSource::Synthetic { seed: 9 });
+        assert_eq!(c.default_timeframe, Timeframe::M5);
+    }
+}

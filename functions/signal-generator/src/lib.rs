@@ -229,3 +229,84 @@ fn log_report(report: &ScanReport, summary: &ScanSummary) {
         "scan finished"
     );
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tradeflow_core::fakes::{MemoryCursorStore, MemoryQueue};
+    use tradeflow_core::market::SyntheticFeed;
+
+    fn handler(queue: Arc<MemoryQueue>) -> Handler {
+        let generator = Generator::new(
+            Arc::new(SyntheticFeed { seed: 5 }),
+            Arc::new(MemoryCursorStore::default()),
+            queue,
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::M5],
+                backfill_bars: 200,
+                ..GeneratorConfig::default()
+            },
+        );
+        Handler::new(generator, Vec::new(), Telemetry::init(FUNCTION_NAME))
+    }
+
+    fn scheduled(time: i64) -> EventBridgeEvent<serde_json::Value> {
+        let mut e: EventBridgeEvent<serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "1", "time": "2025-06-15T15:06:40Z", "region": "us-east-1", "resources": [], "detail": {}
+        }))
+        .unwrap();
+        e.time = chrono::DateTime::from_timestamp(time, 0);
+        e
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_event_scans_as_of_its_time() {
+        let queue = Arc::new(MemoryQueue::default());
+        let h = handler(queue.clone());
+        let summary = h.handle(scheduled(1_750_000_000)).await.unwrap();
+        assert_eq!(
+            (summary.now, summary.streams, summary.candles_evaluated),
+            (1_750_000_000, 1, 200)
+        );
+        assert_eq!(summary.signals_sent, queue.bodies().len());
+        assert!(summary.signals_sent > 0);
+        let again = h.handle(scheduled(1_750_000_000)).await.unwrap();
+        assert_eq!(again.signals_sent, 0);
+    }
+
+    #[tokio::test]
+    async fn undelivered_signals_fail_the_invocation() {
+        let queue = Arc::new(MemoryQueue::default());
+        queue.fail_calls(1_000);
+        let h = handler(queue);
+        let err = h.handle(scheduled(1_750_000_000)).await.unwrap_err();
+        assert!(err.to_string().contains("could not be sent"), "{err}");
+    }
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let env = HashMap::from([
+            ("SIGNALS_QUEUE_URL", "q"),
+            ("CURSORS_TABLE", "c"),
+            ("SIGNALS_DLQ_URL", "d"),
+        ]);
+        let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.tickers.len(), 5);
+        assert_eq!(c.timeframes, vec![Timeframe::M5, Timeframe::H1]);
+        assert_eq!(c.dlqs, vec![("signals", "d".to_owned())]);
+        let bad = HashMap::from([
+            ("GENERATOR_TIMEFRAMES", "5,7"),
+            ("GENERATOR_TICKERS", "aapl, BAD TICKER"),
+        ]);
+        let err = Config::from_lookup(|k| bad.get(k).map(|v| (*v).to_owned())).unwrap_err();
+        let text = err.to_string();
+        for needle in ["SIGNALS_QUEUE_URL", "CURSORS_TABLE", "\"7\"", "BAD TICKER"] {
+            assert!(text.contains(needle), "{text} should mention {needle}");
+        }
+    }
+}

@@ -143,3 +143,119 @@ fn log_report(report: &DispatchReport, elapsed: Duration) {
         "batch dispatched"
     );
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use std::collections::HashMap;
+    use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
+
+    fn record(id: Option<&str>, body: Option<&str>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = id.map(str::to_owned);
+        m.body = body.map(str::to_owned);
+        m
+    }
+
+    fn event(records: Vec<SqsMessage>) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = records;
+        e
+    }
+
+    fn handler() -> (Handler, Arc<MemoryQueue>) {
+        let pipeline = serde_json::from_value(serde_json::json!({
+            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
+            "trigger_mode": "signal", "tickers": ["AAPL"], "signal_subscriptions": []
+        }))
+        .unwrap();
+        let queue = Arc::new(MemoryQueue::default());
+        let dispatcher = Dispatcher::new(
+            Arc::new(MemoryPipelineStore::with([pipeline])),
+            Arc::new(MemoryLeaseStore::default()),
+            queue.clone(),
+            Arc::new(ManualClock::at(1_000)),
+            DispatcherConfig::default(),
+        );
+        (
+            Handler::new(dispatcher, Telemetry::init(FUNCTION_NAME)),
+            queue,
+        )
+    }
+
+    const SIGNAL: &str = r#"{"signal_id":"s1","signal_type":"rsi_oversold","source":"t","timestamp":900,
+        "tickers":[{"ticker":"AAPL","signal":"BULLISH","confidence":80,"reasoning":null}],"metadata":{"timeframe":"5"}}"#;
+
+    #[tokio::test]
+    async fn only_the_bad_records_are_reported_failed() {
+        let (h, queue) = handler();
+        let resp = h
+            .handle(event(vec![
+                record(Some("good"), Some(SIGNAL)),
+                record(Some("bad-json"), Some("{")),
+                record(Some("no-body"), None),
+            ]))
+            .await
+            .unwrap();
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["bad-json", "no-body"]);
+        assert_eq!(queue.bodies().len(), 1);
+        // The response serializes as Lambda expects.
+        let json = serde_json::to_value(&resp).unwrap();
+        assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "bad-json");
+    }
+
+    #[tokio::test]
+    async fn a_batch_where_every_record_failed_is_an_error() {
+        let (h, _) = handler();
+        assert!(
+            h.handle(event(vec![
+                record(Some("a"), Some("x")),
+                record(Some("b"), Some("y"))
+            ]))
+            .await
+            .is_err()
+        );
+        assert!(
+            h.handle(event(vec![record(None, Some(SIGNAL))]))
+                .await
+                .is_err()
+        );
+        assert!(
+            h.handle(event(vec![]))
+                .await
+                .unwrap()
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn config_reports_every_missing_setting_and_reads_the_cache_ttl() {
+        let err = Config::from_lookup(|_| None).unwrap_err().to_string();
+        for var in ["PIPELINES_TABLE", "LEASES_TABLE", "EXECUTIONS_QUEUE_URL"] {
+            assert!(err.contains(var), "{err}");
+        }
+        let env = HashMap::from([
+            ("PIPELINES_TABLE", "p"),
+            ("LEASES_TABLE", "l"),
+            ("EXECUTIONS_QUEUE_URL", "q"),
+            ("PIPELINE_CACHE_TTL_SECS", "5"),
+        ]);
+        let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.pipeline_cache_ttl, Duration::from_secs(5));
+        let bad = HashMap::from([("PIPELINE_CACHE_TTL_SECS", "soon")]);
+        assert!(
+            Config::from_lookup(|k| bad.get(k).map(|v| (*v).to_owned()))
+                .unwrap_err()
+                .to_string()
+                .contains("PIPELINE_CACHE_TTL_SECS")
+        );
+    }
+}
