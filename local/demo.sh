@@ -18,6 +18,8 @@ cleanup() {
 trap cleanup EXIT
 
 bash local/emulator.sh start
+# A clean stage on every run: the demo's counts start from zero.
+bash local/delete-stack.sh local > /dev/null 2>&1 || true
 bash local/deploy-stack.sh local > /dev/null
 cargo build --bins
 url="$(bash local/watch.sh start local)"

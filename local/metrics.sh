@@ -116,6 +116,7 @@ install() {
   flock 8 # concurrent callers wait for one install
   if installed; then
     install_am_template
+    exec 8>&- # release the lock (the daemons started next must not inherit it)
     log "tools up to date: $ROOT_DIR (${PINS[*]})"
     return 0
   fi
@@ -148,6 +149,7 @@ install() {
   printf '%s\n' "${PINS[*]}" >"$PIN_STAMP"
   installed || die "extracted packages lack an expected binary under $ROOT_DIR"
   install_am_template
+  exec 8>&-
   log "installed ${PINS[*]} in $((SECONDS - start)) s"
 }
 
@@ -193,7 +195,8 @@ launch() {
   if answers "$ready"; then
     die "something not started by this script already answers at $ready; stop it or choose another port"
   fi
-  setsid "$binary" "$@" </dev/null >"$(log_file "$name")" 2>&1 &
+  # setsid: own session, so it outlives the calling shell's job; no inherited descriptors but 0-2.
+  setsid "$binary" "$@" </dev/null >"$(log_file "$name")" 2>&1 8>&- 9>&- &
   pid=$!
   printf '%s\n' "$pid" >"$(pid_file "$name")"
   local deadline=$((SECONDS + ready_timeout))

@@ -9,6 +9,7 @@ source "$LOCAL_DIR/env.sh"
 
 WATCH_PORT="${WATCH_PORT:-9400}"
 PID_FILE="$STATE_DIR/watch-$WATCH_PORT.pid"
+STAGE_FILE="$STATE_DIR/watch-$WATCH_PORT.stage"
 LOG_FILE="$STATE_DIR/watch-$WATCH_PORT.log"
 URL="http://127.0.0.1:$WATCH_PORT"
 
@@ -18,7 +19,13 @@ case "${1:-}" in
   start)
     stage="$(stage_arg "${2:-local}")"
     mkdir -p "$STATE_DIR"
-    if running; then log "already running at $URL"; echo "$URL"; exit 0; fi
+    if running; then
+      if [[ $(cat "$STAGE_FILE" 2>/dev/null) == "$stage" ]]; then
+        log "already running at $URL for stage $stage"; echo "$URL"; exit 0
+      fi
+      log "running for another stage: restarting for $stage"
+      "$0" stop
+    fi
     cd "$REPO_ROOT"
     log "building the function binaries"
     cargo build --quiet --bins
@@ -38,6 +45,7 @@ case "${1:-}" in
     setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
       --env-file "$env_file" > "$LOG_FILE" 2>&1 < /dev/null &
     echo $! > "$PID_FILE"
+    echo "$stage" > "$STAGE_FILE"
     for _ in $(seq 1 600); do
       running || { tail -20 "$LOG_FILE" >&2; die "cargo lambda watch exited (port $WATCH_PORT taken?)"; }
       if grep -q "starting Runtime server" "$LOG_FILE" && curl -s -o /dev/null --max-time 1 "$URL/"; then
@@ -58,7 +66,7 @@ case "${1:-}" in
       kill -9 -- "-$pid" 2>/dev/null || true
       log "stopped"
     fi
-    rm -f "$PID_FILE"
+    rm -f "$PID_FILE" "$STAGE_FILE"
     ;;
   *) echo "usage: $0 start [stage] | stop" >&2; exit 2 ;;
 esac

@@ -205,3 +205,88 @@ pub(crate) fn record(
     }))
     .unwrap()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DispatcherMetrics, ExecutorMetrics, GeneratorMetrics, METRIC_NAMES, Telemetry};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use tradeflow_core::dispatch::{DispatchReport, MessageFailure};
+    use tradeflow_core::execute::{MessageReport, Outcome};
+    use tradeflow_core::generate::{ScanReport, StreamError};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn metric_names_lists_exactly_the_instruments() {
+        let t = TestMeter::new();
+        let telemetry = Telemetry::from_provider(t.provider.clone(), Duration::from_secs(1));
+        let meter = telemetry.meter();
+        let mut scan = ScanReport {
+            publish_calls: 1,
+            ..ScanReport::default()
+        };
+        scan.sent = vec![signal("a", "rsi_oversold", "rsi_generator", "AAPL")];
+        scan.undelivered = vec![(
+            signal("b", "rsi_oversold", "rsi_generator", "MSFT"),
+            "x".into(),
+        )];
+        scan.errors = vec![StreamError {
+            stream: "s".into(),
+            error_type: "market_data",
+            reason: "r".into(),
+            retryable: true,
+        }];
+        scan.detector_time
+            .insert("rsi_generator", Duration::from_micros(5));
+        let generator = GeneratorMetrics::new(&meter);
+        generator.record_scan(&scan, Duration::from_millis(1));
+        generator.record_dlq_depth(crate::DLQ_SIGNALS, 0);
+        let failure = |poison| MessageFailure {
+            message_id: format!("{poison}"),
+            label: "x",
+            reason: "r".into(),
+            poison,
+        };
+        DispatcherMetrics::new(&meter).record_batch(
+            &DispatchReport {
+                received: 2,
+                consumed: 1,
+                lags_ms: vec![5],
+                cache_refreshed: true,
+                failures: vec![failure(true), failure(false)],
+                ..DispatchReport::default()
+            },
+            Duration::from_millis(1),
+        );
+        let executor = ExecutorMetrics::new(&meter);
+        let report = |outcome| MessageReport {
+            message_id: "m".into(),
+            outcome,
+            duration: Duration::from_millis(1),
+            lag_ms: Some(1),
+        };
+        executor.record_batch(&[
+            report(Outcome::Finished(Box::new(record(
+                ExecutionStatus::Completed,
+                Some("order_placed"),
+                &[("bias", "COMPLETED", 1.0)],
+            )))),
+            report(Outcome::Duplicate(ExecutionStatus::Completed)),
+            report(Outcome::Retry {
+                label: "x",
+                reason: "r".into(),
+            }),
+        ]);
+        telemetry.start_invocation("timer").finish(true);
+        telemetry.flush().await;
+
+        let exported: BTreeSet<String> = t.snapshot().points.into_iter().map(|p| p.name).collect();
+        let listed: BTreeSet<String> = METRIC_NAMES.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(exported, listed);
+        assert_eq!(
+            listed.len(),
+            METRIC_NAMES.len(),
+            "duplicates in METRIC_NAMES"
+        );
+    }
+}

@@ -246,9 +246,12 @@ async fn demo(
             "NO (timed out after 60 s)"
         }
     );
+    let consumed = s.deleted.load(Ordering::Relaxed);
     chain.stop().await;
-    if !drained || signals_sent == 0 {
-        bail!("the demo did not complete: drained={drained}, signals={signals_sent}");
+    if !drained || signals_sent == 0 || consumed < signals_sent {
+        bail!(
+            "the demo did not complete: drained={drained}, signals sent={signals_sent}, consumed={consumed}"
+        );
     }
     Ok(())
 }
