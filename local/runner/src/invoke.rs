@@ -69,7 +69,12 @@ impl WatchFunction {
         WatchFunction {
             name: name.to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
+            // cargo lambda watch never answers for a function whose process died (it does not
+            // restart it under --ignore-changes): a bounded wait turns that into an error.
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(120))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
