@@ -39,7 +39,7 @@ ROOT_DIR="$TOOLS_DIR/root"
 BIN_DIR="$ROOT_DIR/usr/bin"
 PIN_STAMP="$ROOT_DIR/.pins"
 CONFIG_DIR="$LOCAL_DIR/metrics"
-RUN_DIR="$STATE_DIR/metrics"
+RUN_DIR="$STATE_DIR/metrics${METRICS_INSTANCE:+-$METRICS_INSTANCE}"
 AM_TEMPLATE_DIR=/usr/share/prometheus/alertmanager
 
 prom_port="${PROMETHEUS_PORT:-9090}"

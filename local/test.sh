@@ -6,12 +6,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
+# Ports of their own, so a demo or a metrics stack already running on the defaults is left alone.
 export EMULATOR_PORT="${EMULATOR_PORT:-5010}"
 export WATCH_PORT="${WATCH_PORT:-9410}"
+export METRICS_INSTANCE=test PROMETHEUS_PORT="${PROMETHEUS_PORT:-9290}" OTLP_PORT="${OTLP_PORT:-4518}" \
+  ALERTMANAGER_PORT="${ALERTMANAGER_PORT:-9293}"
 bash local/setup.sh
 source local/env.sh
 
 cleanup() {
+  bash local/metrics.sh stop || true
   bash local/watch.sh stop || true
   bash local/emulator.sh stop || true
 }
@@ -30,18 +34,27 @@ cfn-lint infra/template.yaml
 step "AWS emulator (moto) on $AWS_ENDPOINT_URL"
 bash local/emulator.sh start
 
+step "metrics stack: vmagent (OTLP in) -> Prometheus -> Alertmanager"
+bash local/metrics.sh install
+bash local/metrics.sh reset > /dev/null 2>&1 || true
+bash local/metrics.sh start > /dev/null
+export PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+otlp_endpoint="http://127.0.0.1:$OTLP_PORT/opentelemetry"
+
 step "stack for the end-to-end test through cargo lambda watch"
 bash local/deploy-stack.sh watch-e2e > /dev/null
 watch_url="$(bash local/watch.sh start watch-e2e)"
 
 step "unit, handler and integration tests"
 RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_REQUIRE_EMULATOR=1 TRADEFLOW_REQUIRE_WATCH=1 \
+  TRADEFLOW_REQUIRE_METRICS=1 TRADEFLOW_OTLP_ENDPOINT="$otlp_endpoint" \
   TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
   cargo test --workspace 2>&1 | tee "$STATE_DIR/cargo-test.log"
 
 step "demo smoke run (in-process, 3 scans)"
 bash local/deploy-stack.sh demo-smoke > /dev/null
-target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
+OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_endpoint" \
+  target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
 
 # One closing line over every test binary (the last cargo line is an empty doc-test run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }

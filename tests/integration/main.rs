@@ -4,4 +4,5 @@
 mod chain;
 mod generator;
 mod helpers;
+mod metrics;
 mod watch;

@@ -26,6 +26,16 @@ impl Functions {
         outputs: &StackOutputs,
         extra: &HashMap<String, String>,
     ) -> anyhow::Result<Self> {
+        Self::in_process_with(sdk, outputs, extra, &Telemetry::init).await
+    }
+
+    /// As [`Functions::in_process`], with each function's telemetry made by `telemetry`.
+    pub async fn in_process_with(
+        sdk: &aws_config::SdkConfig,
+        outputs: &StackOutputs,
+        extra: &HashMap<String, String>,
+        telemetry: &(dyn Fn(&str) -> Telemetry + Sync),
+    ) -> anyhow::Result<Self> {
         let mut env: HashMap<String, String> = outputs
             .function_env()?
             .into_iter()
@@ -36,20 +46,20 @@ impl Functions {
         let generator = signal_generator::Handler::from_aws(
             sdk,
             &signal_generator::Config::from_lookup(lookup)?,
-            Telemetry::init(signal_generator::FUNCTION_NAME),
+            telemetry(signal_generator::FUNCTION_NAME),
         )
         .await
         .map_err(|e| anyhow::anyhow!("building the generator: {e}"))?;
         let dispatcher = trigger_dispatcher::Handler::from_aws(
             sdk,
             &trigger_dispatcher::Config::from_lookup(lookup)?,
-            Telemetry::init(trigger_dispatcher::FUNCTION_NAME),
+            telemetry(trigger_dispatcher::FUNCTION_NAME),
         )
         .await?;
         let executor = pipeline_executor::Handler::from_aws(
             sdk,
             &pipeline_executor::Config::from_lookup(lookup)?,
-            Telemetry::init(pipeline_executor::FUNCTION_NAME),
+            telemetry(pipeline_executor::FUNCTION_NAME),
         )?;
         Ok(Functions {
             generator: Arc::new(generator),

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# local/build-zips.sh [--arm64|--x86-64]   (default: --arm64, the template's architecture)
+# Release-builds the three Lambda functions with cargo-lambda into deployment
+# zips and prints their sizes:
+#   cargo lambda build --release --arm64 --output-format zip \
+#     -p signal-generator -p trigger-dispatcher -p pipeline-executor --lambda-dir target/lambda/arm64
+# Output: target/lambda/<arch>/<function>/bootstrap.zip (one directory per
+# architecture, so building both never mixes them up). LAMBDA_DIR overrides it.
+# The release profile of the root Cargo.toml applies (lto thin, codegen-units 1,
+# strip symbols). Idempotent: installs the venv (cargo-lambda + zig) and the
+# Rust target if missing; cargo rebuilds only what changed.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+FUNCTIONS=(signal-generator trigger-dispatcher pipeline-executor)
+
+arch=arm64
+case "${1:-}" in
+  "" | --arm64) arch=arm64 ;;
+  --x86-64 | --x86_64) arch=x86_64 ;;
+  -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "usage: ${0##*/} [--arm64|--x86-64]" ;;
+esac
+case $arch in
+  arm64) triple=aarch64-unknown-linux-gnu; flag=--arm64 ;;
+  x86_64) triple=x86_64-unknown-linux-gnu; flag=--x86-64 ;;
+esac
+lambda_dir="${LAMBDA_DIR:-$REPO_ROOT/target/lambda/$arch}"
+
+bash "$LOCAL_DIR/setup.sh"
+case ":${PATH}:" in
+  *":$VENV/bin:"*) ;;
+  *) export PATH="$VENV/bin:$PATH" ;;
+esac
+
+# cargo-lambda cross-compiles with zig but needs the Rust standard library of
+# the target; a fresh machine only has the host's.
+if command -v rustup >/dev/null; then
+  if ! rustup target list --installed | grep -qx "$triple"; then
+    log "adding Rust target $triple"
+    rustup target add "$triple"
+  fi
+fi
+
+packages=()
+for fn in "${FUNCTIONS[@]}"; do packages+=(-p "$fn"); done
+
+cd "$REPO_ROOT"
+log "cargo lambda build --release $flag --output-format zip ${packages[*]} --lambda-dir $lambda_dir"
+start=$(date +%s)
+cargo lambda build --release "$flag" --output-format zip "${packages[@]}" --lambda-dir "$lambda_dir"
+elapsed=$(($(date +%s) - start))
+
+for fn in "${FUNCTIONS[@]}"; do
+  [[ -f $lambda_dir/$fn/bootstrap.zip ]] || die "missing $lambda_dir/$fn/bootstrap.zip after the build"
+done
+
+log "built ${#FUNCTIONS[@]} zips ($arch) in ${elapsed} s under $lambda_dir"
+# The size table on stdout (Markdown, pasted into BENCHMARKS.md as is).
+python3 - "$lambda_dir" "$arch" "${FUNCTIONS[@]}" <<'PY'
+import os
+import sys
+import zipfile
+
+lambda_dir, arch, functions = sys.argv[1], sys.argv[2], sys.argv[3:]
+print(f"| function ({arch}) | bootstrap.zip | bootstrap (unzipped) |")
+print("|---|---:|---:|")
+for fn in functions:
+    path = os.path.join(lambda_dir, fn, "bootstrap.zip")
+    with zipfile.ZipFile(path) as z:
+        unzipped = sum(i.file_size for i in z.infolist() if i.filename == "bootstrap")
+    zipped = os.path.getsize(path)
+    print(f"| {fn} | {zipped:,} B ({zipped / 1e6:.2f} MB) | {unzipped:,} B ({unzipped / 1e6:.2f} MB) |")
+PY
