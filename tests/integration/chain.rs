@@ -312,3 +312,29 @@ async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_comp
     assert_eq!(counts.get("COMPLETED").copied(), Some(3), "{counts:?}");
     stack.delete().await;
 }
+
+/// The load harness's small version (the full run is `tradeflow-local load`, see BENCHMARKS.md):
+/// it must keep working and complete every execution it starts. No timing is asserted.
+#[tokio::test]
+async fn the_load_harness_completes_every_execution_of_a_small_run() {
+    let Some(sdk) = emulator("load_harness_small").await else {
+        return;
+    };
+    let stack = TestStack::deploy(sdk).await;
+    let report = tradeflow_local::load::run_load(
+        &stack.sdk,
+        &stack.outputs,
+        stack.functions(&[]).await,
+        20,
+        2,
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.executions, report.completed, report.latency_ms.len()),
+        (40, 40, 40)
+    );
+    assert!(report.table_row().starts_with("| 20 | 2 | 40 |"));
+    stack.delete().await;
+}

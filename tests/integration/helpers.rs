@@ -178,6 +178,7 @@ impl TestStack {
             batching_window: Duration::from_millis(window_ms),
             wait_time_secs: 1,
             retry_delay: Some(Duration::from_secs(1)),
+            ..MappingConfig::default()
         };
         let config = ChainConfig {
             signals: fast(20, 200),

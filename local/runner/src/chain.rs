@@ -104,6 +104,7 @@ impl Default for ChainConfig {
             },
             executions: MappingConfig {
                 batch_size: 10,
+                pollers: 4,
                 ..MappingConfig::default()
             },
         }
@@ -150,10 +151,12 @@ impl Chain {
             .await?,
         );
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(Arc::clone(&signals).run(rx.clone())),
-            tokio::spawn(Arc::clone(&executions).run(rx)),
-        ];
+        let mut tasks = Vec::new();
+        for mapping in [&signals, &executions] {
+            for _ in 0..mapping.pollers() {
+                tasks.push(tokio::spawn(Arc::clone(mapping).run(rx.clone())));
+            }
+        }
         Ok(Chain {
             sqs,
             dynamo,

@@ -26,6 +26,12 @@ pub struct MappingConfig {
     /// instead of the queue's visibility timeout, so redelivery and the DLQ can be watched in
     /// seconds. AWS has no such setting.
     pub retry_delay: Option<Duration>,
+    /// Concurrent pollers, each invoking the function with its own batches (Lambda scales a
+    /// mapping up to its maximum concurrency).
+    pub pollers: usize,
+    /// Keep the body and time of every record the function processed successfully (the load
+    /// harness measures latency from them).
+    pub record_completions: bool,
 }
 
 impl Default for MappingConfig {
@@ -35,6 +41,8 @@ impl Default for MappingConfig {
             batching_window: Duration::ZERO,
             wait_time_secs: 1,
             retry_delay: None,
+            pollers: 1,
+            record_completions: false,
         }
     }
 }
@@ -47,6 +55,8 @@ pub struct MappingStats {
     pub deleted: AtomicU64,
     pub failed_records: AtomicU64,
     pub function_errors: AtomicU64,
+    /// (body, when it was processed) of successful records, when `record_completions` is on.
+    pub completions: std::sync::Mutex<Vec<(String, Instant)>>,
 }
 
 pub struct EventSourceMapping {
@@ -88,6 +98,10 @@ impl EventSourceMapping {
             config,
             stats: Arc::new(MappingStats::default()),
         })
+    }
+
+    pub fn pollers(&self) -> usize {
+        self.config.pollers.max(1)
     }
 
     pub fn queue_url(&self) -> &str {
@@ -162,6 +176,18 @@ impl EventSourceMapping {
         let (bad, good): (Vec<&Message>, Vec<&Message>) = messages
             .iter()
             .partition(|m| m.message_id().is_some_and(|id| failed.contains(id)));
+        if self.config.record_completions {
+            let now = Instant::now();
+            let mut done = self
+                .stats
+                .completions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            done.extend(
+                good.iter()
+                    .map(|m| (m.body().unwrap_or_default().to_owned(), now)),
+            );
+        }
         self.stats
             .failed_records
             .fetch_add(bad.len() as u64, Ordering::Relaxed);

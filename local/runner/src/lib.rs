@@ -15,5 +15,6 @@
 pub mod chain;
 pub mod esm;
 pub mod invoke;
+pub mod load;
 pub mod progress;
 pub mod stack;

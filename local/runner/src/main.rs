@@ -4,6 +4,7 @@
 //! tradeflow-local env   [--stack NAME]                 print the functions' environment (KEY=VALUE)
 //! tradeflow-local seed  [--stack NAME] [--file PATH]   put the sample pipelines
 //! tradeflow-local demo  [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX]
+//! tradeflow-local load  [--stack NAME] [--watch URL] [--signals N] [--pipelines N]   load harness
 //! ```
 
 use std::collections::HashMap;
@@ -109,9 +110,37 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "demo" => demo(&sdk, &cfn, &stack, &args).await,
+        "load" => {
+            let outputs = StackOutputs::load(&cfn, &stack).await?;
+            let signals: usize = args.num("signals", 200)?;
+            let pipelines: usize = args.num("pipelines", 2)?;
+            let functions = match args.flags.get("watch") {
+                Some(url) => Functions::watch(url),
+                None => Functions::in_process(&sdk, &outputs, &HashMap::new()).await?,
+            };
+            let report = tradeflow_local::load::run_load(
+                &sdk,
+                &outputs,
+                functions,
+                signals,
+                pipelines,
+                Duration::from_secs(args.num("timeout-secs", 600)?),
+            )
+            .await?;
+            println!("{}", tradeflow_local::load::LoadReport::table_header());
+            println!("{}", report.table_row());
+            if report.completed < report.executions {
+                bail!(
+                    "only {} of {} executions completed",
+                    report.completed,
+                    report.executions
+                );
+            }
+            Ok(())
+        }
         _ => {
             eprintln!(
-                "usage: tradeflow-local env|seed|demo [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX] [--file PATH]"
+                "usage: tradeflow-local env|seed|demo|load [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX] [--file PATH] [--signals N] [--pipelines N]"
             );
             Ok(())
         }
