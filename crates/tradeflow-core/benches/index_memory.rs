@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unsafe_code)]
 
+#[path = "support/mod.rs"]
 mod fixtures;
 
 use std::alloc::{GlobalAlloc, Layout, System};
