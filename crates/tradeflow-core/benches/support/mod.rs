@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each bench uses part of it
 //! Deterministic pipelines and signals for the benchmarks.
 
 use tradeflow_core::pipeline::Pipeline;
