@@ -52,7 +52,7 @@ log() { printf '[deploy.sh] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
   exit 2
 }
 
@@ -426,15 +426,16 @@ cmd_deploy() {
     [[ $deployed == true && ${mode:-s3} == s3 ]] \
       && die "$STACK was deployed by deploy-template (FunctionCode=s3); run '$0 destroy $STAGE' first"
   fi
+  log "step 1/4: build the zips"
   build_zips
   for id in "${FN_IDS[@]}"; do function_exists "${FN_NAME[$id]}" || triggers=false; done
   local fixed=(Stage="$STAGE" DeployFunctions=true FunctionCode=cargo-lambda
     CodeBucket= GeneratorCodeKey= DispatcherCodeKey= ExecutorCodeKey=)
 
-  log "step 1/3: stack (FunctionTriggers=$triggers: the triggers need the functions to exist)"
+  log "step 2/4: stack (FunctionTriggers=$triggers: the triggers need the functions to exist)"
   stack_deploy "${fixed[@]}" FunctionTriggers="$triggers" "$@"
 
-  log "step 2/3: cargo lambda deploy the functions"
+  log "step 3/4: cargo lambda deploy the functions"
   local tmp; tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand now
   trap "rm -rf '$tmp'" EXIT
@@ -460,6 +461,7 @@ cmd_deploy() {
       log "cargo lambda deploy $name failed (attempt $attempt); retrying in $((attempt * 10)) s"
       sleep $((attempt * 10))
     done
+    aws lambda wait function-active-v2 --function-name "$name"
     aws lambda wait function-updated-v2 --function-name "$name"
     # cargo lambda deploy changes the role of an existing function only together
     # with another setting; a role the stack replaced must still be applied.
@@ -476,10 +478,10 @@ cmd_deploy() {
   done
 
   if [[ $triggers == false ]]; then
-    log "step 3/3: stack with FunctionTriggers=true (event source mappings, schedule)"
+    log "step 4/4: stack with FunctionTriggers=true (event source mappings, schedule)"
     stack_deploy "${fixed[@]}" FunctionTriggers=true "$@"
   else
-    log "step 3/3: triggers already in the stack"
+    log "step 4/4: triggers already in the stack"
   fi
   check_triggers
   log "deployed $STACK in $((SECONDS - start)) s"
@@ -494,10 +496,13 @@ cmd_deploy_template() {
     [[ $deployed == true && $mode == cargo-lambda ]] \
       && die "$STACK was deployed by 'deploy' (FunctionCode=cargo-lambda); run '$0 destroy $STAGE' first"
   fi
+  local in_stack=""
+  if [[ $(stack_status) != NONE ]]; then
+    in_stack=" $(aws cloudformation describe-stack-resources --stack-name "$STACK" --output text \
+      --query "StackResources[?ResourceType=='AWS::Lambda::Function'].PhysicalResourceId") "
+  fi
   for id in "${FN_IDS[@]}"; do
-    if function_exists "${FN_NAME[$id]}" \
-      && [[ -z $(aws cloudformation describe-stack-resources --stack-name "$STACK" \
-        --logical-resource-id "$id" --query 'StackResources[0].PhysicalResourceId' --output text 2>/dev/null | sed 's/^None$//') ]]; then
+    if function_exists "${FN_NAME[$id]}" && [[ $in_stack != *[[:space:]]"${FN_NAME[$id]}"[[:space:]]* ]]; then
       die "function ${FN_NAME[$id]} exists outside the stack (cargo lambda deploy?); run '$0 destroy $STAGE' first"
     fi
   done

@@ -56,6 +56,9 @@ bash local/deploy-stack.sh demo-smoke > /dev/null
 OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_endpoint" \
   target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
 
+step "release arm64 packages and the deploy script against the emulator (local/test-deploy.sh)"
+bash local/test-deploy.sh
+
 # One closing line over every test binary (the last cargo line is an empty doc-test run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "cargo test: %d passed, %d failed\n", p, f }' "$STATE_DIR/cargo-test.log"
