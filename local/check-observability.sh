@@ -30,8 +30,8 @@
 #     series becomes always present, e.g. created at zero by the code).
 # Exits 0 when everything passes, 1 when something fails, 2 on bad usage; the last line is
 # "check-observability: N passed, N failed".
-# promtool: $PROMTOOL, else local/.tools/root/usr/bin/promtool (installed by
-# `local/metrics.sh install`, which this runs when it is missing), else promtool on PATH.
+# promtool: $PROMTOOL, else local/.tools/root/usr/bin/promtool, else promtool on PATH, else it
+# runs `local/metrics.sh install` (which extracts promtool and docker-compose there).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -56,6 +56,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -776,10 +777,16 @@ def main():
                                     + ("" if code == 0 else "\n" + out))
     # 4. the compose path's configuration
     compose = os.path.join(REPO, "local", "compose.yaml")
-    docker_compose = os.path.join(os.path.dirname(PROMTOOL), "docker-compose")
-    if os.path.exists(compose) and os.access(docker_compose, os.X_OK):
-        code, out = run([docker_compose, "-f", compose, "config", "-q"])
-        (ok if code == 0 else fail)("docker-compose config -q local/compose.yaml" + ("" if code == 0 else "\n" + out))
+    docker_compose = os.path.join(REPO, "local", ".tools", "root", "usr", "bin", "docker-compose")
+    if not os.access(docker_compose, os.X_OK):
+        docker_compose = shutil.which("docker-compose")
+    if os.path.exists(compose):
+        if docker_compose:
+            code, out = run([docker_compose, "-f", compose, "config", "-q"])
+            (ok if code == 0 else fail)("docker-compose config -q local/compose.yaml"
+                                        + ("" if code == 0 else "\n" + out))
+        else:
+            note("docker-compose not found (local/metrics.sh install extracts it): local/compose.yaml not validated")
     prom_config = os.path.join(OBS, "prometheus.yml")
     if os.path.exists(prom_config):
         code, out = run([PROMTOOL, "check", "config", "--syntax-only", prom_config])
@@ -822,8 +829,9 @@ def main():
                     continue
                 for n, sub in enumerate(value_exprs(tree)):
                     text = r["expr"][sub.start:sub.end]
-                    items.append((f"alert:{r['name']}/value:{n}", f"{label} value {text.split()[0]}…"
-                                  if len(text) > 60 else f"{label} value {text}", text))
+                    short = " ".join(text.split())
+                    short = short if len(short) <= 90 else short[:89] + "…"
+                    items.append((f"alert:{r['name']}/value:{n}", f"{label} value {short}", text))
                 seen = set()
                 for sel in selectors(tree):
                     q = selector_query(sel)

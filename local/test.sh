@@ -56,6 +56,9 @@ bash local/deploy-stack.sh demo-smoke > /dev/null
 OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_endpoint" \
   target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
 
+step "every dashboard panel and rule: parses, promtool rule tests, returns data on the live Prometheus"
+bash local/check-observability.sh --live "$PROMETHEUS_URL"
+
 step "release arm64 packages and the deploy script against the emulator (local/test-deploy.sh)"
 bash local/test-deploy.sh
 
