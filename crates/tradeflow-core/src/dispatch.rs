@@ -20,6 +20,9 @@ use crate::ports::{
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::Signal;
 
+/// Labels of the infrastructure failures a message can fail with (not poison).
+pub const INFRA_FAILURE_LABELS: [&str; 3] = ["pipeline_store", "lease_store", "execution_queue"];
+
 /// One received message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {

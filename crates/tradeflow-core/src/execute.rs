@@ -19,6 +19,9 @@ use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{BeginOutcome, Clock, ExecutionStore, LeaseStore, PipelineStore};
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
 
+/// Labels of [`Outcome::Retry`].
+pub const RETRY_LABELS: [&str; 3] = ["pipeline_store", "execution_store", "step_transient"];
+
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

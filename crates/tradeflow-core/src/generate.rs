@@ -41,6 +41,9 @@ impl Default for GeneratorConfig {
     }
 }
 
+/// Every [`StreamError::error_type`].
+pub const STREAM_ERROR_TYPES: [&str; 3] = ["market_data", "cursor_store", "invalid_detection"];
+
 /// A stream that could not be scanned. `error_type` is from a small fixed set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamError {

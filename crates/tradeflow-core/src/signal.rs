@@ -19,6 +19,11 @@ pub enum SignalError {
 }
 
 impl SignalError {
+    /// Every value [`SignalError::reason_label`] returns, plus `missing_body` (a record without a
+    /// body), for metrics that start at zero.
+    pub const REASON_LABELS: [&'static str; 3] =
+        ["malformed_json", "invalid_signal", "missing_body"];
+
     /// Fixed label for the `messages_rejected_total{reason}` metric.
     pub fn reason_label(&self) -> &'static str {
         match self {

@@ -55,7 +55,7 @@ impl DispatcherMetrics {
                 .with_description(description)
                 .build()
         };
-        DispatcherMetrics {
+        let metrics = DispatcherMetrics {
             consumed: counter("signals_consumed_total", "Valid signals received."),
             matched: counter(
                 "pipelines_matched_total",
@@ -112,7 +112,15 @@ impl DispatcherMetrics {
                 "dispatch_failures_total",
                 "Messages failed for redelivery because of an infrastructure error, by reason.",
             ),
+        };
+        // Zero series for every reason, so rejection and failure panels read 0, not "no data".
+        for reason in tradeflow_core::signal::SignalError::REASON_LABELS {
+            metrics.rejected.add(0, &[KeyValue::new("reason", reason)]);
         }
+        for reason in tradeflow_core::dispatch::INFRA_FAILURE_LABELS {
+            metrics.failures.add(0, &[KeyValue::new("reason", reason)]);
+        }
+        metrics
     }
 
     /// Records one batch from its report.

@@ -89,6 +89,17 @@ impl ExecutorMetrics {
                 .add(0, &[KeyValue::new("status", status)]);
         }
         metrics.orders.add(0, &[]);
+        for status in ["completed", "failed", "skipped", "running"] {
+            metrics
+                .duplicates
+                .add(0, &[KeyValue::new("status", status)]);
+        }
+        for reason in tradeflow_core::execute::RETRY_LABELS {
+            metrics.retries.add(0, &[KeyValue::new("reason", reason)]);
+        }
+        metrics
+            .rejected
+            .add(0, &[KeyValue::new("reason", "invalid_request")]);
         metrics
     }
 

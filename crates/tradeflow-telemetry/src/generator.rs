@@ -66,7 +66,7 @@ impl GeneratorMetrics {
                 .with_boundaries(buckets::DURATION_SECONDS.to_vec())
                 .build()
         };
-        GeneratorMetrics {
+        let metrics = GeneratorMetrics {
             signals_generated: counter(
                 "signals_generated_total",
                 "Signals generated and accepted by the signal queue.",
@@ -105,7 +105,18 @@ impl GeneratorMetrics {
                 .u64_gauge("dlq_depth")
                 .with_description("Messages waiting in a dead-letter queue.")
                 .build(),
+        };
+        // Zero series for every error type, so error panels and ratios read 0, not "no data".
+        for error_type in tradeflow_core::generate::STREAM_ERROR_TYPES {
+            metrics.scan_errors.add(
+                0,
+                &[
+                    KeyValue::new("generator", SCANNER),
+                    KeyValue::new("error_type", error_type),
+                ],
+            );
         }
+        metrics
     }
 
     /// Records one scan from its report.
