@@ -3,9 +3,9 @@
 //! Item: `stream` (S), `cursor` (N, open time of the last candle fully processed, Unix seconds),
 //! `updated_at` (N, Unix seconds of the write).
 
+use super::condition_held;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tradeflow_core::error::StoreError;
 use tradeflow_core::ports::{Clock, CursorStore, SystemClock};
@@ -96,17 +96,10 @@ impl CursorStore for DynamoCursorStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().is_some_and(|s| {
-                    matches!(s, PutItemError::ConditionalCheckFailedException(_))
-                }) =>
-            {
-                tracing::debug!(%stream, ?expected, to, "cursor moved concurrently; not advanced");
-                Ok(false)
-            }
-            Err(err) => Err(store_error("PutItem", err)),
+        let moved = condition_held("PutItem", result)?;
+        if !moved {
+            tracing::debug!(%stream, ?expected, to, "cursor moved concurrently; not advanced");
         }
+        Ok(moved)
     }
 }

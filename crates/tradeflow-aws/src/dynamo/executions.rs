@@ -6,6 +6,7 @@
 //! write, after the idempotency pattern of Powertools' DynamoDB persistence layer: absent, or
 //! released, or in progress past its in-progress expiry.
 
+use super::condition_held;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -84,10 +85,6 @@ fn begin_refused(execution_id: &str, old: Option<&Item>) -> Result<BeginOutcome,
             format!("begin refused on a {} record", other.as_str()),
         )),
     }
-}
-
-fn is_conditional_failure(err: &UpdateItemError) -> bool {
-    matches!(err, UpdateItemError::ConditionalCheckFailedException(_))
 }
 
 #[async_trait]
@@ -189,18 +186,15 @@ impl ExecutionStore for DynamoExecutionStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => {
-                tracing::debug!(
-                    execution_id = %record.execution_id,
-                    attempt = record.attempts,
-                    "execution no longer this attempt's RUNNING record; finish not written"
-                );
-                Ok(false)
-            }
-            Err(err) => Err(store_error("UpdateItem", err)),
+        let written = condition_held("UpdateItem", result)?;
+        if !written {
+            tracing::debug!(
+                execution_id = %record.execution_id,
+                attempt = record.attempts,
+                "execution no longer this attempt's RUNNING record; finish not written"
+            );
         }
+        Ok(written)
     }
 
     async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError> {
@@ -229,18 +223,14 @@ impl ExecutionStore for DynamoExecutionStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => {
-                tracing::debug!(
-                    %execution_id,
-                    attempt,
-                    "execution no longer this attempt's RUNNING record; release is a no-op"
-                );
-                Ok(())
-            }
-            Err(err) => Err(store_error("UpdateItem", err)),
+        if !condition_held("UpdateItem", result)? {
+            tracing::debug!(
+                %execution_id,
+                attempt,
+                "execution no longer this attempt's RUNNING record; release is a no-op"
+            );
         }
+        Ok(())
     }
 
     async fn get_execution(

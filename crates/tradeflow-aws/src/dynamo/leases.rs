@@ -4,11 +4,10 @@
 //! `expires_at` (N, Unix seconds), `enqueued` (BOOL) and `ttl` (N, `expires_at` + 1 day) so that
 //! DynamoDB deletes old leases. Expiry is always checked on read too: TTL deletion is lazy.
 
+use super::condition_held;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use tradeflow_core::error::StoreError;
 use tradeflow_core::ports::{ClaimOutcome, Lease, LeaseStore};
@@ -166,22 +165,14 @@ impl LeaseStore for DynamoLeaseStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                if let Some(UpdateItemError::ConditionalCheckFailedException(_)) =
-                    err.as_service_error()
-                {
-                    tracing::debug!(
-                        lease_key = %key,
-                        execution_id = %lease.execution_id,
-                        "lease no longer ours; not marked enqueued"
-                    );
-                    return Ok(());
-                }
-                Err(store_error("UpdateItem", err))
-            }
+        if !condition_held("UpdateItem", result)? {
+            tracing::debug!(
+                lease_key = %key,
+                execution_id = %lease.execution_id,
+                "lease no longer ours; not marked enqueued"
+            );
         }
+        Ok(())
     }
 
     async fn release(
@@ -208,21 +199,13 @@ impl LeaseStore for DynamoLeaseStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                if let Some(DeleteItemError::ConditionalCheckFailedException(_)) =
-                    err.as_service_error()
-                {
-                    tracing::debug!(
-                        lease_key = %key,
-                        %execution_id,
-                        "lease not held by this execution; release is a no-op"
-                    );
-                    return Ok(());
-                }
-                Err(store_error("DeleteItem", err))
-            }
+        if !condition_held("DeleteItem", result)? {
+            tracing::debug!(
+                lease_key = %key,
+                %execution_id,
+                "lease not held by this execution; release is a no-op"
+            );
         }
+        Ok(())
     }
 }
