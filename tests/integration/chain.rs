@@ -7,7 +7,7 @@ use serde_json::json;
 use tradeflow_core::execution::{ExecutionRequest, ExecutionStatus};
 use tradeflow_core::ids::{execution_id, order_id};
 use tradeflow_core::ports::{ExecutionStore, Lease, LeaseStore};
-use tradeflow_core::signal::Ticker;
+use tradeflow_core::vocab::Ticker;
 use tradeflow_local::progress::{count_items, executions_by_status};
 
 use crate::helpers::*;

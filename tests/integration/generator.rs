@@ -4,8 +4,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use tradeflow_core::detectors::all_detectors;
-use tradeflow_core::market::{Bar, SyntheticFeed, Timeframe};
+use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::signal::Signal;
+use tradeflow_core::vocab::{Bar, Timeframe};
 use tradeflow_local::invoke::scheduled_event;
 
 use crate::helpers::*;

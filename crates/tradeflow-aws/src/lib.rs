@@ -20,7 +20,7 @@ pub use dynamo::{
     DynamoPipelineStore, EXECUTION_RETENTION_SECS, LEASE_TTL_GRACE_SECS,
 };
 pub use error::{AdapterError, ErrorClass};
-pub use sqs::{MAX_BATCH, SqsQueue, resolve_queue_url};
+pub use sqs::{SqsQueue, resolve_queue_url};
 
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_dynamodb;

@@ -5,12 +5,9 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use tradeflow_core::error::QueueError;
-use tradeflow_core::ports::{FailedEntry, OutgoingMessage, QueueDepth, QueueSender};
+use tradeflow_core::ports::{FailedEntry, MAX_BATCH, OutgoingMessage, QueueDepth, QueueSender};
 
 use crate::error::{AdapterError, queue_error, queue_permanent};
-
-/// Most entries `SendMessageBatch` accepts.
-pub const MAX_BATCH: usize = 10;
 
 /// One SQS queue, addressed by URL.
 #[derive(Debug, Clone)]

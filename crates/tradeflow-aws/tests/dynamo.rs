@@ -16,13 +16,13 @@ use tradeflow_aws::{
 use tradeflow_core::error::{StoreError, error_chain};
 use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
 use tradeflow_core::ids;
+use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
     BeginOutcome, ClaimOutcome, CursorStore, ExecutionStore, Lease, LeaseStore, OrderStore,
     PipelineStore, PlaceOutcome,
 };
-use tradeflow_core::signal::Ticker;
-use tradeflow_core::steps::PaperOrder;
+use tradeflow_core::vocab::Ticker;
 
 fn pipeline(id: &str, active: bool, mode: &str) -> Pipeline {
     serde_json::from_value(json!({

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tradeflow_core::detectors::all_detectors;
-use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig, InboundMessage};
+use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
 use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
-use tradeflow_core::market::{MarketData, SyntheticFeed, Timeframe};
+use tradeflow_core::market::{MarketData, SyntheticFeed};
 use tradeflow_core::matching::PipelineIndex;
+use tradeflow_core::vocab::{InboundMessage, Timeframe};
 
 fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("matching");

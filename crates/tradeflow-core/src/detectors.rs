@@ -13,38 +13,11 @@
 //! (the weight left on the seed is below 1e-8).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::indicators;
-use crate::market::Bar;
-
-/// Direction of a signal, wire strings `"BULLISH"`, `"BEARISH"`, `"NEUTRAL"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Direction {
-    Bullish,
-    Bearish,
-    Neutral,
-}
-
-impl Direction {
-    /// The wire string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Direction::Bullish => "BULLISH",
-            Direction::Bearish => "BEARISH",
-            Direction::Neutral => "NEUTRAL",
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::vocab::{Bar, Direction};
 
 /// What a detector found on one candle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -612,7 +585,8 @@ impl Detector for VolumeSpikeDetector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::market::{MarketData, SyntheticFeed, Timeframe};
+    use crate::market::{MarketData, SyntheticFeed};
+    use crate::vocab::Timeframe;
 
     /// Candles from closes (open = previous close, wicks 0.1 % beyond) with a constant volume.
     fn bars_from_closes(closes: &[f64]) -> Vec<Bar> {
@@ -656,19 +630,6 @@ mod tests {
         assert_eq!(d.metadata["current_price"], bar.close);
         assert!((65..=100).contains(&d.confidence), "{}", d.confidence);
         assert!(!d.reasoning.is_empty());
-    }
-
-    #[test]
-    fn direction_uses_the_wire_strings() {
-        for (d, s) in [
-            (Direction::Bullish, "BULLISH"),
-            (Direction::Bearish, "BEARISH"),
-            (Direction::Neutral, "NEUTRAL"),
-        ] {
-            assert_eq!(serde_json::to_value(d).unwrap(), s);
-            assert_eq!(serde_json::from_value::<Direction>(s.into()).unwrap(), d);
-            assert_eq!(d.to_string(), s);
-        }
     }
 
     #[test]

@@ -19,18 +19,10 @@ use crate::ports::{
 };
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::Signal;
+use crate::vocab::InboundMessage;
 
 /// Labels of the infrastructure failures a message can fail with (not poison).
 pub const INFRA_FAILURE_LABELS: [&str; 3] = ["pipeline_store", "lease_store", "execution_queue"];
-
-/// One received message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundMessage {
-    pub message_id: String,
-    pub body: String,
-    /// When the queue received it (SQS `SentTimestamp`), Unix milliseconds.
-    pub sent_at_ms: Option<i64>,
-}
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -429,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_lease_is_skipped_and_an_expired_one_runs() {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
-        let aapl = crate::signal::Ticker::parse("AAPL").unwrap();
+        let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
         w.leases.insert(
             Lease {
                 pipeline_id: "p1".into(),

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dispatch::InboundMessage;
 use crate::error::error_chain;
 use crate::execution::{
     ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus,
@@ -18,6 +17,7 @@ use crate::execution::{
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{BeginOutcome, Clock, ExecutionStore, LeaseStore, PipelineStore};
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
+use crate::vocab::InboundMessage;
 
 /// Labels of [`Outcome::Retry`].
 pub const RETRY_LABELS: [&str; 3] = ["pipeline_store", "execution_store", "step_transient"];
@@ -300,13 +300,13 @@ fn retry(label: &'static str, reason: String) -> Outcome {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::detectors::Direction;
     use crate::execution::SignalContext;
     use crate::fakes::*;
-    use crate::market::{SyntheticFeed, Timeframe};
+    use crate::market::SyntheticFeed;
     use crate::pipeline::Pipeline;
     use crate::ports::{ExecutionStore, Lease};
-    use crate::signal::{SignalMetadata, Ticker};
+    use crate::signal::SignalMetadata;
+    use crate::vocab::{Direction, Ticker, Timeframe};
     use serde_json::json;
 
     const NOW: i64 = 1_750_000_000;
@@ -437,7 +437,7 @@ mod tests {
         let o = &orders[0];
         assert_eq!(rec.order_id.as_deref(), Some(o.order_id.as_str()));
         assert_eq!(rec.decision.as_deref(), Some("order_placed"));
-        assert_eq!(o.side, crate::steps::OrderSide::Buy);
+        assert_eq!(o.side, crate::order::OrderSide::Buy);
         assert!(o.stop_price < o.entry_price && o.entry_price < o.target_price);
         // Risk limits: at most 1 % of 100k between entry and stop, at most 20 % notional.
         assert!(o.quantity as f64 * (o.entry_price - o.stop_price) <= 1_000.0 + 1e-6);
@@ -470,7 +470,7 @@ mod tests {
         );
         assert!(!second.failed());
         assert_eq!(w.orders.all().len(), 1);
-        assert_eq!(w.orders.all()[0].side, crate::steps::OrderSide::Sell);
+        assert_eq!(w.orders.all()[0].side, crate::order::OrderSide::Sell);
     }
 
     #[tokio::test]

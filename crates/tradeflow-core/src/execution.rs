@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detectors::Direction;
 use crate::matching::Match;
-use crate::signal::{Signal, SignalMetadata, Ticker};
+use crate::signal::{Signal, SignalMetadata};
+use crate::vocab::{Direction, Ticker};
 
 /// The triggering signal, narrowed to one ticker, stored on the execution (the old system lost it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 
 use crate::error::{QueueError, StoreError};
 use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use crate::order::PaperOrder;
 use crate::pipeline::Pipeline;
 use crate::ports::*;
-use crate::signal::Ticker;
-use crate::steps::PaperOrder;
+use crate::vocab::Ticker;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still usable.
@@ -384,7 +384,7 @@ impl QueueSender for MemoryQueue {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<FailedEntry>, QueueError> {
-        if messages.len() > crate::publish::MAX_BATCH {
+        if messages.len() > MAX_BATCH {
             return Err(QueueError::Permanent {
                 operation: "send_message_batch",
                 source: "more than 10 entries".into(),
@@ -446,10 +446,10 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
     async fn closed_bars(
         &self,
         ticker: &str,
-        timeframe: crate::market::Timeframe,
+        timeframe: crate::vocab::Timeframe,
         now: i64,
         count: usize,
-    ) -> Result<Vec<crate::market::Bar>, crate::market::MarketDataError> {
+    ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
         if self.failures.trip() {
             return Err(crate::market::MarketDataError::Io {
                 path: "injected".into(),

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::detectors::{Detection, Detector};
 use crate::error::error_chain;
-use crate::market::{MarketData, Timeframe};
+use crate::market::MarketData;
 use crate::ports::{CursorStore, OutgoingMessage, QueueSender};
 use crate::publish::{RetryPolicy, send_all};
-use crate::signal::{Confidence, Signal, SignalMetadata, SignalType, Ticker, TickerSignal};
+use crate::signal::{Signal, SignalMetadata, TickerSignal};
+use crate::vocab::{Confidence, SignalType, Ticker, Timeframe};
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {

@@ -2,141 +2,11 @@
 //! no network — a deterministic [`SyntheticFeed`] and a [`CsvReplay`] of recorded files.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-/// One OHLCV candle. `time` is the candle's OPEN time, integer Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bar {
-    pub time: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
-}
-
-impl Bar {
-    /// The instant the candle closes: open time + the timeframe's length.
-    pub fn close_time(&self, timeframe: Timeframe) -> i64 {
-        self.time.saturating_add(timeframe.seconds())
-    }
-
-    /// Why this candle is not a plausible OHLCV record, if it is not: prices finite and > 0,
-    /// `high >= max(open, close)`, `low <= min(open, close)`, volume finite and >= 0.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [
-            ("open", self.open),
-            ("high", self.high),
-            ("low", self.low),
-            ("close", self.close),
-        ] {
-            if !value.is_finite() || value <= 0.0 {
-                return Err(format!(
-                    "{name} must be a finite positive price, got {value}"
-                ));
-            }
-        }
-        if self.high < self.open.max(self.close) {
-            return Err(format!(
-                "high {} is below max(open {}, close {})",
-                self.high, self.open, self.close
-            ));
-        }
-        if self.low > self.open.min(self.close) {
-            return Err(format!(
-                "low {} is above min(open {}, close {})",
-                self.low, self.open, self.close
-            ));
-        }
-        if !self.volume.is_finite() || self.volume < 0.0 {
-            return Err(format!(
-                "volume must be finite and >= 0, got {}",
-                self.volume
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Candle timeframe, wire strings `"1"`, `"5"`, `"15"`, `"60"`, `"240"`, `"D"` (minutes, or
-/// daily), which serde uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Timeframe {
-    #[serde(rename = "1")]
-    M1,
-    #[serde(rename = "5")]
-    M5,
-    #[serde(rename = "15")]
-    M15,
-    #[serde(rename = "60")]
-    H1,
-    #[serde(rename = "240")]
-    H4,
-    #[serde(rename = "D")]
-    D1,
-}
-
-impl Timeframe {
-    /// Every timeframe, shortest first.
-    pub const ALL: [Timeframe; 6] = [
-        Timeframe::M1,
-        Timeframe::M5,
-        Timeframe::M15,
-        Timeframe::H1,
-        Timeframe::H4,
-        Timeframe::D1,
-    ];
-
-    /// Parses a wire string (`"1"`, `"5"`, `"15"`, `"60"`, `"240"`, `"D"`), exactly.
-    pub fn parse(raw: &str) -> Result<Self, MarketDataError> {
-        Self::ALL
-            .into_iter()
-            .find(|tf| tf.as_str() == raw)
-            .ok_or_else(|| MarketDataError::InvalidTimeframe(raw.to_owned()))
-    }
-
-    /// The wire string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Timeframe::M1 => "1",
-            Timeframe::M5 => "5",
-            Timeframe::M15 => "15",
-            Timeframe::H1 => "60",
-            Timeframe::H4 => "240",
-            Timeframe::D1 => "D",
-        }
-    }
-
-    /// Length of one candle in seconds.
-    pub const fn seconds(self) -> i64 {
-        match self {
-            Timeframe::M1 => 60,
-            Timeframe::M5 => 5 * 60,
-            Timeframe::M15 => 15 * 60,
-            Timeframe::H1 => 60 * 60,
-            Timeframe::H4 => 4 * 60 * 60,
-            Timeframe::D1 => 24 * 60 * 60,
-        }
-    }
-}
-
-impl fmt::Display for Timeframe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Timeframe {
-    type Err = MarketDataError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Timeframe::parse(s)
-    }
-}
+use crate::vocab::{Bar, Timeframe, UnknownTimeframe};
 
 /// Why market data could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -148,8 +18,8 @@ pub enum MarketDataError {
         timeframe: Timeframe,
     },
     /// Not one of the timeframe wire strings. Permanent.
-    #[error("invalid timeframe {0:?}: expected one of 1, 5, 15, 60, 240, D")]
-    InvalidTimeframe(String),
+    #[error(transparent)]
+    InvalidTimeframe(#[from] UnknownTimeframe),
     /// Stored data that cannot be parsed or is not a valid candle series. `line` is 1-based
     /// (line 1 is a CSV header); 0 means the file as a whole (e.g. its name). Permanent.
     #[error("invalid market data in {file} line {line}: {message}")]
@@ -762,7 +632,7 @@ mod tests {
         let seconds: Vec<i64> = Timeframe::ALL.iter().map(|t| t.seconds()).collect();
         assert_eq!(seconds, [60, 300, 900, 3600, 14_400, 86_400]);
         for bad in ["", "2", "1D", "d", "M5", " 5"] {
-            let err = Timeframe::parse(bad).unwrap_err();
+            let err = MarketDataError::from(Timeframe::parse(bad).unwrap_err());
             assert!(matches!(err, MarketDataError::InvalidTimeframe(_)), "{bad}");
             assert!(!err.is_retryable());
         }
@@ -778,22 +648,6 @@ mod tests {
             serde_json::from_value::<Timeframe>(v).unwrap(),
             Timeframe::H4
         );
-    }
-
-    #[test]
-    fn bars_serialize_with_their_field_names() {
-        let bar = Bar {
-            time: 60,
-            open: 1.0,
-            high: 2.0,
-            low: 0.5,
-            close: 1.5,
-            volume: 10.0,
-        };
-        let json = serde_json::to_value(bar).unwrap();
-        assert_eq!(json["time"], 60);
-        assert_eq!(serde_json::from_value::<Bar>(json).unwrap(), bar);
-        assert_eq!(bar.close_time(Timeframe::M1), 120);
     }
 
     #[tokio::test]

@@ -13,9 +13,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::detectors::Direction;
 use crate::pipeline::Pipeline;
-use crate::signal::{Signal, SignalType, Ticker};
+use crate::signal::Signal;
+use crate::vocab::{Direction, SignalType, Ticker};
 
 /// One (pipeline, ticker) the signal triggers.
 #[derive(Debug, Clone, PartialEq)]

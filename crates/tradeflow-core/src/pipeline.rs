@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::market::Timeframe;
-use crate::signal::{SignalType, Ticker};
+use crate::vocab::{SignalType, Ticker, Timeframe};
 
 /// Default lease and hard time limit of a run: the old system auto-failed runs after 12 minutes.
 pub const DEFAULT_MAX_RUNTIME_SECS: u32 = 720;

@@ -1,5 +1,6 @@
 //! The narrow interfaces the handlers are written against. `tradeflow-aws` implements them on
-//! DynamoDB and SQS; [`crate::fakes`] implements them in memory for handler tests.
+//! DynamoDB and SQS; the in-memory fakes (`fakes`, behind the `test-util` feature) implement them
+//! for handler tests.
 //!
 //! No SDK type crosses these traits: adapters map their errors to [`StoreError`] / [`QueueError`],
 //! classifying conditional-check failures as outcomes, throttling/timeouts/5xx as transient and
@@ -9,9 +10,9 @@ use async_trait::async_trait;
 
 use crate::error::{QueueError, StoreError};
 use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use crate::order::PaperOrder;
 use crate::pipeline::Pipeline;
-use crate::signal::Ticker;
-use crate::steps::PaperOrder;
+use crate::vocab::Ticker;
 
 /// Wall clock. Seconds and milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -141,6 +142,9 @@ pub trait OrderStore: Send + Sync {
     async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError>;
 }
 
+/// Most messages one [`QueueSender::send_batch`] call takes (SQS's `SendMessageBatch` limit).
+pub const MAX_BATCH: usize = 10;
+
 /// One message to send; `id` is unique within a batch (`[A-Za-z0-9_-]{1,80}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
@@ -160,7 +164,7 @@ pub struct FailedEntry {
 /// A queue to send to (signals, executions).
 #[async_trait]
 pub trait QueueSender: Send + Sync {
-    /// Sends 1 to 10 messages in one call. `Ok` lists the entries that failed (empty when all were
+    /// Sends 1 to [`MAX_BATCH`] messages in one call. `Ok` lists the entries that failed (empty when all were
     /// accepted); `Err` means the whole call failed and nothing can be assumed sent.
     async fn send_batch(
         &self,

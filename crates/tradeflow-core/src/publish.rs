@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::QueueError;
-use crate::ports::{OutgoingMessage, QueueSender};
-
-/// SQS's SendMessageBatch limit.
-pub const MAX_BATCH: usize = 10;
+use crate::ports::{MAX_BATCH, OutgoingMessage, QueueSender};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

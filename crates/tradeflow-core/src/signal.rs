@@ -2,12 +2,10 @@
 //! replaces, and its validated domain types. Parse, don't validate: a [`Signal`] that exists is valid.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detectors::Direction;
-use crate::market::Timeframe;
+use crate::vocab::{Confidence, Direction, InvalidField, SignalType, Ticker, Timeframe};
 
 /// Why a message body is not a valid signal. The text is the reason given in logs and metrics.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -33,137 +31,19 @@ impl SignalError {
     }
 }
 
+impl From<InvalidField> for SignalError {
+    fn from(e: InvalidField) -> Self {
+        SignalError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> SignalError {
     SignalError::Invalid {
         field,
         reason: reason.into(),
-    }
-}
-
-/// An instrument symbol: 1–15 of `A-Z 0-9 . - / ^ _ =`, stored uppercase.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Ticker(String);
-
-impl Ticker {
-    pub fn parse(raw: &str) -> Result<Self, SignalError> {
-        let upper = raw.trim().to_ascii_uppercase();
-        if upper.is_empty() || upper.len() > 15 {
-            return Err(invalid(
-                "ticker",
-                format!("{raw:?} must be 1 to 15 characters"),
-            ));
-        }
-        if let Some(bad) = upper.chars().find(|c| {
-            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/' | '^' | '_' | '='))
-        }) {
-            return Err(invalid("ticker", format!("{raw:?} contains {bad:?}")));
-        }
-        Ok(Ticker(upper))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Ticker {
-    type Error = SignalError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Ticker::parse(&value)
-    }
-}
-
-impl From<Ticker> for String {
-    fn from(value: Ticker) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Ticker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Confidence on the wire's 0–100 scale (the old system's 0–1 reading downstream is not copied).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Confidence(f64);
-
-impl Confidence {
-    pub fn new(value: f64) -> Result<Self, SignalError> {
-        if !value.is_finite() || !(0.0..=100.0).contains(&value) {
-            return Err(invalid(
-                "confidence",
-                format!("{value} is not within 0 to 100"),
-            ));
-        }
-        Ok(Confidence(value))
-    }
-
-    pub fn value(self) -> f64 {
-        self.0
-    }
-}
-
-impl TryFrom<f64> for Confidence {
-    type Error = SignalError;
-    fn try_from(value: f64) -> Result<Self, Self::Error> {
-        Confidence::new(value)
-    }
-}
-
-impl From<Confidence> for f64 {
-    fn from(value: Confidence) -> Self {
-        value.0
-    }
-}
-
-/// A snake_case signal type such as `rsi_oversold` (1–64 of `a-z 0-9 _`, starting with a letter).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SignalType(String);
-
-impl SignalType {
-    pub fn parse(raw: &str) -> Result<Self, SignalError> {
-        let ok = !raw.is_empty()
-            && raw.len() <= 64
-            && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(SignalType(raw.to_owned()))
-        } else {
-            Err(invalid(
-                "signal_type",
-                format!("{raw:?} is not a snake_case type"),
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for SignalType {
-    type Error = SignalError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        SignalType::parse(&value)
-    }
-}
-
-impl From<SignalType> for String {
-    fn from(value: SignalType) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for SignalType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -1,50 +1,19 @@
 //! The built-in deterministic paper-trading steps: market snapshot → bias → strategy → risk →
 //! paper order.
 
-use serde::{Deserialize, Serialize};
-
-use crate::signal::Ticker;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderSide {
-    Buy,
-    Sell,
-}
-
-/// A paper order intent, one per execution at most (`order_id` derives from `execution_id`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PaperOrder {
-    pub order_id: String,
-    pub execution_id: String,
-    pub pipeline_id: String,
-    pub user_id: String,
-    pub ticker: Ticker,
-    pub signal_id: String,
-    pub side: OrderSide,
-    /// Whole units.
-    pub quantity: u64,
-    pub entry_price: f64,
-    pub stop_price: f64,
-    pub target_price: f64,
-    /// Always "paper".
-    pub mode: String,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::detectors::Direction;
 use crate::error::error_chain;
 use crate::execution::ExecutionRequest;
 use crate::indicators;
-use crate::market::{Bar, MarketData, Timeframe};
+use crate::market::MarketData;
+use crate::order::{OrderSide, PaperOrder};
 use crate::pipeline::{Pipeline, StepKind};
 use crate::ports::{OrderStore, PlaceOutcome};
+use crate::vocab::{Bar, Direction, Timeframe};
 
 /// Candles the market snapshot reads (SMA 50 and ATR 14 need fewer).
 pub const SNAPSHOT_BARS: usize = 100;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use tradeflow_core::dispatch::InboundMessage;
+use tradeflow_core::vocab::InboundMessage;
 
 /// Why a batch cannot be processed as a whole.
 #[derive(Debug, thiserror::Error)]

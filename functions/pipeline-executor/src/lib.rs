@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tradeflow_core::execute::{Executor, MessageReport, Outcome};
-use tradeflow_core::market::Timeframe;
 use tradeflow_core::ports::SystemClock;
 use tradeflow_core::steps::BuiltinSteps;
+use tradeflow_core::vocab::Timeframe;
 use tradeflow_lambda::{ConfigError, MarketSource, Settings, batch_response, inbound_messages};
 use tradeflow_telemetry::{ExecutorMetrics, Telemetry};
 
@@ -160,11 +160,11 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessage;
     use std::collections::HashMap;
-    use tradeflow_core::detectors::Direction;
     use tradeflow_core::execution::{ExecutionRequest, SignalContext};
     use tradeflow_core::fakes::*;
     use tradeflow_core::market::SyntheticFeed;
-    use tradeflow_core::signal::{SignalMetadata, Ticker};
+    use tradeflow_core::signal::SignalMetadata;
+    use tradeflow_core::vocab::{Direction, Ticker};
 
     fn record(id: &str, body: Option<String>) -> SqsMessage {
         let mut m = SqsMessage::default();

@@ -11,9 +11,8 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use tradeflow_core::detectors::all_detectors;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
-use tradeflow_core::market::Timeframe;
 use tradeflow_core::ports::QueueDepth;
-use tradeflow_core::signal::Ticker;
+use tradeflow_core::vocab::{Ticker, Timeframe};
 use tradeflow_lambda::{ConfigError, MarketSource, Settings};
 use tradeflow_telemetry::{GeneratorMetrics, Telemetry};
 

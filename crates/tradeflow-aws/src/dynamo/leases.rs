@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use tradeflow_core::error::StoreError;
 use tradeflow_core::ports::{ClaimOutcome, Lease, LeaseStore};
-use tradeflow_core::signal::Ticker;
+use tradeflow_core::vocab::Ticker;
 
 use super::expr::Expr;
 use crate::error::store_error;

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use tradeflow_core::error::StoreError;
+use tradeflow_core::order::PaperOrder;
 use tradeflow_core::ports::{OrderStore, PlaceOutcome};
-use tradeflow_core::steps::PaperOrder;
 
 use super::expr::Expr;
 use crate::error::{store_error, store_permanent};

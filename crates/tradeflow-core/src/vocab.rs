@@ -1,0 +1,383 @@
+//! The shared vocabulary of the chain: the small validated types every other module speaks.
+//! Parse, don't validate: a [`Ticker`], [`SignalType`] or [`Confidence`] that exists is valid.
+//!
+//! This module depends on nothing else in the crate; everything else may depend on it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that is not valid for its field. The text is the reason given in logs and metrics.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A bad value is bad on every try.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signal vocabulary
+// ---------------------------------------------------------------------------------------------
+
+/// Direction of a signal, wire strings `"BULLISH"`, `"BEARISH"`, `"NEUTRAL"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Direction {
+    Bullish,
+    Bearish,
+    Neutral,
+}
+
+impl Direction {
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Bullish => "BULLISH",
+            Direction::Bearish => "BEARISH",
+            Direction::Neutral => "NEUTRAL",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An instrument symbol: 1–15 of `A-Z 0-9 . - / ^ _ =`, stored uppercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ticker(String);
+
+impl Ticker {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let upper = raw.trim().to_ascii_uppercase();
+        if upper.is_empty() || upper.len() > 15 {
+            return Err(InvalidField::new(
+                "ticker",
+                format!("{raw:?} must be 1 to 15 characters"),
+            ));
+        }
+        if let Some(bad) = upper.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/' | '^' | '_' | '='))
+        }) {
+            return Err(InvalidField::new(
+                "ticker",
+                format!("{raw:?} contains {bad:?}"),
+            ));
+        }
+        Ok(Ticker(upper))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Ticker {
+    type Error = InvalidField;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Ticker::parse(&value)
+    }
+}
+
+impl From<Ticker> for String {
+    fn from(value: Ticker) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Confidence on the wire's 0–100 scale (the old system's 0–1 reading downstream is not copied).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Confidence(f64);
+
+impl Confidence {
+    pub fn new(value: f64) -> Result<Self, InvalidField> {
+        if !value.is_finite() || !(0.0..=100.0).contains(&value) {
+            return Err(InvalidField::new(
+                "confidence",
+                format!("{value} is not within 0 to 100"),
+            ));
+        }
+        Ok(Confidence(value))
+    }
+
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Confidence {
+    type Error = InvalidField;
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        Confidence::new(value)
+    }
+}
+
+impl From<Confidence> for f64 {
+    fn from(value: Confidence) -> Self {
+        value.0
+    }
+}
+
+/// A snake_case signal type such as `rsi_oversold` (1–64 of `a-z 0-9 _`, starting with a letter).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SignalType(String);
+
+impl SignalType {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.starts_with(|c: char| c.is_ascii_lowercase())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(SignalType(raw.to_owned()))
+        } else {
+            Err(InvalidField::new(
+                "signal_type",
+                format!("{raw:?} is not a snake_case type"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SignalType {
+    type Error = InvalidField;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        SignalType::parse(&value)
+    }
+}
+
+impl From<SignalType> for String {
+    fn from(value: SignalType) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for SignalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Market vocabulary
+// ---------------------------------------------------------------------------------------------
+
+/// Candle timeframe, wire strings `"1"`, `"5"`, `"15"`, `"60"`, `"240"`, `"D"` (minutes, or
+/// daily), which serde uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Timeframe {
+    #[serde(rename = "1")]
+    M1,
+    #[serde(rename = "5")]
+    M5,
+    #[serde(rename = "15")]
+    M15,
+    #[serde(rename = "60")]
+    H1,
+    #[serde(rename = "240")]
+    H4,
+    #[serde(rename = "D")]
+    D1,
+}
+
+/// A string that is not one of the timeframe wire strings. Permanent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid timeframe {0:?}: expected one of 1, 5, 15, 60, 240, D")]
+pub struct UnknownTimeframe(pub String);
+
+impl UnknownTimeframe {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+impl Timeframe {
+    /// Every timeframe, shortest first.
+    pub const ALL: [Timeframe; 6] = [
+        Timeframe::M1,
+        Timeframe::M5,
+        Timeframe::M15,
+        Timeframe::H1,
+        Timeframe::H4,
+        Timeframe::D1,
+    ];
+
+    /// Parses a wire string (`"1"`, `"5"`, `"15"`, `"60"`, `"240"`, `"D"`), exactly.
+    pub fn parse(raw: &str) -> Result<Self, UnknownTimeframe> {
+        Self::ALL
+            .into_iter()
+            .find(|tf| tf.as_str() == raw)
+            .ok_or_else(|| UnknownTimeframe(raw.to_owned()))
+    }
+
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Timeframe::M1 => "1",
+            Timeframe::M5 => "5",
+            Timeframe::M15 => "15",
+            Timeframe::H1 => "60",
+            Timeframe::H4 => "240",
+            Timeframe::D1 => "D",
+        }
+    }
+
+    /// Length of one candle in seconds.
+    pub const fn seconds(self) -> i64 {
+        match self {
+            Timeframe::M1 => 60,
+            Timeframe::M5 => 5 * 60,
+            Timeframe::M15 => 15 * 60,
+            Timeframe::H1 => 60 * 60,
+            Timeframe::H4 => 4 * 60 * 60,
+            Timeframe::D1 => 24 * 60 * 60,
+        }
+    }
+}
+
+impl fmt::Display for Timeframe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Timeframe {
+    type Err = UnknownTimeframe;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Timeframe::parse(s)
+    }
+}
+
+/// One OHLCV candle. `time` is the candle's OPEN time, integer Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+impl Bar {
+    /// The instant the candle closes: open time + the timeframe's length.
+    pub fn close_time(&self, timeframe: Timeframe) -> i64 {
+        self.time.saturating_add(timeframe.seconds())
+    }
+
+    /// Why this candle is not a plausible OHLCV record, if it is not: prices finite and > 0,
+    /// `high >= max(open, close)`, `low <= min(open, close)`, volume finite and >= 0.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("open", self.open),
+            ("high", self.high),
+            ("low", self.low),
+            ("close", self.close),
+        ] {
+            if !value.is_finite() || value <= 0.0 {
+                return Err(format!(
+                    "{name} must be a finite positive price, got {value}"
+                ));
+            }
+        }
+        if self.high < self.open.max(self.close) {
+            return Err(format!(
+                "high {} is below max(open {}, close {})",
+                self.high, self.open, self.close
+            ));
+        }
+        if self.low > self.open.min(self.close) {
+            return Err(format!(
+                "low {} is above min(open {}, close {})",
+                self.low, self.open, self.close
+            ));
+        }
+        if !self.volume.is_finite() || self.volume < 0.0 {
+            return Err(format!(
+                "volume must be finite and >= 0, got {}",
+                self.volume
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+/// One received queue message, as the dispatcher and the executor take it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub message_id: String,
+    pub body: String,
+    /// When the queue received it (SQS `SentTimestamp`), Unix milliseconds.
+    pub sent_at_ms: Option<i64>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_uses_the_wire_strings() {
+        for (d, s) in [
+            (Direction::Bullish, "BULLISH"),
+            (Direction::Bearish, "BEARISH"),
+            (Direction::Neutral, "NEUTRAL"),
+        ] {
+            assert_eq!(serde_json::to_value(d).unwrap(), s);
+            assert_eq!(serde_json::from_value::<Direction>(s.into()).unwrap(), d);
+            assert_eq!(d.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn bars_serialize_with_their_field_names() {
+        let bar = Bar {
+            time: 60,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close: 1.5,
+            volume: 10.0,
+        };
+        let json = serde_json::to_value(bar).unwrap();
+        assert_eq!(json["time"], 60);
+        assert_eq!(serde_json::from_value::<Bar>(json).unwrap(), bar);
+        assert_eq!(bar.close_time(Timeframe::M1), 120);
+    }
+}
