@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod error;
 pub mod execute;
 pub mod execution;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod generate;
 pub mod ids;
