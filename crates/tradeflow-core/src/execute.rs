@@ -141,7 +141,7 @@ impl Executor {
                     .await
                 {
                     Ok(status) => status,
-                    Err(reason) => {
+                    Err(transient) => {
                         // Back to PENDING so the redelivery can start at once.
                         if let Err(e) = self
                             .executions
@@ -150,7 +150,7 @@ impl Executor {
                         {
                             tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
                         }
-                        return retry("step_transient", reason);
+                        return retry("step_transient", transient.to_string());
                     }
                 }
             }
@@ -202,7 +202,7 @@ impl Executor {
         Outcome::Finished(Box::new(record))
     }
 
-    /// Runs the steps; `Err` carries a transient failure's reason.
+    /// Runs the steps; `Err` is a transient failure of one of them.
     async fn run_steps(
         &self,
         request: &ExecutionRequest,
@@ -210,7 +210,7 @@ impl Executor {
         now: i64,
         record: &mut ExecutionRecord,
         max_runtime: u32,
-    ) -> Result<ExecutionStatus, String> {
+    ) -> Result<ExecutionStatus, StepTransient> {
         let kinds = pipeline.steps.clone();
         let mut ctx = StepContext {
             request: request.clone(),
@@ -266,7 +266,10 @@ impl Executor {
                     });
                 }
                 Err(StepError::Transient(reason)) => {
-                    return Err(format!("step {}: {reason}", kind.as_str()));
+                    return Err(StepTransient {
+                        step: kind.as_str(),
+                        reason,
+                    });
                 }
                 Err(StepError::Permanent(reason)) => {
                     record.steps.push(StepResult {
@@ -289,6 +292,22 @@ impl Executor {
             record.decision = Some("no_order_step".into());
         }
         Ok(status)
+    }
+}
+
+/// A step failed transiently (market data or a store unavailable): the run is put back to
+/// PENDING and the message retried. `reason` is the step's own reason, which already renders the
+/// port error's chain (see [`StepError`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("step {step}: {reason}")]
+pub struct StepTransient {
+    pub step: &'static str,
+    pub reason: String,
+}
+
+impl StepTransient {
+    pub fn is_retryable(&self) -> bool {
+        true
     }
 }
 

@@ -53,18 +53,30 @@ pub struct ExecutionRequest {
     pub enqueued_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid execution request: {0}")]
-pub struct RequestError(pub String);
+/// Why a message body is not a valid execution request (a poison message: never retryable).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("invalid execution request: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("invalid execution request: execution_id, pipeline_id and user_id are required")]
+    MissingIds,
+    #[error(
+        "invalid execution request: execution_id {0} does not derive from its pipeline, ticker and signal"
+    )]
+    ForeignId(String),
+}
+
+impl RequestError {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
 
 impl ExecutionRequest {
     pub fn parse(body: &str) -> Result<Self, RequestError> {
-        let req: ExecutionRequest =
-            serde_json::from_str(body).map_err(|e| RequestError(e.to_string()))?;
+        let req: ExecutionRequest = serde_json::from_str(body).map_err(RequestError::Json)?;
         if req.execution_id.is_empty() || req.pipeline_id.is_empty() || req.user_id.is_empty() {
-            return Err(RequestError(
-                "execution_id, pipeline_id and user_id are required".into(),
-            ));
+            return Err(RequestError::MissingIds);
         }
         let expected = crate::ids::execution_id(
             &req.pipeline_id,
@@ -72,10 +84,7 @@ impl ExecutionRequest {
             &req.signal_context.signal_id,
         );
         if req.execution_id != expected {
-            return Err(RequestError(format!(
-                "execution_id {} does not derive from its pipeline, ticker and signal",
-                req.execution_id
-            )));
+            return Err(RequestError::ForeignId(req.execution_id));
         }
         Ok(req)
     }

@@ -17,7 +17,7 @@ use crate::market::MarketData;
 use crate::ports::{CursorStore, OutgoingMessage, QueueSender};
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::{Signal, SignalMetadata, TickerSignal};
-use crate::vocab::{Confidence, SignalType, Ticker, Timeframe};
+use crate::vocab::{Confidence, InvalidField, SignalType, Ticker, Timeframe};
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -238,11 +238,11 @@ impl Generator {
                 if let Some(d) = detection {
                     match to_signal(&d, ticker, timeframe) {
                         Ok(s) => found.push(s),
-                        Err(reason) => report.errors.push(StreamError {
+                        Err(e) => report.errors.push(StreamError {
                             stream: stream.to_owned(),
                             error_type: "invalid_detection",
-                            reason,
-                            retryable: false,
+                            reason: error_chain(&e),
+                            retryable: e.is_retryable(),
                         }),
                     }
                 }
@@ -252,11 +252,36 @@ impl Generator {
     }
 }
 
+/// A detection that does not make a valid signal (a detector bug): never retried.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{generator} detection at {candle_time} is not a valid signal")]
+pub struct InvalidDetection {
+    pub generator: &'static str,
+    pub candle_time: i64,
+    #[source]
+    pub source: InvalidField,
+}
+
+impl InvalidDetection {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
 /// The wire signal for a detection. `timestamp` is the candle's close time, so the same candle
 /// always gives the same body.
-pub fn to_signal(d: &Detection, ticker: &Ticker, timeframe: Timeframe) -> Result<Signal, String> {
-    let signal_type = SignalType::parse(d.signal_type).map_err(|e| e.to_string())?;
-    let confidence = Confidence::new(f64::from(d.confidence)).map_err(|e| e.to_string())?;
+pub fn to_signal(
+    d: &Detection,
+    ticker: &Ticker,
+    timeframe: Timeframe,
+) -> Result<Signal, InvalidDetection> {
+    let invalid = |source| InvalidDetection {
+        generator: d.generator,
+        candle_time: d.candle_time,
+        source,
+    };
+    let signal_type = SignalType::parse(d.signal_type).map_err(invalid)?;
+    let confidence = Confidence::new(f64::from(d.confidence)).map_err(invalid)?;
     let mut values: BTreeMap<String, serde_json::Value> = d
         .metadata
         .iter()

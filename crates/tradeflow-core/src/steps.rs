@@ -70,6 +70,14 @@ impl StepOutput {
     }
 }
 
+/// Why a step did not complete.
+///
+/// The payload is a reason string on purpose: it is domain data, not a diagnostic. A permanent
+/// reason becomes the failed step's `summary` and the execution's `error`, stored on the record
+/// users read; a transient one becomes the retry reason in logs and metrics. When a step fails
+/// because a port failed, [`StepError::from_port`] classifies it by the port error's own
+/// `is_retryable()` and renders its whole `source()` chain into the reason, so nothing of the
+/// cause is lost, and the record stays plain serialisable data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StepError {
     /// The same step may succeed on a later delivery (market data or store unavailable).
@@ -78,6 +86,22 @@ pub enum StepError {
     /// The run cannot succeed; the execution ends FAILED.
     #[error("{0}")]
     Permanent(String),
+}
+
+impl StepError {
+    /// A failure of a port the step called, transient exactly when the port says retrying can
+    /// help.
+    pub fn from_port(error: &(dyn std::error::Error + 'static), retryable: bool) -> Self {
+        if retryable {
+            StepError::Transient(error_chain(error))
+        } else {
+            StepError::Permanent(error_chain(error))
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StepError::Transient(_))
+    }
 }
 
 /// One step of a pipeline.
@@ -116,13 +140,7 @@ impl Step for MarketSnapshotStep {
                 SNAPSHOT_BARS,
             )
             .await
-            .map_err(|e| {
-                if e.is_retryable() {
-                    StepError::Transient(error_chain(&e))
-                } else {
-                    StepError::Permanent(error_chain(&e))
-                }
-            })?;
+            .map_err(|e| StepError::from_port(&e, e.is_retryable()))?;
         if bars.len() < MIN_SNAPSHOT_BARS {
             return Err(StepError::Permanent(format!(
                 "only {} candles of {} {} before the signal; {MIN_SNAPSHOT_BARS} needed",
@@ -328,13 +346,11 @@ impl Step for PaperOrderStep {
             mode: "paper".into(),
             created_at: ctx.now,
         };
-        let outcome = self.orders.place(&order).await.map_err(|e| {
-            if e.is_retryable() {
-                StepError::Transient(error_chain(&e))
-            } else {
-                StepError::Permanent(error_chain(&e))
-            }
-        })?;
+        let outcome = self
+            .orders
+            .place(&order)
+            .await
+            .map_err(|e| StepError::from_port(&e, e.is_retryable()))?;
         let summary = match outcome {
             PlaceOutcome::Created => format!("paper order {} placed", order.order_id),
             PlaceOutcome::AlreadyExists => {

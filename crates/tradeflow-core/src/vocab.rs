@@ -299,7 +299,7 @@ impl Bar {
 
     /// Why this candle is not a plausible OHLCV record, if it is not: prices finite and > 0,
     /// `high >= max(open, close)`, `low <= min(open, close)`, volume finite and >= 0.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BarError> {
         for (name, value) in [
             ("open", self.open),
             ("high", self.high),
@@ -307,30 +307,40 @@ impl Bar {
             ("close", self.close),
         ] {
             if !value.is_finite() || value <= 0.0 {
-                return Err(format!(
-                    "{name} must be a finite positive price, got {value}"
-                ));
+                return Err(BarError::Price { name, value });
             }
         }
-        if self.high < self.open.max(self.close) {
-            return Err(format!(
-                "high {} is below max(open {}, close {})",
-                self.high, self.open, self.close
-            ));
+        let (open, high, low, close) = (self.open, self.high, self.low, self.close);
+        if high < open.max(close) {
+            return Err(BarError::HighBelowBody { high, open, close });
         }
-        if self.low > self.open.min(self.close) {
-            return Err(format!(
-                "low {} is above min(open {}, close {})",
-                self.low, self.open, self.close
-            ));
+        if low > open.min(close) {
+            return Err(BarError::LowAboveBody { low, open, close });
         }
         if !self.volume.is_finite() || self.volume < 0.0 {
-            return Err(format!(
-                "volume must be finite and >= 0, got {}",
-                self.volume
-            ));
+            return Err(BarError::Volume(self.volume));
         }
         Ok(())
+    }
+}
+
+/// Why a candle is not a plausible OHLCV record ([`Bar::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum BarError {
+    #[error("{name} must be a finite positive price, got {value}")]
+    Price { name: &'static str, value: f64 },
+    #[error("high {high} is below max(open {open}, close {close})")]
+    HighBelowBody { high: f64, open: f64, close: f64 },
+    #[error("low {low} is above min(open {open}, close {close})")]
+    LowAboveBody { low: f64, open: f64, close: f64 },
+    #[error("volume must be finite and >= 0, got {0}")]
+    Volume(f64),
+}
+
+impl BarError {
+    /// Bad data stays bad.
+    pub fn is_retryable(&self) -> bool {
+        false
     }
 }
 

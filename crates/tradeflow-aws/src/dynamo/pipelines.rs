@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use tradeflow_core::error::StoreError;
-use tradeflow_core::pipeline::Pipeline;
+use tradeflow_core::error::{StoreError, error_chain};
+use tradeflow_core::pipeline::{Pipeline, PipelineError};
 use tradeflow_core::ports::PipelineStore;
 
 use super::expr::Expr;
 use crate::error::{AdapterError, store_error, store_permanent};
-use crate::item::{Item, from_item, get_s, to_item};
+use crate::item::{Item, ItemError, from_item, get_s, to_item};
 
 const KEY: &str = "pipeline_id";
 const ENTITY: &str = "pipeline";
@@ -53,11 +53,11 @@ impl DynamoPipelineStore {
         match decode(item) {
             Ok(p) if p.is_signal_triggered() => Some(p),
             Ok(_) => None,
-            Err(reason) => {
+            Err(error) => {
                 tracing::warn!(
                     table = %self.table,
                     pipeline_id = %key,
-                    %reason,
+                    reason = %error_chain(&error),
                     "skipping a pipeline item that does not decode"
                 );
                 None
@@ -66,9 +66,20 @@ impl DynamoPipelineStore {
     }
 }
 
-fn decode(item: &Item) -> Result<Pipeline, String> {
-    let pipeline: Pipeline = from_item(item).map_err(|e| e.to_string())?;
-    pipeline.validate().map_err(|e| e.to_string())?;
+/// Why a stored item is not a valid pipeline. Never retryable: the item stays as it is.
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    /// The item does not have the pipeline's attributes and types.
+    #[error(transparent)]
+    Shape(#[from] ItemError),
+    /// It decodes, but breaks [`Pipeline::validate`].
+    #[error(transparent)]
+    Invalid(#[from] PipelineError),
+}
+
+fn decode(item: &Item) -> Result<Pipeline, DecodeError> {
+    let pipeline: Pipeline = from_item(item)?;
+    pipeline.validate()?;
     Ok(pipeline)
 }
 
@@ -133,10 +144,10 @@ impl PipelineStore for DynamoPipelineStore {
             None => Ok(None),
             Some(item) => decode(&item)
                 .map(Some)
-                .map_err(|reason| StoreError::Corrupt {
+                .map_err(|error| StoreError::Corrupt {
                     entity: ENTITY,
                     key: pipeline_id.to_owned(),
-                    reason,
+                    reason: error_chain(&error),
                 }),
         }
     }

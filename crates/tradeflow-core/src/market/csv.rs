@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike};
 
 use super::{MarketData, MarketDataError, is_valid_ticker};
-use crate::vocab::{Bar, Timeframe};
+use crate::vocab::{Bar, BarError, Timeframe};
 
 /// Candles replayed from CSV files, loaded and validated eagerly.
 ///
@@ -85,10 +85,10 @@ impl CsvReplay {
             }
             for (index, bar) in bars.iter().enumerate() {
                 let previous = index.checked_sub(1).and_then(|p| bars.get(p));
-                check_row(bar, previous).map_err(|message| MarketDataError::InvalidData {
+                check_row(bar, previous).map_err(|e| MarketDataError::InvalidData {
                     file: file.clone(),
                     line: index as u64 + 1,
-                    message,
+                    message: e.to_string(),
                 })?;
             }
             replay
@@ -146,13 +146,24 @@ fn series_of_file_name(path: &Path) -> Option<(String, Timeframe)> {
     is_valid_ticker(ticker).then(|| (ticker.to_owned(), timeframe))
 }
 
-fn check_row(bar: &Bar, previous: Option<&Bar>) -> Result<(), String> {
+/// Why a row (or an in-memory bar) cannot join its series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum RowError {
+    #[error(transparent)]
+    Bar(#[from] BarError),
+    #[error(
+        "timestamp {time} is not after the previous row's {previous} (rows must be strictly increasing)"
+    )]
+    NotIncreasing { time: i64, previous: i64 },
+}
+
+fn check_row(bar: &Bar, previous: Option<&Bar>) -> Result<(), RowError> {
     bar.validate()?;
     match previous {
-        Some(previous) if bar.time <= previous.time => Err(format!(
-            "timestamp {} is not after the previous row's {} (rows must be strictly increasing)",
-            bar.time, previous.time
-        )),
+        Some(previous) if bar.time <= previous.time => Err(RowError::NotIncreasing {
+            time: bar.time,
+            previous: previous.time,
+        }),
         _ => Ok(()),
     }
 }
@@ -193,7 +204,7 @@ fn parse_csv(bytes: &[u8], file: &str) -> Result<Vec<Bar>, MarketDataError> {
         let record = record.map_err(|e| invalid(csv_line(&e).unwrap_or(0), e.to_string()))?;
         let line = record.position().map_or(0, ::csv::Position::line);
         let field = |i: usize| record.get(columns[i]).unwrap_or_default();
-        let time = parse_timestamp(field(0)).map_err(|m| invalid(line, m))?;
+        let time = parse_timestamp(field(0)).map_err(|e| invalid(line, e.to_string()))?;
         let mut prices = [0.0; 5];
         for (value, i) in prices.iter_mut().zip(1..) {
             *value = field(i).parse::<f64>().map_err(|_| {
@@ -212,7 +223,7 @@ fn parse_csv(bytes: &[u8], file: &str) -> Result<Vec<Bar>, MarketDataError> {
             close,
             volume,
         };
-        check_row(&bar, bars.last()).map_err(|m| invalid(line, m))?;
+        check_row(&bar, bars.last()).map_err(|e| invalid(line, e.to_string()))?;
         bars.push(bar);
     }
     Ok(bars)
@@ -225,22 +236,27 @@ fn csv_line(error: &::csv::Error) -> Option<u64> {
 /// Integer timestamps at or beyond this magnitude (year 5138) are most likely milliseconds.
 const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
 
+/// A timestamp cell that is not a candle time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TimestampError {
+    #[error("timestamp {0} is out of range (milliseconds? expected Unix seconds)")]
+    OutOfRange(i64),
+    #[error(
+        "timestamp {0:?} is neither integer Unix seconds nor RFC 3339 \
+         (YYYY-MM-DDTHH:MM:SSZ, ±HH:MM offset, or YYYY-MM-DD)"
+    )]
+    Unrecognized(String),
+}
+
 /// Parses a timestamp cell: integer Unix seconds, RFC 3339 (`Z` or `±HH:MM`), or `YYYY-MM-DD`.
-fn parse_timestamp(raw: &str) -> Result<i64, String> {
+fn parse_timestamp(raw: &str) -> Result<i64, TimestampError> {
     if let Ok(seconds) = raw.parse::<i64>() {
         if seconds.abs() >= MAX_UNIX_SECONDS {
-            return Err(format!(
-                "timestamp {seconds} is out of range (milliseconds? expected Unix seconds)"
-            ));
+            return Err(TimestampError::OutOfRange(seconds));
         }
         return Ok(seconds);
     }
-    parse_rfc3339(raw).ok_or_else(|| {
-        format!(
-            "timestamp {raw:?} is neither integer Unix seconds nor RFC 3339 \
-             (YYYY-MM-DDTHH:MM:SSZ, ±HH:MM offset, or YYYY-MM-DD)"
-        )
-    })
+    parse_rfc3339(raw).ok_or_else(|| TimestampError::Unrecognized(raw.to_owned()))
 }
 
 /// RFC 3339 (`T`, `t` or space between date and time; `Z`, `z` or `±HH:MM`) or a bare

@@ -32,6 +32,7 @@ pub enum MarketDataError {
     InvalidData {
         file: String,
         line: u64,
+        /// The row's own typed error, rendered (it has no source of its own).
         message: String,
     },
     /// Reading the source failed. Retryable.
