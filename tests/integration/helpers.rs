@@ -207,11 +207,7 @@ where
 }
 
 pub fn pipeline(id: &str, tickers: &[&str], subs: serde_json::Value) -> Pipeline {
-    serde_json::from_value(serde_json::json!({
-        "pipeline_id": id, "user_id": "user-it", "name": id, "is_active": true,
-        "trigger_mode": "signal", "tickers": tickers, "signal_subscriptions": subs
-    }))
-    .unwrap()
+    tradeflow_core::fakes::fixtures::pipeline(id, "user-it", tickers, subs)
 }
 
 /// A signal body in the wire format; `tickers` are (ticker, direction, confidence).

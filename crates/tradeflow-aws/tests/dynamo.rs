@@ -15,6 +15,7 @@ use tradeflow_aws::{
 };
 use tradeflow_core::error::{StoreError, error_chain};
 use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
+use tradeflow_core::fakes::fixtures;
 use tradeflow_core::ids;
 use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
@@ -290,25 +291,14 @@ async fn a_lease_is_held_by_one_execution_until_it_expires_or_is_released() {
 }
 
 fn request(signal_id: &str) -> ExecutionRequest {
-    serde_json::from_value(json!({
-        "execution_id": ids::execution_id("p1", "AAPL", signal_id),
-        "pipeline_id": "p1",
-        "user_id": "u1",
-        "ticker": "AAPL",
-        "signal_context": {
-            "signal_id": signal_id,
-            "signal_type": "rsi_oversold",
-            "source": "rsi_generator",
-            "timestamp": 1_700_000_000,
-            "tickers": ["AAPL"],
-            "confidence": 75.5,
-            "signal": "BULLISH",
-            "metadata": {"timeframe": "5", "current_rsi": 28.4, "current_price": 187}
-        },
-        "lease_expires_at": 1_700_000_720,
-        "enqueued_at_ms": 1_700_000_000_123_i64
-    }))
-    .unwrap()
+    let mut request = fixtures::request("p1", signal_id, 1_700_000_000);
+    request.signal_context.confidence = 75.5;
+    request.signal_context.metadata = serde_json::from_value(
+        json!({"timeframe": "5", "current_rsi": 28.4, "current_price": 187}),
+    )
+    .unwrap();
+    request.enqueued_at_ms = 1_700_000_000_123;
+    request
 }
 
 #[tokio::test]

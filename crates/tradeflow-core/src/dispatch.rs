@@ -314,11 +314,7 @@ mod tests {
     use serde_json::json;
 
     fn pipeline(id: &str, tickers: &[&str], subs: serde_json::Value) -> Pipeline {
-        serde_json::from_value(json!({
-            "pipeline_id": id, "user_id": "u", "name": id, "is_active": true,
-            "trigger_mode": "signal", "tickers": tickers, "signal_subscriptions": subs
-        }))
-        .unwrap()
+        crate::fakes::fixtures::pipeline(id, "u", tickers, subs)
     }
 
     fn body(id: &str, tickers: &[(&str, f64)]) -> String {

@@ -319,13 +319,11 @@ fn retry(label: &'static str, reason: String) -> Outcome {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::execution::SignalContext;
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use crate::pipeline::Pipeline;
     use crate::ports::{ExecutionStore, Lease};
-    use crate::signal::SignalMetadata;
-    use crate::vocab::{Direction, Ticker, Timeframe};
+    use crate::vocab::{Direction, Timeframe};
     use serde_json::json;
 
     const NOW: i64 = 1_750_000_000;
@@ -341,11 +339,9 @@ mod tests {
     }
 
     fn pipeline(id: &str, active: bool) -> Pipeline {
-        serde_json::from_value(json!({
-            "pipeline_id": id, "user_id": "u1", "name": id, "is_active": active,
-            "trigger_mode": "signal", "tickers": ["AAPL"], "signal_subscriptions": []
-        }))
-        .unwrap()
+        let mut pipeline = fixtures::pipeline(id, "u1", &["AAPL"], json!([]));
+        pipeline.is_active = active;
+        pipeline
     }
 
     fn world() -> World {
@@ -378,28 +374,12 @@ mod tests {
 
     fn request(pipeline_id: &str, signal: Direction) -> ExecutionRequest {
         let signal_id = format!("sig-{pipeline_id}-{signal:?}");
-        let ticker = Ticker::parse("AAPL").unwrap();
-        ExecutionRequest {
-            execution_id: crate::ids::execution_id(pipeline_id, "AAPL", &signal_id),
-            pipeline_id: pipeline_id.into(),
-            user_id: "u1".into(),
-            ticker: ticker.clone(),
-            signal_context: SignalContext {
-                signal_id,
-                signal_type: "rsi_oversold".into(),
-                source: "rsi_generator".into(),
-                timestamp: NOW - 60,
-                tickers: vec![ticker],
-                confidence: 75.0,
-                signal,
-                metadata: SignalMetadata {
-                    timeframe: Some(Timeframe::M5),
-                    values: Default::default(),
-                },
-            },
-            lease_expires_at: NOW + 720,
-            enqueued_at_ms: NOW * 1000 - 250,
-        }
+        let mut request = fixtures::request(pipeline_id, &signal_id, NOW - 60);
+        request.signal_context.signal = signal;
+        request.signal_context.metadata.timeframe = Some(Timeframe::M5);
+        request.lease_expires_at = NOW + 720;
+        request.enqueued_at_ms = NOW * 1000 - 250;
+        request
     }
 
     fn message(req: &ExecutionRequest) -> InboundMessage {

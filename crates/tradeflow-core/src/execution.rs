@@ -304,25 +304,7 @@ mod tests {
     }
 
     fn request() -> ExecutionRequest {
-        let signal_id = "sig-1".to_string();
-        ExecutionRequest {
-            execution_id: crate::ids::execution_id("p1", "AAPL", &signal_id),
-            pipeline_id: "p1".into(),
-            user_id: "u1".into(),
-            ticker: Ticker::parse("AAPL").unwrap(),
-            signal_context: SignalContext {
-                signal_id,
-                signal_type: "rsi_oversold".into(),
-                source: "rsi_generator".into(),
-                timestamp: 1_700_000_000,
-                tickers: vec![Ticker::parse("AAPL").unwrap()],
-                confidence: 75.0,
-                signal: Direction::Bullish,
-                metadata: SignalMetadata::default(),
-            },
-            lease_expires_at: 1_700_000_720,
-            enqueued_at_ms: 1_700_000_000_000,
-        }
+        crate::fakes::fixtures::request("p1", "sig-1", 1_700_000_000)
     }
 
     #[test]

@@ -15,6 +15,7 @@ use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
 use tracing_subscriber::EnvFilter;
+use tradeflow_core::error::error_chain;
 
 use crate::buckets;
 use crate::config::TelemetryConfig;
@@ -320,18 +321,6 @@ fn build_exporter(
             endpoint: endpoint.to_owned(),
             source,
         })
-}
-
-/// An error and its sources, joined by ": ".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

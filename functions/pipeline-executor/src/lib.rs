@@ -160,11 +160,8 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessage;
     use std::collections::HashMap;
-    use tradeflow_core::execution::{ExecutionRequest, SignalContext};
     use tradeflow_core::fakes::*;
     use tradeflow_core::market::SyntheticFeed;
-    use tradeflow_core::signal::SignalMetadata;
-    use tradeflow_core::vocab::{Direction, Ticker};
 
     fn record(id: &str, body: Option<String>) -> SqsMessage {
         let mut m = SqsMessage::default();
@@ -174,35 +171,15 @@ mod tests {
     }
 
     fn request() -> String {
-        let ticker = Ticker::parse("AAPL").unwrap();
-        ExecutionRequest {
-            execution_id: tradeflow_core::ids::execution_id("p1", "AAPL", "s1"),
-            pipeline_id: "p1".into(),
-            user_id: "u1".into(),
-            ticker: ticker.clone(),
-            signal_context: SignalContext {
-                signal_id: "s1".into(),
-                signal_type: "rsi_oversold".into(),
-                source: "t".into(),
-                timestamp: 1_750_000_000,
-                tickers: vec![ticker],
-                confidence: 80.0,
-                signal: Direction::Bullish,
-                metadata: SignalMetadata::default(),
-            },
-            lease_expires_at: 1_750_000_720,
-            enqueued_at_ms: 1_750_000_000_000,
-        }
-        .to_json()
+        let mut request = fixtures::request("p1", "s1", 1_750_000_000);
+        request.signal_context.source = "t".into();
+        request.signal_context.confidence = 80.0;
+        request.to_json()
     }
 
     #[tokio::test]
     async fn runs_the_good_request_and_reports_only_the_bad_ones() {
-        let pipeline = serde_json::from_value(serde_json::json!({
-            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
-            "trigger_mode": "signal", "tickers": ["AAPL"]
-        }))
-        .unwrap();
+        let pipeline = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
         let orders = Arc::new(MemoryOrderStore::default());
         let executor = Executor::new(
             Arc::new(MemoryPipelineStore::with([pipeline])),

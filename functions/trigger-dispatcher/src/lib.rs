@@ -150,7 +150,9 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessage;
     use std::collections::HashMap;
-    use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
+    use tradeflow_core::fakes::{
+        ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue, fixtures,
+    };
 
     fn record(id: Option<&str>, body: Option<&str>) -> SqsMessage {
         let mut m = SqsMessage::default();
@@ -166,11 +168,7 @@ mod tests {
     }
 
     fn handler() -> (Handler, Arc<MemoryQueue>) {
-        let pipeline = serde_json::from_value(serde_json::json!({
-            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
-            "trigger_mode": "signal", "tickers": ["AAPL"], "signal_subscriptions": []
-        }))
-        .unwrap();
+        let pipeline = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
         let queue = Arc::new(MemoryQueue::default());
         let dispatcher = Dispatcher::new(
             Arc::new(MemoryPipelineStore::with([pipeline])),

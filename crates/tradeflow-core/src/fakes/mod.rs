@@ -14,6 +14,8 @@ use crate::pipeline::Pipeline;
 use crate::ports::*;
 use crate::vocab::Ticker;
 
+pub mod fixtures;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
