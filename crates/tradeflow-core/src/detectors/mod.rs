@@ -12,7 +12,7 @@
 //! The EMA-based families use a 250-bar lookback, enough for the EMA seeds to be forgotten
 //! (the weight left on the seed is below 1e-8).
 //!
-//! One file per family; the shared window, cross and confidence helpers are in [`common`]. A new
+//! One file per family; the shared window, cross and confidence helpers are in `common.rs`. A new
 //! family is a new file implementing [`Detector`], its `mod` line and a line in
 //! [`all_detectors`].
 
