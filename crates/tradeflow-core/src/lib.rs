@@ -3,6 +3,7 @@
 //! The functions' handlers are written against the ports in [`ports`]; the AWS adapters
 //! implement them in `tradeflow-aws`, and in-memory fakes implement them in tests.
 
+pub mod deadline;
 pub mod detectors;
 pub mod dispatch;
 pub mod error;

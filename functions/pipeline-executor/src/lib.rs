@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tradeflow_core::deadline::Deadline;
 use tradeflow_core::execute::{Executor, MessageReport, Outcome};
 use tradeflow_core::market::Timeframe;
 use tradeflow_core::ports::SystemClock;
@@ -111,7 +112,10 @@ impl Handler {
             duration: std::time::Duration::ZERO,
             lag_ms: None,
         });
-        let reports = self.executor.execute_batch(&messages).await;
+        let reports = self
+            .executor
+            .execute_batch(&messages, Deadline::none())
+            .await;
         for report in missing.chain(reports) {
             log_report(&report);
             self.metrics.record(&report);

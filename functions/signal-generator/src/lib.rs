@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
+use tradeflow_core::deadline::Deadline;
 use tradeflow_core::detectors::all_detectors;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
 use tradeflow_core::market::Timeframe;
@@ -165,7 +166,7 @@ impl Handler {
     /// Scans as of `now` (Unix seconds).
     pub async fn scan(&self, now: i64) -> Result<ScanSummary, ScanError> {
         let started = Instant::now();
-        let report = self.generator.scan(now).await;
+        let report = self.generator.scan(now, Deadline::none()).await;
         let elapsed = started.elapsed();
         self.metrics.record_scan(&report, elapsed);
         let summary = ScanSummary {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tradeflow_core::deadline::Deadline;
 use tradeflow_core::dispatch::{DispatchReport, Dispatcher, DispatcherConfig, MessageFailure};
 use tradeflow_core::ports::SystemClock;
 use tradeflow_lambda::{ConfigError, Settings, batch_response, inbound_messages};
@@ -103,7 +104,7 @@ impl Handler {
         let started = Instant::now();
         let total = event.records.len();
         let (messages, missing) = inbound_messages(event)?;
-        let mut report = self.dispatcher.dispatch(&messages).await;
+        let mut report = self.dispatcher.dispatch(&messages, Deadline::none()).await;
         report.received = total;
         for m in missing {
             report.failures.push(MessageFailure {
