@@ -10,11 +10,16 @@ use tower::{Layer, Service};
 use tradeflow_core::deadline::Deadline;
 use tradeflow_telemetry::Telemetry;
 
-/// The invocation's deadline from its Lambda context (epoch milliseconds). A context without one
-/// (`deadline` 0, as in `Context::default()`) gives [`Deadline::none`].
+/// Context deadlines below this (2001-09-09 in epoch milliseconds) are not instants.
+const FIRST_PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// The invocation's deadline from its Lambda context (epoch milliseconds, now plus the function's
+/// timeout). A context without a real one gives [`Deadline::none`]: `deadline` 0 (as in
+/// `Context::default()`), or any value before 2001 — `cargo lambda watch` (1.9) sends the
+/// constant 600000 with every invocation, which as an instant would be long past.
 pub fn deadline_of(context: &Context) -> Deadline {
     match context.deadline {
-        0 => Deadline::none(),
+        ms if ms < FIRST_PLAUSIBLE_DEADLINE_MS => Deadline::none(),
         ms => Deadline::at_ms(i64::try_from(ms).unwrap_or(i64::MAX)),
     }
 }
@@ -295,10 +300,13 @@ mod tests {
     }
 
     #[test]
-    fn the_context_deadline_is_epoch_milliseconds_and_zero_is_none() {
+    fn the_context_deadline_is_epoch_milliseconds_and_none_when_missing_or_not_an_instant() {
         let mut context = Context::default();
         assert_eq!(deadline_of(&context), Deadline::none());
         context.deadline = 1_750_000_030_000;
         assert_eq!(deadline_of(&context), Deadline::at_ms(1_750_000_030_000));
+        // What cargo lambda watch sends.
+        context.deadline = 600_000;
+        assert_eq!(deadline_of(&context), Deadline::none());
     }
 }
