@@ -234,9 +234,10 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
             Arc::new(ManualClock::at(2_000)),
             DispatcherConfig::default(),
         );
-        let handler = trigger_dispatcher::Handler::new(
-            dispatcher,
-            telemetry("trigger-dispatcher", &endpoint, &instance),
+        let telemetry = telemetry("trigger-dispatcher", &endpoint, &instance);
+        let handler = tradeflow_lambda::service(
+            trigger_dispatcher::Handler::new(dispatcher, &telemetry),
+            telemetry,
         );
         let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
         event.records = (0..signals)
@@ -261,7 +262,11 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
     }
     // Both instances at once, as two concurrent Lambda execution environments would be.
     let (a, b) = runs.split_at(1);
-    let (ra, rb) = tokio::join!(a[0].0.handle(a[0].1.clone()), b[0].0.handle(b[0].1.clone()));
+    let none = tradeflow_lambda::Deadline::none();
+    let (ra, rb) = tokio::join!(
+        tradeflow_lambda::invoke(&a[0].0, a[0].1.clone(), none),
+        tradeflow_lambda::invoke(&b[0].0, b[0].1.clone(), none)
+    );
     ra.unwrap();
     rb.unwrap();
     expected.insert(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tradeflow_core::deadline::Deadline;
 use tradeflow_core::detectors::all_detectors;
 use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
 use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
@@ -79,7 +80,7 @@ fn dispatch(c: &mut Criterion) {
                         },
                     )
                 },
-                |d| rt.block_on(d.dispatch(black_box(&bodies))),
+                |d| rt.block_on(d.dispatch(black_box(&bodies), Deadline::none())),
                 BatchSize::LargeInput,
             )
         },

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
 use crate::execution::{ExecutionRequest, SignalContext};
 use crate::matching::PipelineIndex;
@@ -142,7 +143,14 @@ impl Dispatcher {
         Ok((index, true))
     }
 
-    pub async fn dispatch(&self, messages: &[InboundMessage]) -> DispatchReport {
+    /// Dispatches one batch. `deadline` is when the invocation must be done; nothing uses it
+    /// yet (it is passed down so time budgets can be based on it).
+    pub async fn dispatch(
+        &self,
+        messages: &[InboundMessage],
+        deadline: Deadline,
+    ) -> DispatchReport {
+        let _ = deadline;
         let mut report = DispatchReport {
             received: messages.len(),
             ..DispatchReport::default()
@@ -390,10 +398,13 @@ mod tests {
         ]);
         let r = w
             .dispatcher
-            .dispatch(&[msg(
-                "m1",
-                body("s1", &[("AAPL", 80.0), ("MSFT", 60.0), ("NVDA", 90.0)]),
-            )])
+            .dispatch(
+                &[msg(
+                    "m1",
+                    body("s1", &[("AAPL", 80.0), ("MSFT", 60.0), ("NVDA", 90.0)]),
+                )],
+                Deadline::none(),
+            )
             .await;
         assert_eq!(
             (r.consumed, r.matched, r.enqueued, r.skipped_running),
@@ -429,7 +440,10 @@ mod tests {
         );
         let r = w
             .dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!((r.matched, r.enqueued, r.skipped_running), (1, 0, 1));
         assert!(w.queue.bodies().is_empty());
@@ -437,7 +451,10 @@ mod tests {
         w.clock.set(1_501);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m2", body("s2", &[("AAPL", 80.0)]))])
+            .dispatch(
+                &[msg("m2", body("s2", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!((r.enqueued, r.skipped_running), (1, 0));
         assert_ne!(
@@ -451,11 +468,14 @@ mod tests {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
         let r = w
             .dispatcher
-            .dispatch(&[
-                msg("m1", body("s1", &[("AAPL", 80.0)])),
-                msg("bad", "{not json".into()),
-                msg("m3", body("s3", &[("AAPL", 80.0)])),
-            ])
+            .dispatch(
+                &[
+                    msg("m1", body("s1", &[("AAPL", 80.0)])),
+                    msg("bad", "{not json".into()),
+                    msg("m3", body("s3", &[("AAPL", 80.0)])),
+                ],
+                Deadline::none(),
+            )
             .await;
         assert_eq!(r.failed_message_ids(), vec!["bad"]);
         assert!(r.failures[0].poison);
@@ -473,17 +493,23 @@ mod tests {
         w.pipelines.failures.fail_next(1);
         let r = w
             .dispatcher
-            .dispatch(&[
-                msg("m1", body("s1", &[("AAPL", 80.0)])),
-                msg("m2", body("s2", &[("MSFT", 80.0)])),
-            ])
+            .dispatch(
+                &[
+                    msg("m1", body("s1", &[("AAPL", 80.0)])),
+                    msg("m2", body("s2", &[("MSFT", 80.0)])),
+                ],
+                Deadline::none(),
+            )
             .await;
         assert_eq!(r.failed_message_ids(), vec!["m1", "m2"]);
         assert!(w.queue.bodies().is_empty());
         // Next delivery works.
         let r = w
             .dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!(r.enqueued, 1);
     }
@@ -494,7 +520,10 @@ mod tests {
         w.leases.failures.fail_next(1);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("AAPL", 80.0)]))])
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!(r.failed_message_ids(), vec!["m1"]);
         assert_eq!(r.failures[0].label, "lease_store");
@@ -510,12 +539,15 @@ mod tests {
         // p1's request goes through, p2's entry keeps failing on this delivery.
         w.queue.fail_entries_next_calls(&["e1"], 2);
         let m = msg("m1", body("s1", &[("AAPL", 80.0)]));
-        let r = w.dispatcher.dispatch(std::slice::from_ref(&m)).await;
+        let r = w
+            .dispatcher
+            .dispatch(std::slice::from_ref(&m), Deadline::none())
+            .await;
         assert_eq!(r.failed_message_ids(), vec!["m1"]);
         assert_eq!(r.failures[0].label, "execution_queue");
         assert_eq!(w.queue.bodies().len(), 1);
         // Redelivery: p1 is already enqueued, p2 is claimed again by the same execution and sent.
-        let r = w.dispatcher.dispatch(&[m]).await;
+        let r = w.dispatcher.dispatch(&[m], Deadline::none()).await;
         assert!(r.failed_message_ids().is_empty());
         assert_eq!((r.already_enqueued, r.enqueued), (1, 1));
         let reqs = sent_requests(&w.queue);
@@ -528,7 +560,10 @@ mod tests {
     async fn the_pipeline_cache_is_reused_until_its_ttl() {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
         w.dispatcher
-            .dispatch(&[msg("m1", body("s1", &[("MSFT", 80.0)]))])
+            .dispatch(
+                &[msg("m1", body("s1", &[("MSFT", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         w.pipelines
             .put_pipeline(&pipeline("p2", &["MSFT"], json!([])))
@@ -537,13 +572,19 @@ mod tests {
         w.clock.advance(29);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m2", body("s2", &[("MSFT", 80.0)]))])
+            .dispatch(
+                &[msg("m2", body("s2", &[("MSFT", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!((r.cache_refreshed, r.matched), (false, 0));
         w.clock.advance(1);
         let r = w
             .dispatcher
-            .dispatch(&[msg("m3", body("s3", &[("MSFT", 80.0)]))])
+            .dispatch(
+                &[msg("m3", body("s3", &[("MSFT", 80.0)]))],
+                Deadline::none(),
+            )
             .await;
         assert_eq!((r.cache_refreshed, r.matched, r.cache_size), (true, 1, 2));
         assert_eq!(

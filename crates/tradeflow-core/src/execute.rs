@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::error::error_chain;
 use crate::execution::{
     ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus,
@@ -81,16 +82,23 @@ impl Executor {
         }
     }
 
-    /// Runs every message of a batch, one after the other.
-    pub async fn execute_batch(&self, messages: &[InboundMessage]) -> Vec<MessageReport> {
+    /// Runs every message of a batch, one after the other, within the invocation's `deadline`.
+    pub async fn execute_batch(
+        &self,
+        messages: &[InboundMessage],
+        deadline: Deadline,
+    ) -> Vec<MessageReport> {
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
-            out.push(self.execute(m).await);
+            out.push(self.execute(m, deadline).await);
         }
         out
     }
 
-    pub async fn execute(&self, message: &InboundMessage) -> MessageReport {
+    /// Runs one message. `deadline` is when the invocation must be done; nothing uses it yet (it
+    /// is passed down so in-progress expiry and step budgets can be based on it).
+    pub async fn execute(&self, message: &InboundMessage, deadline: Deadline) -> MessageReport {
+        let _ = deadline;
         let started = Instant::now();
         let (outcome, lag_ms) = match ExecutionRequest::parse(&message.body) {
             Err(e) => (
@@ -410,7 +418,7 @@ mod tests {
             },
             true,
         );
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         assert!(!r.failed());
         assert_eq!(r.lag_ms, Some(250));
         let rec = finished(&r);
@@ -460,9 +468,9 @@ mod tests {
     async fn a_redelivered_request_never_runs_twice() {
         let w = world();
         let req = request("p1", Direction::Bearish);
-        let first = w.executor.execute(&message(&req)).await;
+        let first = w.executor.execute(&message(&req), Deadline::none()).await;
         assert_eq!(finished(&first).status, ExecutionStatus::Completed);
-        let second = w.executor.execute(&message(&req)).await;
+        let second = w.executor.execute(&message(&req), Deadline::none()).await;
         assert_eq!(
             second.outcome,
             Outcome::Duplicate(ExecutionStatus::Completed)
@@ -477,12 +485,12 @@ mod tests {
         let w = world();
         let req = request("p1", Direction::Bullish);
         w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         assert_eq!(r.outcome, Outcome::InProgressElsewhere);
         assert!(w.orders.all().is_empty());
         // The other worker crashed: after its in-progress window another delivery takes over.
         w.clock.set(NOW + 101);
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         let rec = finished(&r);
         assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
         assert_eq!(w.orders.all().len(), 1);
@@ -493,7 +501,7 @@ mod tests {
         let w = world();
         let req = request("p1", Direction::Bullish);
         w.market.failures.fail_next(1);
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         assert!(r.failed());
         assert!(matches!(
             r.outcome,
@@ -509,7 +517,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(stored.status, ExecutionStatus::Pending);
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         let rec = finished(&r);
         assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
     }
@@ -520,7 +528,10 @@ mod tests {
         let req = request("p1", Direction::Bullish);
         w.pipelines.failures.fail_next(1);
         assert!(matches!(
-            w.executor.execute(&message(&req)).await.outcome,
+            w.executor
+                .execute(&message(&req), Deadline::none())
+                .await
+                .outcome,
             Outcome::Retry {
                 label: "pipeline_store",
                 ..
@@ -528,7 +539,10 @@ mod tests {
         ));
         w.executions.failures.fail_next(1);
         assert!(matches!(
-            w.executor.execute(&message(&req)).await.outcome,
+            w.executor
+                .execute(&message(&req), Deadline::none())
+                .await
+                .outcome,
             Outcome::Retry {
                 label: "execution_store",
                 ..
@@ -542,7 +556,7 @@ mod tests {
         let w = world();
         for (id, decision) in [("off", "pipeline_inactive"), ("gone", "pipeline_missing")] {
             let req = request(id, Direction::Bullish);
-            let r = w.executor.execute(&message(&req)).await;
+            let r = w.executor.execute(&message(&req), Deadline::none()).await;
             let rec = finished(&r);
             assert_eq!(rec.status, ExecutionStatus::Skipped);
             assert_eq!(rec.decision.as_deref(), Some(decision));
@@ -555,7 +569,10 @@ mod tests {
         let w = world();
         let r = w
             .executor
-            .execute(&message(&request("p1", Direction::Neutral)))
+            .execute(
+                &message(&request("p1", Direction::Neutral)),
+                Deadline::none(),
+            )
             .await;
         let rec = finished(&r);
         assert_eq!(rec.status, ExecutionStatus::Completed);
@@ -579,7 +596,7 @@ mod tests {
         let mut req = request("p1", Direction::Bullish);
         // Before the synthetic feed's start of time there are no candles.
         req.signal_context.timestamp = 1_000;
-        let r = w.executor.execute(&message(&req)).await;
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
         let rec = finished(&r);
         assert_eq!(rec.status, ExecutionStatus::Failed);
         assert!(rec.error.as_deref().unwrap().contains("market_snapshot"));
@@ -596,11 +613,14 @@ mod tests {
         let w = world();
         let r = w
             .executor
-            .execute(&InboundMessage {
-                message_id: "bad".into(),
-                body: "{}".into(),
-                sent_at_ms: None,
-            })
+            .execute(
+                &InboundMessage {
+                    message_id: "bad".into(),
+                    body: "{}".into(),
+                    sent_at_ms: None,
+                },
+                Deadline::none(),
+            )
             .await;
         assert!(r.failed());
         assert!(matches!(r.outcome, Outcome::Rejected { .. }));

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::detectors::{Detection, Detector};
 use crate::error::error_chain;
 use crate::market::MarketData;
@@ -116,8 +117,11 @@ impl Generator {
             .unwrap_or(0)
     }
 
-    /// Runs one scan as of `now` (Unix seconds: the scheduled event's time).
-    pub async fn scan(&self, now: i64) -> ScanReport {
+    /// Runs one scan as of `now` (Unix seconds: the scheduled event's time). `deadline` is when
+    /// the invocation must be done; nothing uses it yet (it is passed down so time budgets can be
+    /// based on it).
+    pub async fn scan(&self, now: i64, deadline: Deadline) -> ScanReport {
+        let _ = deadline;
         let mut report = ScanReport::default();
         let mut signals: Vec<(usize, Signal)> = Vec::new();
         let mut moves: Vec<CursorMove> = Vec::new();
@@ -366,17 +370,17 @@ mod tests {
             Arc::new(SyntheticFeed { seed: 1 }),
             300,
         );
-        let first = g.scan(NOW).await;
+        let first = g.scan(NOW, Deadline::none()).await;
         assert!(first.errors.is_empty(), "{:?}", first.errors);
         assert_eq!(first.streams, 4);
         assert_eq!(first.candles_evaluated, 4 * 300);
         assert!(!first.sent.is_empty());
         assert_eq!(q.bodies().len(), first.sent.len());
-        let second = g.scan(NOW).await;
+        let second = g.scan(NOW, Deadline::none()).await;
         assert_eq!((second.candles_evaluated, second.sent.len()), (0, 0));
         assert_eq!(q.bodies().len(), first.sent.len());
         // Later, only the new candles are evaluated.
-        let third = g.scan(NOW + 3600).await;
+        let third = g.scan(NOW + 3600, Deadline::none()).await;
         assert_eq!(third.candles_evaluated, 2 * 12 + 2);
         let ids = sent_ids(&q);
         let unique: std::collections::HashSet<_> = ids.iter().collect();
@@ -393,7 +397,7 @@ mod tests {
             Arc::new(SyntheticFeed { seed: 1 }),
             200,
         )
-        .scan(NOW)
+        .scan(NOW, Deadline::none())
         .await;
         generator(
             q2.clone(),
@@ -401,7 +405,7 @@ mod tests {
             Arc::new(SyntheticFeed { seed: 1 }),
             200,
         )
-        .scan(NOW)
+        .scan(NOW, Deadline::none())
         .await;
         assert_eq!(q1.bodies(), q2.bodies(), "same candles, same bodies");
         for body in q1.bodies() {
@@ -429,11 +433,11 @@ mod tests {
             300,
         );
         q.fail_calls(10_000);
-        let first = g.scan(NOW).await;
+        let first = g.scan(NOW, Deadline::none()).await;
         assert!(first.sent.is_empty());
         assert!(!first.undelivered.is_empty());
         q.fail_calls(0);
-        let second = g.scan(NOW).await;
+        let second = g.scan(NOW, Deadline::none()).await;
         assert_eq!(second.sent.len(), first.undelivered.len());
         let ids: Vec<_> = first
             .undelivered
@@ -453,7 +457,7 @@ mod tests {
         let market = Arc::new(FlakyMarket::new(SyntheticFeed { seed: 1 }));
         market.failures.fail_next(1);
         let g = generator(q.clone(), Arc::default(), market, 300);
-        let r = g.scan(NOW).await;
+        let r = g.scan(NOW, Deadline::none()).await;
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].error_type, "market_data");
         assert!(r.errors[0].retryable);

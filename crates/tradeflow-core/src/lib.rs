@@ -13,6 +13,7 @@
 //! | logic | [`detectors`] (one file per signal family), [`publish`] (batched sends with retries), [`steps`] (paper-trading steps), and the three functions' logic: [`generate`], [`dispatch`], [`execute`] |
 //! | tests only | `fakes` (in-memory ports and `fakes::fixtures`), behind the `test-util` feature |
 
+pub mod deadline;
 pub mod detectors;
 pub mod dispatch;
 pub mod error;

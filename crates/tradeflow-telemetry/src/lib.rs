@@ -29,8 +29,8 @@ mod generator;
 mod labels;
 mod telemetry;
 
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use config::{
     DEFAULT_FLUSH_BUDGET, FLUSH_TIMEOUT_ENV, TelemetryConfig, lambda_log_stream_or_random_id,

@@ -1,5 +1,5 @@
 //! Test helpers: a meter whose metrics are read back from the SDK's in-memory exporter, and
-//! hand-built domain reports.
+//! hand-built domain reports. Other crates' tests get them with the `testing` feature.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,9 +12,15 @@ use serde_json::json;
 use tradeflow_core::execution::{ExecutionRecord, ExecutionStatus};
 use tradeflow_core::signal::Signal;
 
-pub(crate) struct TestMeter {
+pub struct TestMeter {
     pub provider: SdkMeterProvider,
     exporter: InMemoryMetricExporter,
+}
+
+impl Default for TestMeter {
+    fn default() -> Self {
+        TestMeter::new()
+    }
 }
 
 impl TestMeter {
@@ -47,7 +53,7 @@ impl TestMeter {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
+pub enum Value {
     Sum(f64),
     Gauge(f64),
     Histogram {
@@ -58,7 +64,7 @@ pub(crate) enum Value {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Point {
+pub struct Point {
     pub name: String,
     pub unit: String,
     pub labels: BTreeMap<String, String>,
@@ -117,7 +123,7 @@ fn push<T: Copy>(
     }
 }
 
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     pub points: Vec<Point>,
 }
 
@@ -170,7 +176,7 @@ impl Snapshot {
 }
 
 /// A valid signal of `signal_type` from `source` for `ticker`.
-pub(crate) fn signal(id: &str, signal_type: &str, source: &str, ticker: &str) -> Signal {
+pub fn signal(id: &str, signal_type: &str, source: &str, ticker: &str) -> Signal {
     Signal::parse(
         &json!({
             "signal_id": id, "signal_type": signal_type, "source": source, "timestamp": 1_700_000_000,
@@ -183,7 +189,7 @@ pub(crate) fn signal(id: &str, signal_type: &str, source: &str, ticker: &str) ->
 }
 
 /// A finished execution record with the given steps `(name, status, duration_ms)`.
-pub(crate) fn record(
+pub fn record(
     status: ExecutionStatus,
     decision: Option<&str>,
     steps: &[(&str, &str, f64)],

@@ -1,7 +1,8 @@
 //! pipeline-executor: runs each execution request at most once and records it.
 //!
-//! The run logic is [`tradeflow_core::execute`]; this crate maps the Lambda event, reports partial
-//! batch failures, and turns each message's report into logs and metrics.
+//! The run logic is [`tradeflow_core::execute`], the SQS batch path and everything around an
+//! invocation are [`tradeflow_lambda`]'s; this crate builds the executor and turns each message's
+//! report into logs and metrics.
 
 use std::sync::Arc;
 
@@ -10,8 +11,10 @@ use tradeflow_core::execute::{Executor, MessageReport, Outcome};
 use tradeflow_core::ports::SystemClock;
 use tradeflow_core::steps::BuiltinSteps;
 use tradeflow_core::vocab::Timeframe;
-use tradeflow_lambda::{ConfigError, MarketSource, Settings, batch_response, inbound_messages};
-use tradeflow_telemetry::{ExecutorMetrics, Telemetry};
+use tradeflow_lambda::{
+    BatchError, ConfigError, Deadline, Function, MarketSource, Settings, process_batch,
+};
+use tradeflow_telemetry::{ExecutorMetrics, TRIGGER_PUBSUB, Telemetry};
 
 pub const FUNCTION_NAME: &str = "pipeline-executor";
 
@@ -47,24 +50,21 @@ impl Config {
 
 pub struct Handler {
     executor: Executor,
-    telemetry: Telemetry,
     metrics: ExecutorMetrics,
 }
 
 impl Handler {
-    pub fn new(executor: Executor, telemetry: Telemetry) -> Self {
-        let metrics = ExecutorMetrics::new(&telemetry.meter());
+    pub fn new(executor: Executor, telemetry: &Telemetry) -> Self {
         Handler {
             executor,
-            telemetry,
-            metrics,
+            metrics: ExecutorMetrics::new(&telemetry.meter()),
         }
     }
 
     pub fn from_aws(
         sdk: &aws_config::SdkConfig,
         config: &Config,
-        telemetry: Telemetry,
+        telemetry: &Telemetry,
     ) -> Result<Self, tradeflow_core::market::MarketDataError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let market = config.market.build()?;
@@ -90,36 +90,33 @@ impl Handler {
         );
         Ok(Handler::new(executor, telemetry))
     }
+}
 
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-        let invocation = self.telemetry.start_invocation("pubsub");
-        let result = self.process(event).await;
-        invocation.finish(result.is_ok());
-        self.telemetry.flush().await;
-        result
-    }
+impl Function for Handler {
+    const NAME: &'static str = FUNCTION_NAME;
+    const TRIGGER: &'static str = TRIGGER_PUBSUB;
+    type Event = SqsEvent;
+    type Response = SqsBatchResponse;
+    type Error = BatchError;
 
-    async fn process(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-        let total = event.records.len();
-        let (messages, missing) = inbound_messages(event)?;
-        let mut failed: Vec<String> = Vec::new();
-        let missing = missing.into_iter().map(|m| MessageReport {
-            message_id: m.message_id,
-            outcome: Outcome::Rejected {
-                reason: "record has no body".into(),
+    /// One batch of execution requests: only the failed message ids are returned, so the rest of
+    /// the batch is deleted from the queue.
+    async fn handle(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        process_batch(
+            event,
+            |messages| async move { self.executor.execute_batch(&messages, deadline).await },
+            |reports: &Vec<MessageReport>| {
+                for report in reports {
+                    log_report(report);
+                    self.metrics.record(report);
+                }
             },
-            duration: std::time::Duration::ZERO,
-            lag_ms: None,
-        });
-        let reports = self.executor.execute_batch(&messages).await;
-        for report in missing.chain(reports) {
-            log_report(&report);
-            self.metrics.record(&report);
-            if report.failed() {
-                failed.push(report.message_id);
-            }
-        }
-        Ok(batch_response(failed, total)?)
+        )
+        .await
     }
 }
 
@@ -192,7 +189,7 @@ mod tests {
             ),
             Arc::new(ManualClock::at(1_750_000_010)),
         );
-        let h = Handler::new(executor, Telemetry::init(FUNCTION_NAME));
+        let h = Handler::new(executor, &Telemetry::init(FUNCTION_NAME));
         let mut event = SqsEvent::default();
         event.records = vec![
             record("good", Some(request())),
@@ -200,7 +197,7 @@ mod tests {
             record("garbage", Some("[]".into())),
             record("empty", None),
         ];
-        let resp = h.handle(event).await.unwrap();
+        let resp = h.handle(event, Deadline::none()).await.unwrap();
         let failed: Vec<_> = resp
             .batch_item_failures
             .iter()

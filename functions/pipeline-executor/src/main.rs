@@ -1,9 +1,6 @@
-//! Wiring only: telemetry, configuration, AWS clients, the Lambda runtime.
+//! Wiring only: telemetry, configuration, AWS clients, the Lambda runtime serving the handler
+//! through the shared invocation layer (`tradeflow_lambda::service`).
 
-use std::sync::Arc;
-
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline_executor::{Config, FUNCTION_NAME, Handler};
 
 #[tokio::main]
@@ -11,12 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = tradeflow_telemetry::Telemetry::init(FUNCTION_NAME);
     let config = Config::from_env()?;
     let sdk = tradeflow_aws::load_aws_config().await;
-    let handler = Arc::new(Handler::from_aws(&sdk, &config, telemetry.clone())?);
-    let result = lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let handler = Arc::clone(&handler);
-        async move { handler.handle(event.payload).await }
-    }))
-    .await;
+    let handler = Handler::from_aws(&sdk, &config, &telemetry)?;
+    let result = lambda_runtime::run(tradeflow_lambda::service(handler, telemetry.clone())).await;
     telemetry.shutdown();
     result
 }

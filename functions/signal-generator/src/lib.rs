@@ -1,8 +1,9 @@
 //! signal-generator: on each scheduled event, scan every (ticker, timeframe) stream and send the
 //! new signals to the signals queue.
 //!
-//! The scan logic is [`tradeflow_core::generate`]; this crate maps the scheduled event (its `time`
-//! is the scan's "now"), turns the scan report into logs and metrics, and reads the DLQ depths.
+//! The scan logic is [`tradeflow_core::generate`], everything around an invocation is
+//! [`tradeflow_lambda`]'s; this crate maps the scheduled event (its `time` is the scan's "now"),
+//! turns the scan report into logs and metrics, and reads the DLQ depths.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +14,8 @@ use tradeflow_core::detectors::all_detectors;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
 use tradeflow_core::ports::QueueDepth;
 use tradeflow_core::vocab::{Ticker, Timeframe};
-use tradeflow_lambda::{ConfigError, MarketSource, Settings};
-use tradeflow_telemetry::{GeneratorMetrics, Telemetry};
+use tradeflow_lambda::{ConfigError, Deadline, Function, MarketSource, Settings};
+use tradeflow_telemetry::{GeneratorMetrics, TRIGGER_TIMER, Telemetry};
 
 pub const FUNCTION_NAME: &str = "signal-generator";
 
@@ -91,7 +92,6 @@ pub enum ScanError {
 pub struct Handler {
     generator: Generator,
     dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
-    telemetry: Telemetry,
     metrics: GeneratorMetrics,
 }
 
@@ -99,21 +99,19 @@ impl Handler {
     pub fn new(
         generator: Generator,
         dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
-        telemetry: Telemetry,
+        telemetry: &Telemetry,
     ) -> Self {
-        let metrics = GeneratorMetrics::new(&telemetry.meter());
         Handler {
             generator,
             dlqs,
-            telemetry,
-            metrics,
+            metrics: GeneratorMetrics::new(&telemetry.meter()),
         }
     }
 
     pub async fn from_aws(
         sdk: &aws_config::SdkConfig,
         config: &Config,
-        telemetry: Telemetry,
+        telemetry: &Telemetry,
     ) -> Result<Self, lambda_runtime::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -145,26 +143,10 @@ impl Handler {
         Ok(Handler::new(generator, dlqs, telemetry))
     }
 
-    /// One scheduled invocation; the event's `time` is the scan's "now".
-    pub async fn handle(
-        &self,
-        event: EventBridgeEvent<serde_json::Value>,
-    ) -> Result<ScanSummary, lambda_runtime::Error> {
-        let invocation = self.telemetry.start_invocation("timer");
-        let now = event
-            .time
-            .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.timestamp());
-        let result = self.scan(now).await;
-        self.record_dlq_depths().await;
-        invocation.finish(result.is_ok());
-        self.telemetry.flush().await;
-        Ok(result?)
-    }
-
-    /// Scans as of `now` (Unix seconds).
-    pub async fn scan(&self, now: i64) -> Result<ScanSummary, ScanError> {
+    /// Scans as of `now` (Unix seconds); the invocation has to be done by `deadline`.
+    pub async fn scan(&self, now: i64, deadline: Deadline) -> Result<ScanSummary, ScanError> {
         let started = Instant::now();
-        let report = self.generator.scan(now).await;
+        let report = self.generator.scan(now, deadline).await;
         let elapsed = started.elapsed();
         self.metrics.record_scan(&report, elapsed);
         let summary = ScanSummary {
@@ -195,6 +177,29 @@ impl Handler {
                 }
             }
         }
+    }
+}
+
+impl Function for Handler {
+    const NAME: &'static str = FUNCTION_NAME;
+    const TRIGGER: &'static str = TRIGGER_TIMER;
+    type Event = EventBridgeEvent<serde_json::Value>;
+    type Response = ScanSummary;
+    type Error = ScanError;
+
+    /// One scheduled scan; the event's `time` is the scan's "now". The DLQ depths are read after
+    /// it, whatever its outcome.
+    async fn handle(
+        &self,
+        event: EventBridgeEvent<serde_json::Value>,
+        deadline: Deadline,
+    ) -> Result<ScanSummary, ScanError> {
+        let now = event
+            .time
+            .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.timestamp());
+        let result = self.scan(now, deadline).await;
+        self.record_dlq_depths().await;
+        result
     }
 }
 
@@ -250,7 +255,7 @@ mod tests {
                 ..GeneratorConfig::default()
             },
         );
-        Handler::new(generator, Vec::new(), Telemetry::init(FUNCTION_NAME))
+        Handler::new(generator, Vec::new(), &Telemetry::init(FUNCTION_NAME))
     }
 
     fn scheduled(time: i64) -> EventBridgeEvent<serde_json::Value> {
@@ -267,14 +272,20 @@ mod tests {
     async fn a_scheduled_event_scans_as_of_its_time() {
         let queue = Arc::new(MemoryQueue::default());
         let h = handler(queue.clone());
-        let summary = h.handle(scheduled(1_750_000_000)).await.unwrap();
+        let summary = h
+            .handle(scheduled(1_750_000_000), Deadline::none())
+            .await
+            .unwrap();
         assert_eq!(
             (summary.now, summary.streams, summary.candles_evaluated),
             (1_750_000_000, 1, 200)
         );
         assert_eq!(summary.signals_sent, queue.bodies().len());
         assert!(summary.signals_sent > 0);
-        let again = h.handle(scheduled(1_750_000_000)).await.unwrap();
+        let again = h
+            .handle(scheduled(1_750_000_000), Deadline::none())
+            .await
+            .unwrap();
         assert_eq!(again.signals_sent, 0);
     }
 
@@ -283,7 +294,10 @@ mod tests {
         let queue = Arc::new(MemoryQueue::default());
         queue.fail_calls(1_000);
         let h = handler(queue);
-        let err = h.handle(scheduled(1_750_000_000)).await.unwrap_err();
+        let err = h
+            .handle(scheduled(1_750_000_000), Deadline::none())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("could not be sent"), "{err}");
     }
 

@@ -1,16 +1,17 @@
 //! trigger-dispatcher: SQS batches of signals in, execution requests out.
 //!
-//! The matching, lease and fan-out logic is [`tradeflow_core::dispatch`]; this crate maps the
-//! Lambda event, reports partial batch failures, and turns the batch report into logs and metrics.
+//! The matching, lease and fan-out logic is [`tradeflow_core::dispatch`], the SQS batch path and
+//! everything around an invocation are [`tradeflow_lambda`]'s; this crate builds the dispatcher
+//! and turns the batch report into logs and metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use tradeflow_core::dispatch::{DispatchReport, Dispatcher, DispatcherConfig, MessageFailure};
+use tradeflow_core::dispatch::{DispatchReport, Dispatcher, DispatcherConfig};
 use tradeflow_core::ports::SystemClock;
-use tradeflow_lambda::{ConfigError, Settings, batch_response, inbound_messages};
-use tradeflow_telemetry::{DispatcherMetrics, Telemetry};
+use tradeflow_lambda::{BatchError, ConfigError, Deadline, Function, Settings, process_batch};
+use tradeflow_telemetry::{DispatcherMetrics, TRIGGER_PUBSUB, Telemetry};
 
 pub const FUNCTION_NAME: &str = "trigger-dispatcher";
 
@@ -47,17 +48,14 @@ impl Config {
 
 pub struct Handler {
     dispatcher: Dispatcher,
-    telemetry: Telemetry,
     metrics: DispatcherMetrics,
 }
 
 impl Handler {
-    pub fn new(dispatcher: Dispatcher, telemetry: Telemetry) -> Self {
-        let metrics = DispatcherMetrics::new(&telemetry.meter());
+    pub fn new(dispatcher: Dispatcher, telemetry: &Telemetry) -> Self {
         Handler {
             dispatcher,
-            telemetry,
-            metrics,
+            metrics: DispatcherMetrics::new(&telemetry.meter()),
         }
     }
 
@@ -65,7 +63,7 @@ impl Handler {
     pub async fn from_aws(
         sdk: &aws_config::SdkConfig,
         config: &Config,
-        telemetry: Telemetry,
+        telemetry: &Telemetry,
     ) -> Result<Self, tradeflow_core::error::QueueError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -88,35 +86,33 @@ impl Handler {
         );
         Ok(Handler::new(dispatcher, telemetry))
     }
+}
 
-    /// One Lambda invocation: only the failed message ids are returned, so the rest of the batch
+impl Function for Handler {
+    const NAME: &'static str = FUNCTION_NAME;
+    const TRIGGER: &'static str = TRIGGER_PUBSUB;
+    type Event = SqsEvent;
+    type Response = SqsBatchResponse;
+    type Error = BatchError;
+
+    /// One batch of signals: only the failed message ids are returned, so the rest of the batch
     /// is deleted from the queue.
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-        let invocation = self.telemetry.start_invocation("pubsub");
-        let result = self.process(event).await;
-        invocation.finish(result.is_ok());
-        self.telemetry.flush().await;
-        result
-    }
-
-    async fn process(&self, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    async fn handle(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+    ) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
-        let total = event.records.len();
-        let (messages, missing) = inbound_messages(event)?;
-        let mut report = self.dispatcher.dispatch(&messages).await;
-        report.received = total;
-        for m in missing {
-            report.failures.push(MessageFailure {
-                message_id: m.message_id,
-                label: "missing_body",
-                reason: "record has no body".into(),
-                poison: true,
-            });
-        }
-        let elapsed = started.elapsed();
-        log_report(&report, elapsed);
-        self.metrics.record_batch(&report, elapsed);
-        Ok(batch_response(report.failed_message_ids(), total)?)
+        process_batch(
+            event,
+            |messages| async move { self.dispatcher.dispatch(&messages, deadline).await },
+            |report: &DispatchReport| {
+                let elapsed = started.elapsed();
+                log_report(report, elapsed);
+                self.metrics.record_batch(report, elapsed);
+            },
+        )
+        .await
     }
 }
 
@@ -178,7 +174,7 @@ mod tests {
             DispatcherConfig::default(),
         );
         (
-            Handler::new(dispatcher, Telemetry::init(FUNCTION_NAME)),
+            Handler::new(dispatcher, &Telemetry::init(FUNCTION_NAME)),
             queue,
         )
     }
@@ -190,11 +186,14 @@ mod tests {
     async fn only_the_bad_records_are_reported_failed() {
         let (h, queue) = handler();
         let resp = h
-            .handle(event(vec![
-                record(Some("good"), Some(SIGNAL)),
-                record(Some("bad-json"), Some("{")),
-                record(Some("no-body"), None),
-            ]))
+            .handle(
+                event(vec![
+                    record(Some("good"), Some(SIGNAL)),
+                    record(Some("bad-json"), Some("{")),
+                    record(Some("no-body"), None),
+                ]),
+                Deadline::none(),
+            )
             .await
             .unwrap();
         let failed: Vec<_> = resp
@@ -213,20 +212,23 @@ mod tests {
     async fn a_batch_where_every_record_failed_is_an_error() {
         let (h, _) = handler();
         assert!(
-            h.handle(event(vec![
-                record(Some("a"), Some("x")),
-                record(Some("b"), Some("y"))
-            ]))
+            h.handle(
+                event(vec![
+                    record(Some("a"), Some("x")),
+                    record(Some("b"), Some("y"))
+                ]),
+                Deadline::none()
+            )
             .await
             .is_err()
         );
         assert!(
-            h.handle(event(vec![record(None, Some(SIGNAL))]))
+            h.handle(event(vec![record(None, Some(SIGNAL))]), Deadline::none())
                 .await
                 .is_err()
         );
         assert!(
-            h.handle(event(vec![]))
+            h.handle(event(vec![]), Deadline::none())
                 .await
                 .unwrap()
                 .batch_item_failures

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tradeflow_telemetry::Telemetry;
 
 use crate::esm::{EventSourceMapping, MappingConfig, outstanding};
-use crate::invoke::{ScheduledFunction, SqsFunction, WatchFunction, scheduled_event};
+use crate::invoke::{InProcess, ScheduledFunction, SqsFunction, WatchFunction, scheduled_event};
 use crate::stack::StackOutputs;
 
 pub struct Functions {
@@ -20,7 +20,8 @@ pub struct Functions {
 
 impl Functions {
     /// The handlers in this process, configured exactly like the deployed functions (the stack's
-    /// environment plus `extra`), through their own `Config::from_lookup` and `from_aws`.
+    /// environment plus `extra`), through their own `Config::from_lookup` and `from_aws`, and
+    /// served as `main.rs` serves them ([`InProcess`]).
     pub async fn in_process(
         sdk: &aws_config::SdkConfig,
         outputs: &StackOutputs,
@@ -43,28 +44,31 @@ impl Functions {
             .collect();
         env.extend(extra.clone());
         let lookup = |k: &str| env.get(k).cloned();
+        let generator_telemetry = telemetry(signal_generator::FUNCTION_NAME);
         let generator = signal_generator::Handler::from_aws(
             sdk,
             &signal_generator::Config::from_lookup(lookup)?,
-            telemetry(signal_generator::FUNCTION_NAME),
+            &generator_telemetry,
         )
         .await
         .map_err(|e| anyhow::anyhow!("building the generator: {e}"))?;
+        let dispatcher_telemetry = telemetry(trigger_dispatcher::FUNCTION_NAME);
         let dispatcher = trigger_dispatcher::Handler::from_aws(
             sdk,
             &trigger_dispatcher::Config::from_lookup(lookup)?,
-            telemetry(trigger_dispatcher::FUNCTION_NAME),
+            &dispatcher_telemetry,
         )
         .await?;
+        let executor_telemetry = telemetry(pipeline_executor::FUNCTION_NAME);
         let executor = pipeline_executor::Handler::from_aws(
             sdk,
             &pipeline_executor::Config::from_lookup(lookup)?,
-            telemetry(pipeline_executor::FUNCTION_NAME),
+            &executor_telemetry,
         )?;
         Ok(Functions {
-            generator: Arc::new(generator),
-            dispatcher: Arc::new(dispatcher),
-            executor: Arc::new(executor),
+            generator: Arc::new(InProcess::new(generator, generator_telemetry)?),
+            dispatcher: Arc::new(InProcess::new(dispatcher, dispatcher_telemetry)?),
+            executor: Arc::new(InProcess::new(executor, executor_telemetry)?),
         })
     }
 

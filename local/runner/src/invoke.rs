@@ -1,9 +1,16 @@
-//! Ways to invoke a function: its handler in this process, or the real binary behind
-//! `cargo lambda watch`'s Invoke API (same JSON a Lambda invocation carries).
+//! Ways to invoke a function: its handler in this process, behind the same service the Lambda
+//! runtime serves, or the real binary behind `cargo lambda watch`'s Invoke API (same JSON a
+//! Lambda invocation carries).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tradeflow_lambda::{Deadline, Function, FunctionService, InvocationService};
+use tradeflow_telemetry::Telemetry;
+
+use crate::stack::{TEMPLATE_BODY, function_timeout};
 
 /// A function triggered by an SQS event source mapping.
 #[async_trait]
@@ -23,37 +30,63 @@ pub trait ScheduledFunction: Send + Sync {
     ) -> Result<serde_json::Value, String>;
 }
 
-#[async_trait]
-impl SqsFunction for trigger_dispatcher::Handler {
-    fn name(&self) -> &str {
-        trigger_dispatcher::FUNCTION_NAME
+/// A function's handler in this process, served exactly as `main.rs` serves it
+/// ([`tradeflow_lambda::service`]: invocation metrics, outcome log line, flush). Each invocation
+/// gets the deadline Lambda would give it: now plus the function's `Timeout` in
+/// infra/template.yaml.
+pub struct InProcess<F: Function> {
+    service: InvocationService<FunctionService<F>>,
+    timeout: Duration,
+}
+
+impl<F: Function> InProcess<F> {
+    pub fn new(function: F, telemetry: Telemetry) -> anyhow::Result<Self> {
+        Ok(InProcess {
+            service: tradeflow_lambda::service(function, telemetry),
+            timeout: function_timeout(TEMPLATE_BODY, F::NAME)?,
+        })
     }
-    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
-        self.handle(event).await.map_err(|e| e.to_string())
+
+    /// The function's timeout, as infra/template.yaml declares it.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn call(&self, event: F::Event) -> Result<F::Response, String> {
+        let deadline = Deadline::after(chrono::Utc::now().timestamp_millis(), self.timeout);
+        tradeflow_lambda::invoke(&self.service, event, deadline)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
 #[async_trait]
-impl SqsFunction for pipeline_executor::Handler {
+impl<F> SqsFunction for InProcess<F>
+where
+    F: Function<Event = SqsEvent, Response = SqsBatchResponse>,
+{
     fn name(&self) -> &str {
-        pipeline_executor::FUNCTION_NAME
+        F::NAME
     }
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
-        self.handle(event).await.map_err(|e| e.to_string())
+        self.call(event).await
     }
 }
 
 #[async_trait]
-impl ScheduledFunction for signal_generator::Handler {
+impl<F> ScheduledFunction for InProcess<F>
+where
+    F: Function<Event = EventBridgeEvent<serde_json::Value>>,
+{
     fn name(&self) -> &str {
-        signal_generator::FUNCTION_NAME
+        F::NAME
     }
     async fn invoke(
         &self,
         event: EventBridgeEvent<serde_json::Value>,
     ) -> Result<serde_json::Value, String> {
-        let summary = self.handle(event).await.map_err(|e| e.to_string())?;
-        serde_json::to_value(summary).map_err(|e| e.to_string())
+        let response = self.call(event).await?;
+        serde_json::to_value(response).map_err(|e| e.to_string())
     }
 }
 

@@ -9,6 +9,47 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 /// Path of the template, relative to the workspace root.
 pub const TEMPLATE: &str = "infra/template.yaml";
 
+/// The template, compiled in: the functions' timeouts are read from it.
+pub const TEMPLATE_BODY: &str = include_str!("../../../infra/template.yaml");
+
+/// The `Timeout` of the `AWS::Lambda::Function` in `template` whose `FunctionName` ends in
+/// `-<function>` (the template is plain CloudFormation YAML; resources are indented by two
+/// spaces, their properties further).
+pub fn function_timeout(template: &str, function: &str) -> anyhow::Result<Duration> {
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in template.lines() {
+        let starts_block = line.starts_with("  ")
+            && !line.starts_with("   ")
+            && !line.trim_start().starts_with('#');
+        if starts_block {
+            blocks.push(vec![line]);
+        } else if let Some(block) = blocks.last_mut() {
+            block.push(line);
+        }
+    }
+    let suffix = format!("-{function}");
+    for block in &blocks {
+        let field = |name: &str| {
+            block.iter().find_map(|l| {
+                let value = l.trim().strip_prefix(name)?;
+                Some(value.split(" #").next().unwrap_or_default().trim())
+            })
+        };
+        if field("Type:") != Some("AWS::Lambda::Function")
+            || !field("FunctionName:").is_some_and(|n| n.ends_with(&suffix))
+        {
+            continue;
+        }
+        let raw = field("Timeout:")
+            .with_context(|| format!("the {function} function in {TEMPLATE} has no Timeout"))?;
+        let secs: u64 = raw
+            .parse()
+            .with_context(|| format!("the {function} function's Timeout {raw:?}"))?;
+        return Ok(Duration::from_secs(secs));
+    }
+    bail!("{TEMPLATE} declares no AWS::Lambda::Function named *{suffix}")
+}
+
 /// Names of the queues and tables of one deployed stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackOutputs {
@@ -123,4 +164,26 @@ pub async fn delete_stack(cfn: &aws_sdk_cloudformation::Client, stage: &str) -> 
         .send()
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_function_timeout_from_the_template() {
+        for (function, secs) in [
+            ("signal-generator", 60),
+            ("trigger-dispatcher", 30),
+            ("pipeline-executor", 120),
+        ] {
+            assert_eq!(
+                function_timeout(TEMPLATE_BODY, function).unwrap(),
+                Duration::from_secs(secs),
+                "{function}"
+            );
+        }
+        assert!(function_timeout(TEMPLATE_BODY, "nope").is_err());
+    }
 }
