@@ -52,4 +52,46 @@ mod tests {
         assert_ne!(execution_id("ab", "c", "s"), execution_id("a", "bc", "s"));
         assert!(order_id("exe-1").starts_with("ord-"));
     }
+
+    // Golden values: these ids are stored (executions, orders tables) and outlive a deploy, so a
+    // change of derivation must show up here. The expected strings were computed once outside
+    // this code, following the derivation documented in docs/data-model.md (SHA-256 over each
+    // part's UTF-8 bytes followed by a 0x00 byte; the prefix, `-`, then the first 16 bytes of
+    // the digest in lowercase hex), with
+    //   python3 -c 'import hashlib; print(hashlib.sha256(b"".join(p.encode() + b"\0" for p in
+    //     ["p1", "AAPL", "0b0f5f2e-1111-4c8e-9b61-5f6f5c1f1a01"])).hexdigest()[:32])'
+    // and cross-checked with `printf ... | sha256sum`.
+
+    #[test]
+    fn signal_id_golden_value() {
+        assert_eq!(
+            signal_id("rsi_generator", "AAPL", "5", 1_700_000_000),
+            "sig-98e21cd8b5e9d702f9ff7a7f9bdb2887"
+        );
+    }
+
+    #[test]
+    fn execution_id_golden_values() {
+        // A signal id of the old system's UUID form, and one of our own.
+        assert_eq!(
+            execution_id("p1", "AAPL", "0b0f5f2e-1111-4c8e-9b61-5f6f5c1f1a01"),
+            "exe-34936007126875170f02ced65a9f249c"
+        );
+        assert_eq!(
+            execution_id("p-rsi", "AAPL", "sig-73206b7aa05d4197701da31d7ff4dc46"),
+            "exe-872e810f1170728d1decc64d466a9711"
+        );
+    }
+
+    #[test]
+    fn order_id_golden_values() {
+        assert_eq!(
+            order_id("exe-34936007126875170f02ced65a9f249c"),
+            "ord-f0ec7f8194e93ca2a8bb1df50a643b13"
+        );
+        assert_eq!(
+            order_id("exe-872e810f1170728d1decc64d466a9711"),
+            "ord-674eb081d583de281bf841b4332abc44"
+        );
+    }
 }
