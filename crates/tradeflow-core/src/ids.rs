@@ -39,6 +39,7 @@ pub fn order_id(execution_id: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -61,6 +62,31 @@ mod tests {
     //   python3 -c 'import hashlib; print(hashlib.sha256(b"".join(p.encode() + b"\0" for p in
     //     ["p1", "AAPL", "0b0f5f2e-1111-4c8e-9b61-5f6f5c1f1a01"])).hexdigest()[:32])'
     // and cross-checked with `printf ... | sha256sum`.
+
+    /// Issue 8, item 9: the same generator can fire two types on one candle (e.g. a cross and a
+    /// level); they are two signals and must not share an id (the execution ids derive from it,
+    /// so the second signal's executions would be taken for redeliveries of the first's).
+    #[test]
+    fn signals_differing_only_in_type_get_different_ids() {
+        use crate::detectors::{Detection, Direction};
+        use crate::generate::to_signal;
+        use crate::market::Timeframe;
+        use crate::signal::Ticker;
+
+        let detection = |signal_type: &'static str| Detection {
+            generator: "macd_generator",
+            signal_type,
+            direction: Direction::Bullish,
+            confidence: 80,
+            reasoning: "test".into(),
+            candle_time: 1_700_000_000,
+            metadata: Default::default(),
+        };
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let a = to_signal(&detection("macd_bullish"), &ticker, Timeframe::M5).unwrap();
+        let b = to_signal(&detection("macd_cross"), &ticker, Timeframe::M5).unwrap();
+        assert_ne!(a.signal_id, b.signal_id);
+    }
 
     #[test]
     fn signal_id_golden_value() {
