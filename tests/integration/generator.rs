@@ -47,8 +47,13 @@ async fn the_generator_replays_a_csv_into_the_expected_signals_and_never_sends_t
         for i in bars.len() - BACKFILL..bars.len() {
             for d in all_detectors() {
                 if let Some(det) = d.detect(&bars, i) {
-                    let id =
-                        tradeflow_core::ids::signal_id(det.generator, ticker, "5", det.candle_time);
+                    let id = tradeflow_core::ids::signal_id(
+                        det.generator,
+                        det.signal_type,
+                        ticker,
+                        "5",
+                        det.candle_time,
+                    );
                     expected.insert((id, det.signal_type.to_owned()));
                 }
             }

@@ -20,11 +20,24 @@ fn digest(prefix: &str, parts: &[&str]) -> String {
     id
 }
 
-/// `sig-…` from (generator, ticker, timeframe, candle open time).
-pub fn signal_id(generator: &str, ticker: &str, timeframe: &str, candle_time: i64) -> String {
+/// `sig-…` from (generator, signal type, ticker, timeframe, candle open time): one generator may
+/// fire several types on one candle, and each is a signal of its own.
+pub fn signal_id(
+    generator: &str,
+    signal_type: &str,
+    ticker: &str,
+    timeframe: &str,
+    candle_time: i64,
+) -> String {
     digest(
         "sig",
-        &[generator, ticker, timeframe, &candle_time.to_string()],
+        &[
+            generator,
+            signal_type,
+            ticker,
+            timeframe,
+            &candle_time.to_string(),
+        ],
     )
 }
 
@@ -45,10 +58,40 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
-        let a = signal_id("rsi_generator", "AAPL", "5", 1_700_000_000);
-        assert_eq!(a, signal_id("rsi_generator", "AAPL", "5", 1_700_000_000));
-        assert_ne!(a, signal_id("rsi_generator", "AAPL", "5", 1_700_000_300));
-        assert_ne!(a, signal_id("rsi_generator", "AAPL", "15", 1_700_000_000));
+        let id = |generator, signal_type, ticker, timeframe, time| {
+            signal_id(generator, signal_type, ticker, timeframe, time)
+        };
+        let a = id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000);
+        assert_eq!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_300)
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "15", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id(
+                "rsi_generator",
+                "rsi_overbought",
+                "AAPL",
+                "5",
+                1_700_000_000
+            )
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "MSFT", "5", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id("bb_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000)
+        );
         assert!(a.starts_with("sig-") && a.len() == 36);
         assert_ne!(execution_id("ab", "c", "s"), execution_id("a", "bc", "s"));
         assert!(order_id("exe-1").starts_with("ord-"));
@@ -89,10 +132,23 @@ mod tests {
     }
 
     #[test]
-    fn signal_id_golden_value() {
+    fn signal_id_golden_values() {
+        // Parts: generator, signal type, ticker, timeframe, candle time. (Before the signal type
+        // was a part, ("rsi_generator", "AAPL", "5", 1700000000) gave
+        // sig-98e21cd8b5e9d702f9ff7a7f9bdb2887.)
         assert_eq!(
-            signal_id("rsi_generator", "AAPL", "5", 1_700_000_000),
-            "sig-98e21cd8b5e9d702f9ff7a7f9bdb2887"
+            signal_id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000),
+            "sig-73206b7aa05d4197701da31d7ff4dc46"
+        );
+        assert_eq!(
+            signal_id(
+                "rsi_generator",
+                "rsi_overbought",
+                "AAPL",
+                "5",
+                1_700_000_000
+            ),
+            "sig-dbafa648087d547da36bc946d6ba8a3a"
         );
     }
 
