@@ -466,7 +466,7 @@ async fn an_order_is_written_once() {
         PlaceOutcome::AlreadyExists
     );
     let raw = raw_get(&client, &table, "order_id", &first.order_id).await;
-    let stored: PaperOrder = tradeflow_aws::item::from_item(&raw).unwrap();
+    let stored: PaperOrder = tradeflow_aws::item::from_item(raw).unwrap();
     assert_eq!(stored, first);
 }
 
