@@ -10,9 +10,9 @@
 //!
 //! It replaced a hand-written bridge that went value → `serde_json::Value` → attribute values and
 //! back; nothing measured argued for keeping it (the `item_mapping_cost` test in
-//! `tests/item_layout.rs` measures an execution record's encode and decode). Every stored item keeps its attribute names, types and nesting (pinned attribute by attribute
-//! by the golden items in `tests/item_layout.rs`). Two things differ, neither in what DynamoDB
-//! stores:
+//! `tests/item_layout.rs` measures an execution record's encode and decode). Every stored item
+//! keeps its attribute names, types and nesting (pinned attribute by attribute by the golden items
+//! in `tests/item_layout.rs`). Two things differ, neither in what DynamoDB stores:
 //! - A float's `N` text is Rust's shortest round-trip form without exponent: `100.0` is written
 //!   `"100"` (the bridge wrote `"100.0"`), `1e-7` `"0.0000001"` (was `"1e-7"`). Same number:
 //!   DynamoDB stores `N` as a decimal with leading and trailing zeros trimmed, so on AWS the item
@@ -23,6 +23,10 @@
 //!
 //! Non-finite floats (`NaN`, `inf`) are refused here with the attribute's path: DynamoDB rejects
 //! them (the bridge silently turned them into `NULL`, the emulator would store them).
+//!
+//! Pipelines, executions and orders are mapped here. Leases and cursors are not mapped types:
+//! their few attributes are written one by one in conditional expressions and read back with
+//! [`get_s`], [`get_i64`] and [`get_bool`].
 
 use std::collections::HashMap;
 
