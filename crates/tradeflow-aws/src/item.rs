@@ -9,8 +9,13 @@
 //! # Why `serde_dynamo`, and what it changed
 //!
 //! It replaced a hand-written bridge that went value → `serde_json::Value` → attribute values and
-//! back; nothing measured argued for keeping it (the `item_mapping_cost` test in
-//! `tests/item_layout.rs` measures an execution record's encode and decode). Every stored item
+//! back; nothing measured argued for keeping it. Side by side on an execution record with five
+//! steps (release build, this 2-core machine under load, 20 000 rounds, 2026-12-01): encode 13.5–15
+//! µs with the bridge, 14.4–14.7 µs with `serde_dynamo`; decode 13.9 µs with the bridge, 9–12 µs
+//! with `serde_dynamo` (14.7–17 µs including a 5.4 µs clone of the item, which the adapters do
+//! not need: they own the items they read). Both are noise next to one DynamoDB round trip
+//! (milliseconds). The `item_mapping_cost` test in `tests/item_layout.rs` repeats the
+//! measurement for `serde_dynamo`. Every stored item
 //! keeps its attribute names, types and nesting (pinned attribute by attribute by the golden items
 //! in `tests/item_layout.rs`). Two things differ, neither in what DynamoDB stores:
 //! - A float's `N` text is Rust's shortest round-trip form without exponent: `100.0` is written
