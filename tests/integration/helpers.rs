@@ -16,18 +16,32 @@ use tradeflow_local::stack::{StackOutputs, create_stack, delete_stack};
 
 pub const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 
-/// The emulator's config, or `None` when `AWS_ENDPOINT_URL` is unset — unless
-/// `TRADEFLOW_REQUIRE_EMULATOR=1` (the README's test command sets it), when that is a failure.
-pub async fn emulator(test: &str) -> Option<aws_config::SdkConfig> {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        assert!(
-            std::env::var("TRADEFLOW_REQUIRE_EMULATOR").as_deref() != Ok("1"),
-            "{test}: AWS_ENDPOINT_URL is not set but TRADEFLOW_REQUIRE_EMULATOR=1"
-        );
-        eprintln!("skipping {test}: AWS_ENDPOINT_URL is not set (no emulator)");
-        return None;
-    }
-    Some(tradeflow_aws::load_aws_config().await)
+/// Why a test that was run cannot run: its service is not there. Every test here is `#[ignore]`d
+/// (plain `cargo test` lists it as ignored); one that is asked for (`--include-ignored`, `--ignored`,
+/// or by name) requires its service and fails without it, it never passes silently.
+pub fn require_env(test_needs: &str, vars: &[&str]) -> Vec<String> {
+    let value = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    let missing: Vec<&str> = vars
+        .iter()
+        .copied()
+        .filter(|v| value(v).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "this test needs {test_needs}; not set: {}. Run it through local/test.sh, or start the \
+         service yourself (README, Testing layers)",
+        missing.join(", ")
+    );
+    vars.iter().map(|v| value(v).unwrap()).collect()
+}
+
+/// The config of the emulator at `AWS_ENDPOINT_URL` (see [`require_env`]).
+pub async fn emulator() -> aws_config::SdkConfig {
+    require_env(
+        "the AWS emulator (`source local/env.sh && local/emulator.sh start`)",
+        &["AWS_ENDPOINT_URL"],
+    );
+    tradeflow_aws::load_aws_config().await
 }
 
 pub fn now() -> i64 {

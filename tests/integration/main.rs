@@ -1,5 +1,7 @@
 //! Integration tests against the real AWS emulator: each test deploys its own stack from
 //! infra/template.yaml and runs the functions on it through the local event source mappings.
+//! Every test is `#[ignore]`d with the services it needs; local/test.sh runs them all
+//! (`cargo test -- --include-ignored`), and a test that is run without its service fails.
 
 mod chain;
 mod generator;

@@ -15,22 +15,15 @@ use tradeflow_telemetry::{Telemetry, TelemetryConfig};
 
 use crate::helpers::*;
 
-/// (Prometheus URL, OTLP endpoint), or `None` to skip (a failure under TRADEFLOW_REQUIRE_METRICS=1).
-fn metrics_stack(test: &str) -> Option<(String, String)> {
-    match (
-        std::env::var("PROMETHEUS_URL"),
-        std::env::var("TRADEFLOW_OTLP_ENDPOINT"),
-    ) {
-        (Ok(p), Ok(o)) => Some((p, o)),
-        _ => {
-            assert!(
-                std::env::var("TRADEFLOW_REQUIRE_METRICS").as_deref() != Ok("1"),
-                "{test}: TRADEFLOW_REQUIRE_METRICS=1 but PROMETHEUS_URL / TRADEFLOW_OTLP_ENDPOINT are not set"
-            );
-            eprintln!("skipping {test}: no metrics stack (PROMETHEUS_URL unset)");
-            None
-        }
-    }
+/// (Prometheus URL, OTLP endpoint) of the metrics stack (see [`require_env`]).
+fn metrics_stack() -> (String, String) {
+    let [prometheus, otlp] = <[String; 2]>::try_from(require_env(
+        "the metrics stack (`local/metrics.sh start`; TRADEFLOW_OTLP_ENDPOINT is the \
+         OTEL_EXPORTER_OTLP_ENDPOINT that `local/metrics.sh env` prints)",
+        &["PROMETHEUS_URL", "TRADEFLOW_OTLP_ENDPOINT"],
+    ))
+    .unwrap();
+    (prometheus, otlp)
 }
 
 /// A telemetry exporting to `endpoint` whose `instance` label is `instance`.
@@ -92,13 +85,10 @@ async fn expect_all(prometheus: &str, expected: &BTreeMap<String, f64>) {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator and the metrics stack (PROMETHEUS_URL, TRADEFLOW_OTLP_ENDPOINT); local/test.sh runs it"]
 async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
-    let Some((prometheus, endpoint)) = metrics_stack("metrics_ground_truth") else {
-        return;
-    };
-    let Some(sdk) = emulator("metrics_ground_truth").await else {
-        return;
-    };
+    let (prometheus, endpoint) = metrics_stack();
+    let sdk = emulator().await;
     let stack = TestStack::deploy(sdk).await;
     stack
         .seed(&[
@@ -216,10 +206,9 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
 }
 
 #[tokio::test]
+#[ignore = "needs the metrics stack (PROMETHEUS_URL, TRADEFLOW_OTLP_ENDPOINT); local/test.sh runs it"]
 async fn two_instances_of_the_same_function_land_side_by_side() {
-    let Some((prometheus, endpoint)) = metrics_stack("metrics_two_instances") else {
-        return;
-    };
+    let (prometheus, endpoint) = metrics_stack();
     use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
     use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
     let tag = format!("twins-{}-{}", std::process::id(), now());

@@ -4,7 +4,7 @@
 //!
 //! One store per table ([`DynamoPipelineStore`], [`DynamoLeaseStore`], [`DynamoExecutionStore`],
 //! [`DynamoOrderStore`], [`DynamoCursorStore`]) and one queue type ([`SqsQueue`]). Items carry the
-//! domain types' serde field names ([`item`]); SDK errors are classified into the ports' transient
+//! domain types' serde field names, mapped by `serde_dynamo` ([`item`]); SDK errors are classified into the ports' transient
 //! and permanent errors ([`error`]); conditional-check failures are outcomes, never errors.
 //!
 //! The endpoint is never configured here: [`load_aws_config`] reads the standard environment,

@@ -1,4 +1,5 @@
-//! The DynamoDB adapters against the real emulator (`AWS_ENDPOINT_URL`); skipped without one.
+//! The DynamoDB adapters against the real emulator (`AWS_ENDPOINT_URL`). `#[ignore]`d: local/test.sh
+//! runs them with `--include-ignored`, and run without an emulator they fail.
 //! Each test creates its own randomly named table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,11 +59,9 @@ async fn raw_get(
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn signal_pipelines_are_read_across_pages_skipping_bad_items() {
-    let Some(config) = emulator("signal_pipelines_are_read_across_pages_skipping_bad_items").await
-    else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_table(&client, "pipelines", "pipeline_id").await;
     let store = DynamoPipelineStore::new(client.clone(), &table).with_scan_page_size(2);
@@ -117,11 +116,9 @@ async fn signal_pipelines_are_read_across_pages_skipping_bad_items() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_pipeline_round_trips_and_a_corrupt_one_is_reported() {
-    let Some(config) = emulator("a_pipeline_round_trips_and_a_corrupt_one_is_reported").await
-    else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_table(&client, "pipelines", "pipeline_id").await;
     let store = DynamoPipelineStore::new(client.clone(), &table);
@@ -161,10 +158,9 @@ async fn a_pipeline_round_trips_and_a_corrupt_one_is_reported() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_missing_table_is_a_permanent_error() {
-    let Some(config) = emulator("a_missing_table_is_a_permanent_error").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let store = DynamoPipelineStore::new(client.clone(), common::unique("no-such-table"));
     let err = store.get_pipeline("p1").await.unwrap_err();
@@ -196,12 +192,9 @@ fn lease(execution_id: &str, expires_at: i64) -> Lease {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_lease_is_held_by_one_execution_until_it_expires_or_is_released() {
-    let Some(config) =
-        emulator("a_lease_is_held_by_one_execution_until_it_expires_or_is_released").await
-    else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_table(&client, "leases", "lease_key").await;
     let store = DynamoLeaseStore::new(client.clone(), &table);
@@ -302,11 +295,9 @@ fn request(signal_id: &str) -> ExecutionRequest {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn an_execution_runs_once_and_a_crashed_run_is_taken_over() {
-    let Some(config) = emulator("an_execution_runs_once_and_a_crashed_run_is_taken_over").await
-    else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_executions_table(&client).await;
     let store = DynamoExecutionStore::new(client.clone(), &table);
@@ -384,10 +375,9 @@ async fn an_execution_runs_once_and_a_crashed_run_is_taken_over() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_released_execution_begins_again_at_once() {
-    let Some(config) = emulator("a_released_execution_begins_again_at_once").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_executions_table(&client).await;
     let store = DynamoExecutionStore::new(client.clone(), &table);
@@ -450,10 +440,9 @@ fn order(execution_id: &str) -> PaperOrder {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn an_order_is_written_once() {
-    let Some(config) = emulator("an_order_is_written_once").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_table(&client, "orders", "order_id").await;
     let store = DynamoOrderStore::new(client.clone(), &table);
@@ -467,15 +456,14 @@ async fn an_order_is_written_once() {
         PlaceOutcome::AlreadyExists
     );
     let raw = raw_get(&client, &table, "order_id", &first.order_id).await;
-    let stored: PaperOrder = tradeflow_aws::item::from_item(&raw).unwrap();
+    let stored: PaperOrder = tradeflow_aws::item::from_item(raw).unwrap();
     assert_eq!(stored, first);
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_cursor_moves_only_from_the_expected_value() {
-    let Some(config) = emulator("a_cursor_moves_only_from_the_expected_value").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = create_table(&client, "cursors", "stream").await;
     let store = DynamoCursorStore::new(client.clone(), &table);

@@ -1,4 +1,5 @@
-//! The SQS adapter against the real emulator (`AWS_ENDPOINT_URL`); skipped without one.
+//! The SQS adapter against the real emulator (`AWS_ENDPOINT_URL`). `#[ignore]`d: local/test.sh runs
+//! them with `--include-ignored`, and run without an emulator they fail.
 //! Each test creates its own randomly named queue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,10 +32,9 @@ fn message(i: usize) -> OutgoingMessage {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_batch_is_sent_and_counted_in_the_depth() {
-    let Some(config) = emulator("a_batch_is_sent_and_counted_in_the_depth").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_sqs::Client::new(&config);
     let (name, url) = create_queue(&client).await;
     let queue = SqsQueue::new(
@@ -90,10 +90,9 @@ async fn batches_outside_one_to_ten_are_handled_without_a_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_malformed_batch_is_a_permanent_error() {
-    let Some(config) = emulator("a_malformed_batch_is_a_permanent_error").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_sqs::Client::new(&config);
     let (_, url) = create_queue(&client).await;
     let queue = SqsQueue::new(client, url);
@@ -116,10 +115,9 @@ async fn a_malformed_batch_is_a_permanent_error() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn a_missing_queue_is_a_permanent_error() {
-    let Some(config) = emulator("a_missing_queue_is_a_permanent_error").await else {
-        return;
-    };
+    let config = emulator().await;
     let client = aws_sdk_sqs::Client::new(&config);
     let err = resolve_queue_url(&client, &unique("no-such-queue"))
         .await

@@ -295,6 +295,7 @@ pub fn to_signal(
     Ok(Signal {
         signal_id: crate::ids::signal_id(
             d.generator,
+            signal_type.as_str(),
             ticker.as_str(),
             timeframe.as_str(),
             d.candle_time,
@@ -415,7 +416,13 @@ mod tests {
             assert_eq!(s.timestamp, candle + tf.seconds());
             assert_eq!(
                 s.signal_id,
-                crate::ids::signal_id(&s.source, s.tickers[0].ticker.as_str(), tf.as_str(), candle)
+                crate::ids::signal_id(
+                    &s.source,
+                    s.signal_type.as_str(),
+                    s.tickers[0].ticker.as_str(),
+                    tf.as_str(),
+                    candle
+                )
             );
             assert!(s.metadata.values.contains_key("current_price"), "{body}");
             assert!(s.timestamp <= NOW);

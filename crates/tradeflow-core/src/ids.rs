@@ -20,11 +20,24 @@ fn digest(prefix: &str, parts: &[&str]) -> String {
     id
 }
 
-/// `sig-…` from (generator, ticker, timeframe, candle open time).
-pub fn signal_id(generator: &str, ticker: &str, timeframe: &str, candle_time: i64) -> String {
+/// `sig-…` from (generator, signal type, ticker, timeframe, candle open time): one generator may
+/// fire several types on one candle, and each is a signal of its own.
+pub fn signal_id(
+    generator: &str,
+    signal_type: &str,
+    ticker: &str,
+    timeframe: &str,
+    candle_time: i64,
+) -> String {
     digest(
         "sig",
-        &[generator, ticker, timeframe, &candle_time.to_string()],
+        &[
+            generator,
+            signal_type,
+            ticker,
+            timeframe,
+            &candle_time.to_string(),
+        ],
     )
 }
 
@@ -39,17 +52,127 @@ pub fn order_id(execution_id: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
-        let a = signal_id("rsi_generator", "AAPL", "5", 1_700_000_000);
-        assert_eq!(a, signal_id("rsi_generator", "AAPL", "5", 1_700_000_000));
-        assert_ne!(a, signal_id("rsi_generator", "AAPL", "5", 1_700_000_300));
-        assert_ne!(a, signal_id("rsi_generator", "AAPL", "15", 1_700_000_000));
+        let id = |generator, signal_type, ticker, timeframe, time| {
+            signal_id(generator, signal_type, ticker, timeframe, time)
+        };
+        let a = id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000);
+        assert_eq!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_300)
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "AAPL", "15", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id(
+                "rsi_generator",
+                "rsi_overbought",
+                "AAPL",
+                "5",
+                1_700_000_000
+            )
+        );
+        assert_ne!(
+            a,
+            id("rsi_generator", "rsi_oversold", "MSFT", "5", 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            id("bb_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000)
+        );
         assert!(a.starts_with("sig-") && a.len() == 36);
         assert_ne!(execution_id("ab", "c", "s"), execution_id("a", "bc", "s"));
         assert!(order_id("exe-1").starts_with("ord-"));
+    }
+
+    // Golden values: these ids are stored (executions, orders tables) and outlive a deploy, so a
+    // change of derivation must show up here. The expected strings were computed once outside
+    // this code, following the derivation documented in docs/data-model.md (SHA-256 over each
+    // part's UTF-8 bytes followed by a 0x00 byte; the prefix, `-`, then the first 16 bytes of
+    // the digest in lowercase hex), with
+    //   python3 -c 'import hashlib; print(hashlib.sha256(b"".join(p.encode() + b"\0" for p in
+    //     ["p1", "AAPL", "0b0f5f2e-1111-4c8e-9b61-5f6f5c1f1a01"])).hexdigest()[:32])'
+    // and cross-checked with `printf ... | sha256sum`.
+
+    /// Issue 8, item 9: the same generator can fire two types on one candle (e.g. a cross and a
+    /// level); they are two signals and must not share an id (the execution ids derive from it,
+    /// so the second signal's executions would be taken for redeliveries of the first's).
+    #[test]
+    fn signals_differing_only_in_type_get_different_ids() {
+        use crate::detectors::Detection;
+        use crate::generate::to_signal;
+        use crate::vocab::{Direction, Ticker, Timeframe};
+
+        let detection = |signal_type: &'static str| Detection {
+            generator: "macd_generator",
+            signal_type,
+            direction: Direction::Bullish,
+            confidence: 80,
+            reasoning: "test".into(),
+            candle_time: 1_700_000_000,
+            metadata: Default::default(),
+        };
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let a = to_signal(&detection("macd_bullish"), &ticker, Timeframe::M5).unwrap();
+        let b = to_signal(&detection("macd_cross"), &ticker, Timeframe::M5).unwrap();
+        assert_ne!(a.signal_id, b.signal_id);
+    }
+
+    #[test]
+    fn signal_id_golden_values() {
+        // Parts: generator, signal type, ticker, timeframe, candle time. (Before the signal type
+        // was a part, ("rsi_generator", "AAPL", "5", 1700000000) gave
+        // sig-98e21cd8b5e9d702f9ff7a7f9bdb2887.)
+        assert_eq!(
+            signal_id("rsi_generator", "rsi_oversold", "AAPL", "5", 1_700_000_000),
+            "sig-73206b7aa05d4197701da31d7ff4dc46"
+        );
+        assert_eq!(
+            signal_id(
+                "rsi_generator",
+                "rsi_overbought",
+                "AAPL",
+                "5",
+                1_700_000_000
+            ),
+            "sig-dbafa648087d547da36bc946d6ba8a3a"
+        );
+    }
+
+    #[test]
+    fn execution_id_golden_values() {
+        // A signal id of the old system's UUID form, and one of our own.
+        assert_eq!(
+            execution_id("p1", "AAPL", "0b0f5f2e-1111-4c8e-9b61-5f6f5c1f1a01"),
+            "exe-34936007126875170f02ced65a9f249c"
+        );
+        assert_eq!(
+            execution_id("p-rsi", "AAPL", "sig-73206b7aa05d4197701da31d7ff4dc46"),
+            "exe-872e810f1170728d1decc64d466a9711"
+        );
+    }
+
+    #[test]
+    fn order_id_golden_values() {
+        assert_eq!(
+            order_id("exe-34936007126875170f02ced65a9f249c"),
+            "ord-f0ec7f8194e93ca2a8bb1df50a643b13"
+        );
+        assert_eq!(
+            order_id("exe-872e810f1170728d1decc64d466a9711"),
+            "ord-674eb081d583de281bf841b4332abc44"
+        );
     }
 }

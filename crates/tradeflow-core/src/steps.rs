@@ -397,3 +397,469 @@ impl BuiltinSteps {
             .map(|s| s.as_ref())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Each rule of the built-in steps as a table, with its edges. Prices are chosen so every
+    //! figure is exact in `f64` (constant true range 2 → ATR 14 of exactly 2).
+
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::execution::SignalContext;
+    use crate::fakes::MemoryOrderStore;
+    use crate::market::MarketDataError;
+    use crate::pipeline::RiskSettings;
+    use crate::signal::SignalMetadata;
+    use crate::vocab::Ticker;
+
+    const NOW: i64 = 1_750_000_000;
+
+    /// Candles with these closes, `open = close`, high and low `spread` away.
+    fn bars(closes: &[f64], spread: f64) -> Vec<Bar> {
+        closes
+            .iter()
+            .enumerate()
+            .map(|(i, &close)| Bar {
+                time: 1_000_000 + 300 * i as i64,
+                open: close,
+                high: close + spread,
+                low: close - spread,
+                close,
+                volume: 1_000.0,
+            })
+            .collect()
+    }
+
+    fn flat(n: usize, spread: f64) -> Vec<Bar> {
+        bars(&vec![100.0; n], spread)
+    }
+
+    fn ctx(signal: Direction) -> StepContext {
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let signal_id = "sig-test".to_owned();
+        let pipeline: Pipeline = serde_json::from_value(json!({
+            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
+            "trigger_mode": "signal", "tickers": ["AAPL"]
+        }))
+        .unwrap();
+        StepContext {
+            request: ExecutionRequest {
+                execution_id: crate::ids::execution_id("p1", "AAPL", &signal_id),
+                pipeline_id: "p1".into(),
+                user_id: "u1".into(),
+                ticker: ticker.clone(),
+                signal_context: SignalContext {
+                    signal_id,
+                    signal_type: "rsi_oversold".into(),
+                    source: "rsi_generator".into(),
+                    timestamp: NOW - 60,
+                    tickers: vec![ticker],
+                    confidence: 80.0,
+                    signal,
+                    metadata: SignalMetadata {
+                        timeframe: Some(Timeframe::M15),
+                        values: Default::default(),
+                    },
+                },
+                lease_expires_at: NOW + 720,
+                enqueued_at_ms: NOW * 1000,
+            },
+            pipeline,
+            now: NOW,
+            bars: Vec::new(),
+            bias: None,
+            plan: None,
+            quantity: None,
+            order: None,
+        }
+    }
+
+    fn permanent(result: Result<StepOutput, StepError>) -> String {
+        match result {
+            Err(StepError::Permanent(message)) => message,
+            other => panic!("expected a permanent error, got {other:?}"),
+        }
+    }
+
+    // ---- market snapshot -------------------------------------------------------------------
+
+    enum Answer {
+        Bars(usize),
+        Io,
+        UnknownTicker,
+    }
+
+    /// A market that answers as told and records what it was asked.
+    struct FixedMarket {
+        answer: Answer,
+        asked: Mutex<Vec<(String, Timeframe, i64, usize)>>,
+    }
+
+    #[async_trait]
+    impl MarketData for FixedMarket {
+        async fn closed_bars(
+            &self,
+            ticker: &str,
+            timeframe: Timeframe,
+            now: i64,
+            count: usize,
+        ) -> Result<Vec<Bar>, MarketDataError> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((ticker.to_owned(), timeframe, now, count));
+            match self.answer {
+                Answer::Bars(n) => Ok(flat(n.min(count), 1.0)),
+                Answer::Io => Err(MarketDataError::Io {
+                    path: "feed".into(),
+                    source: std::io::Error::other("down"),
+                }),
+                Answer::UnknownTicker => Err(MarketDataError::UnknownTicker {
+                    ticker: ticker.to_owned(),
+                    timeframe,
+                }),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_reads_the_signals_series_and_needs_enough_candles() {
+        // (case, candles the market has, signal's timeframe, expected candles or error kind)
+        #[rustfmt::skip]
+        type Case = (&'static str, Answer, Option<Timeframe>, Result<usize, &'static str>);
+        #[rustfmt::skip]
+        let table: [Case; 6] = [
+            ("plenty",                    Answer::Bars(500),     Some(Timeframe::M15), Ok(100)),
+            ("exactly the minimum",       Answer::Bars(51),      Some(Timeframe::M15), Ok(51)),
+            ("one short",                 Answer::Bars(50),      Some(Timeframe::M15), Err("permanent")),
+            ("no timeframe: the default", Answer::Bars(100),     None,                 Ok(100)),
+            ("I/O failure",               Answer::Io,            Some(Timeframe::M15), Err("transient")),
+            ("unknown ticker",            Answer::UnknownTicker, Some(Timeframe::M15), Err("permanent")),
+        ];
+        for (case, answer, timeframe, expected) in table {
+            let market = Arc::new(FixedMarket {
+                answer,
+                asked: Mutex::new(Vec::new()),
+            });
+            let step = MarketSnapshotStep {
+                market: market.clone(),
+                default_timeframe: Timeframe::H1,
+            };
+            let mut c = ctx(Direction::Bullish);
+            c.request.signal_context.metadata.timeframe = timeframe;
+            let result = step.run(&mut c).await;
+            assert_eq!(
+                market.asked.lock().unwrap().as_slice(),
+                [(
+                    "AAPL".to_owned(),
+                    timeframe.unwrap_or(Timeframe::H1),
+                    NOW - 60,
+                    SNAPSHOT_BARS
+                )],
+                "{case}: asks for the signal's ticker and timeframe up to the signal's time"
+            );
+            match (expected, result) {
+                (Ok(n), Ok(out)) => {
+                    assert_eq!(c.bars.len(), n, "{case}");
+                    assert_eq!(out.flow, StepFlow::Continue, "{case}");
+                    assert_eq!(out.outputs["candles"], n as f64, "{case}");
+                    assert_eq!(out.outputs["last_close"], 100.0, "{case}");
+                }
+                (Err("transient"), Err(StepError::Transient(_))) => {}
+                (Err("permanent"), Err(StepError::Permanent(_))) => {
+                    assert!(c.bars.is_empty(), "{case}: no partial snapshot kept");
+                }
+                (expected, got) => panic!("{case}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    // ---- bias ------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn bias_is_bullish_or_bearish_only_when_close_and_both_averages_line_up() {
+        let rising: Vec<f64> = (1..=60).map(f64::from).collect();
+        let falling: Vec<f64> = rising.iter().rev().copied().collect();
+        let then = |series: &[f64], last: f64| {
+            let mut closes = series[..59].to_vec();
+            closes.push(last);
+            closes
+        };
+        // After 1..=59 the averages with the last close c are SMA 20 = (950 + c) / 20 and
+        // SMA 50 = (1715 + c) / 50; after 60..=2, (209 + c) / 20 and (1325 + c) / 50.
+        #[rustfmt::skip]
+        let table: [(&str, Vec<f64>, Direction); 9] = [
+            ("rising: close > SMA 20 > SMA 50",        rising.clone(),         Direction::Bullish),
+            ("falling: close < SMA 20 < SMA 50",       falling.clone(),        Direction::Bearish),
+            ("flat: ties are not a trend",             vec![100.0; 60],        Direction::Neutral),
+            ("uptrend, close between the averages",    then(&rising, 40.0),    Direction::Neutral),
+            ("uptrend, close below both",              then(&rising, 1.0),     Direction::Neutral),
+            ("downtrend, close between the averages",  then(&falling, 15.0),   Direction::Neutral),
+            ("downtrend, close above both",            then(&falling, 200.0),  Direction::Neutral),
+            ("exactly 50 candles",                     rising[10..].to_vec(),  Direction::Bullish),
+            ("exactly 50 candles, falling",            falling[..50].to_vec(), Direction::Bearish),
+        ];
+        for (case, closes, expected) in table {
+            let mut c = ctx(Direction::Bullish);
+            c.bars = bars(&closes, 1.0);
+            let out = BiasStep.run(&mut c).await.unwrap();
+            assert_eq!(c.bias, Some(expected), "{case}: {}", out.summary);
+            assert_eq!(out.flow, StepFlow::Continue, "{case}");
+            assert_eq!(out.outputs["close"], *closes.last().unwrap(), "{case}");
+        }
+        // The averages it reports: closes 1..=60 → SMA 20 = mean(41..=60), SMA 50 = mean(11..=60).
+        let mut c = ctx(Direction::Bullish);
+        c.bars = bars(&rising, 1.0);
+        let out = BiasStep.run(&mut c).await.unwrap();
+        assert_eq!((out.outputs["sma_20"], out.outputs["sma_50"]), (50.5, 35.5));
+    }
+
+    #[tokio::test]
+    async fn bias_needs_fifty_candles() {
+        for n in [0, 1, 49] {
+            let mut c = ctx(Direction::Bullish);
+            c.bars = flat(n, 1.0);
+            assert!(
+                permanent(BiasStep.run(&mut c).await).contains("at least 50"),
+                "{n} candles"
+            );
+            assert_eq!(c.bias, None);
+        }
+    }
+
+    // ---- strategy --------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn the_plan_follows_the_signal_and_halves_the_size_against_the_trend() {
+        use Direction::{Bearish, Bullish, Neutral};
+        // (signal, bias) → (side, stop, target, size factor); entry 100, ATR 2.
+        let table = [
+            (Bullish, None, OrderSide::Buy, 96.0, 106.0, 1.0),
+            (Bullish, Some(Bullish), OrderSide::Buy, 96.0, 106.0, 1.0),
+            (Bullish, Some(Neutral), OrderSide::Buy, 96.0, 106.0, 1.0),
+            (Bullish, Some(Bearish), OrderSide::Buy, 96.0, 106.0, 0.5),
+            (Bearish, None, OrderSide::Sell, 104.0, 94.0, 1.0),
+            (Bearish, Some(Bearish), OrderSide::Sell, 104.0, 94.0, 1.0),
+            (Bearish, Some(Neutral), OrderSide::Sell, 104.0, 94.0, 1.0),
+            (Bearish, Some(Bullish), OrderSide::Sell, 104.0, 94.0, 0.5),
+        ];
+        for (signal, bias, side, stop, target, size_factor) in table {
+            let case = format!("{signal:?} signal, bias {bias:?}");
+            let mut c = ctx(signal);
+            c.bars = flat(60, 1.0);
+            c.bias = bias;
+            let out = StrategyStep.run(&mut c).await.unwrap();
+            assert_eq!(out.flow, StepFlow::Continue, "{case}");
+            assert_eq!(
+                c.plan,
+                Some(TradePlan {
+                    side,
+                    entry: 100.0,
+                    stop,
+                    target,
+                    size_factor,
+                }),
+                "{case}"
+            );
+            assert_eq!(out.outputs["atr"], 2.0, "{case}");
+            assert_eq!(out.outputs["size_factor"], size_factor, "{case}");
+            assert_eq!(
+                out.summary.contains("half size against the trend"),
+                size_factor == 0.5,
+                "{case}: {}",
+                out.summary
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn no_trade_on_a_neutral_signal_or_without_volatility() {
+        for bias in [
+            None,
+            Some(Direction::Bullish),
+            Some(Direction::Bearish),
+            Some(Direction::Neutral),
+        ] {
+            let mut c = ctx(Direction::Neutral);
+            c.bars = flat(60, 1.0);
+            c.bias = bias;
+            let out = StrategyStep.run(&mut c).await.unwrap();
+            assert_eq!(
+                out.flow,
+                StepFlow::Stop("no_trade_neutral_signal"),
+                "{bias:?}"
+            );
+            assert_eq!(c.plan, None);
+        }
+        for signal in [Direction::Bullish, Direction::Bearish] {
+            let mut c = ctx(signal);
+            c.bars = flat(60, 0.0);
+            let out = StrategyStep.run(&mut c).await.unwrap();
+            assert_eq!(
+                out.flow,
+                StepFlow::Stop("no_trade_no_volatility"),
+                "{signal:?}"
+            );
+            assert_eq!(c.plan, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_strategy_needs_fifteen_candles_for_atr_14() {
+        let mut c = ctx(Direction::Bullish);
+        c.bars = flat(14, 1.0);
+        assert!(permanent(StrategyStep.run(&mut c).await).contains("ATR 14"));
+        c.bars = flat(15, 1.0);
+        assert_eq!(
+            StrategyStep.run(&mut c).await.unwrap().flow,
+            StepFlow::Continue
+        );
+    }
+
+    // ---- risk ------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn the_size_risks_a_fraction_of_equity_capped_by_the_largest_position() {
+        // (case, equity, risk per trade, max position fraction, entry, stop, size factor,
+        //  expected whole units; 0 = no trade)
+        type Case = (&'static str, f64, f64, f64, f64, f64, f64, u64);
+        #[rustfmt::skip]
+        let table: [Case; 14] = [
+            ("risk binds: 1000 / 4",                 100_000.0, 0.01, 0.5,    100.0,  96.0, 1.0,  250),
+            ("cap binds: 20 000 / 100",              100_000.0, 0.01, 0.2,    100.0,  96.0, 1.0,  200),
+            ("risk equals the cap",                  100_000.0, 0.01, 0.25,   100.0,  96.0, 1.0,  250),
+            ("sell: the distance is absolute",       100_000.0, 0.01, 0.5,    100.0, 104.0, 1.0,  250),
+            ("counter-trend: half the risk",         100_000.0, 0.01, 0.5,    100.0,  96.0, 0.5,  125),
+            ("counter-trend: the cap is not halved", 100_000.0, 0.01, 0.1,    100.0,  96.0, 0.5,  100),
+            ("rounds down: 333.33",                  100_000.0, 0.01, 1.0,    100.0,  97.0, 1.0,  333),
+            ("fractional prices: 200 / 0.15",         10_000.0, 0.02, 0.5,      2.5,  2.35, 1.0, 1333),
+            ("exactly one unit",                         400.0, 0.01, 1.0,    100.0,  96.0, 1.0,    1),
+            ("1.5 units round down to 1",                600.0, 0.01, 1.0,    100.0,  96.0, 1.0,    1),
+            ("half of 1.5 rounds to zero",               600.0, 0.01, 1.0,    100.0,  96.0, 0.5,    0),
+            ("risk rounds to zero: 0.75",                300.0, 0.01, 1.0,    100.0,  96.0, 1.0,    0),
+            ("cap rounds to zero: 0.5",              100_000.0, 0.01, 0.0005, 100.0,  96.0, 1.0,    0),
+            ("no equity",                                  0.0, 0.01, 0.2,    100.0,  96.0, 1.0,    0),
+        ];
+        for (case, equity, risk, cap, entry, stop, size_factor, expected) in table {
+            let mut c = ctx(Direction::Bullish);
+            c.pipeline.risk = RiskSettings {
+                account_equity: equity,
+                risk_per_trade: risk,
+                max_position_fraction: cap,
+            };
+            c.plan = Some(TradePlan {
+                side: if stop < entry {
+                    OrderSide::Buy
+                } else {
+                    OrderSide::Sell
+                },
+                entry,
+                stop,
+                target: entry,
+                size_factor,
+            });
+            let out = RiskStep.run(&mut c).await.unwrap();
+            assert_eq!(out.outputs["quantity"], expected as f64, "{case}");
+            if expected == 0 {
+                assert_eq!(out.flow, StepFlow::Stop("no_trade_size_zero"), "{case}");
+                assert_eq!(c.quantity, None, "{case}");
+            } else {
+                assert_eq!(out.flow, StepFlow::Continue, "{case}");
+                assert_eq!(c.quantity, Some(expected), "{case}");
+                let q = expected as f64;
+                assert_eq!(out.outputs["notional"], q * entry, "{case}");
+                assert_eq!(
+                    out.outputs["risk_amount"],
+                    q * (entry - stop).abs(),
+                    "{case}"
+                );
+                assert!(q * entry <= equity * cap, "{case}: within the cap");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn risk_needs_a_plan() {
+        let mut c = ctx(Direction::Bullish);
+        assert!(permanent(RiskStep.run(&mut c).await).contains("strategy step"));
+        assert_eq!(c.quantity, None);
+    }
+
+    // ---- paper order -----------------------------------------------------------------------
+
+    fn planned(side: OrderSide, quantity: Option<u64>) -> StepContext {
+        let mut c = ctx(Direction::Bullish);
+        c.plan = Some(TradePlan {
+            side,
+            entry: 100.0,
+            stop: 96.0,
+            target: 106.0,
+            size_factor: 1.0,
+        });
+        c.quantity = quantity;
+        c
+    }
+
+    #[tokio::test]
+    async fn the_order_is_written_once_with_an_id_derived_from_the_execution() {
+        let orders = Arc::new(MemoryOrderStore::default());
+        let step = PaperOrderStep {
+            orders: orders.clone(),
+        };
+        let mut c = planned(OrderSide::Buy, Some(7));
+        let first = step.run(&mut c).await.unwrap();
+        assert!(first.summary.ends_with("placed"), "{}", first.summary);
+        let order = c.order.clone().unwrap();
+        assert_eq!(
+            order,
+            PaperOrder {
+                order_id: crate::ids::order_id(&c.request.execution_id),
+                execution_id: c.request.execution_id.clone(),
+                pipeline_id: "p1".into(),
+                user_id: "u1".into(),
+                ticker: Ticker::parse("AAPL").unwrap(),
+                signal_id: "sig-test".into(),
+                side: OrderSide::Buy,
+                quantity: 7,
+                entry_price: 100.0,
+                stop_price: 96.0,
+                target_price: 106.0,
+                mode: "paper".into(),
+                created_at: NOW,
+            }
+        );
+        // A retried run writes nothing new and says so.
+        let mut again = planned(OrderSide::Buy, Some(7));
+        let second = step.run(&mut again).await.unwrap();
+        assert!(
+            second.summary.contains("already placed"),
+            "{}",
+            second.summary
+        );
+        assert_eq!(orders.all(), vec![order]);
+    }
+
+    #[tokio::test]
+    async fn the_order_step_needs_a_size_and_retries_a_failed_write() {
+        let orders = Arc::new(MemoryOrderStore::default());
+        let step = PaperOrderStep {
+            orders: orders.clone(),
+        };
+        for mut c in [planned(OrderSide::Sell, None), ctx(Direction::Bearish)] {
+            assert!(permanent(step.run(&mut c).await).contains("strategy and risk"));
+        }
+        orders.failures.fail_next(1);
+        let mut c = planned(OrderSide::Sell, Some(3));
+        assert!(matches!(
+            step.run(&mut c).await,
+            Err(StepError::Transient(_))
+        ));
+        assert!(orders.all().is_empty());
+        step.run(&mut c).await.unwrap();
+        assert_eq!(orders.all().len(), 1);
+    }
+}

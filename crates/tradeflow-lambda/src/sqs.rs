@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tradeflow_core::dispatch::{DispatchReport, MessageFailure};
-use tradeflow_core::vocab::InboundMessage;
 use tradeflow_core::execute::{MessageReport, Outcome};
+use tradeflow_core::vocab::InboundMessage;
 
 /// Why a batch cannot be processed as a whole.
 #[derive(Debug, thiserror::Error)]

@@ -250,7 +250,7 @@ impl ExecutionStore for DynamoExecutionStore {
             None => Ok(None),
             Some(mut item) => {
                 item.remove("ttl");
-                from_item(&item)
+                from_item(item)
                     .map(Some)
                     .map_err(|e| corrupt(execution_id, e.to_string()))
             }

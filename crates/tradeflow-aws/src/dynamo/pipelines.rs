@@ -48,8 +48,10 @@ impl DynamoPipelineStore {
     }
 
     /// Decodes and validates one scanned item; `None` (and a warning) when it does not.
-    fn decode_scanned(&self, item: &Item) -> Option<Pipeline> {
-        let key = get_s(item, KEY).unwrap_or("<missing pipeline_id>");
+    fn decode_scanned(&self, item: Item) -> Option<Pipeline> {
+        let key = get_s(&item, KEY)
+            .unwrap_or("<missing pipeline_id>")
+            .to_owned();
         match decode(item) {
             Ok(p) if p.is_signal_triggered() => Some(p),
             Ok(_) => None,
@@ -77,7 +79,7 @@ enum DecodeError {
     Invalid(#[from] PipelineError),
 }
 
-fn decode(item: &Item) -> Result<Pipeline, DecodeError> {
+fn decode(item: Item) -> Result<Pipeline, DecodeError> {
     let pipeline: Pipeline = from_item(item)?;
     pipeline.validate()?;
     Ok(pipeline)
@@ -111,7 +113,13 @@ impl PipelineStore for DynamoPipelineStore {
                 .send()
                 .await
                 .map_err(|e| store_error("Scan", e))?;
-            pipelines.extend(output.items().iter().filter_map(|i| self.decode_scanned(i)));
+            pipelines.extend(
+                output
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|i| self.decode_scanned(i)),
+            );
             match output.last_evaluated_key {
                 Some(next) if !next.is_empty() => {
                     if start.as_ref() == Some(&next) {
@@ -142,13 +150,11 @@ impl PipelineStore for DynamoPipelineStore {
             .map_err(|e| store_error("GetItem", e))?;
         match output.item {
             None => Ok(None),
-            Some(item) => decode(&item)
-                .map(Some)
-                .map_err(|error| StoreError::Corrupt {
-                    entity: ENTITY,
-                    key: pipeline_id.to_owned(),
-                    reason: error_chain(&error),
-                }),
+            Some(item) => decode(item).map(Some).map_err(|error| StoreError::Corrupt {
+                entity: ENTITY,
+                key: pipeline_id.to_owned(),
+                reason: error_chain(&error),
+            }),
         }
     }
 

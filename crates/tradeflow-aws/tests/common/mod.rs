@@ -1,4 +1,4 @@
-//! Helpers shared by the emulator tests: skip without an emulator, unique resource names, tables
+//! Helpers shared by the emulator tests: the emulator's config, unique resource names, tables
 //! with the key schemas of `infra/`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -11,14 +11,16 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
-/// The AWS config for the emulator at `AWS_ENDPOINT_URL`, or `None` (after saying so) when it is
-/// unset, so `cargo test` without an emulator still passes.
-pub async fn emulator(test: &str) -> Option<aws_config::SdkConfig> {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        eprintln!("skipping {test}: AWS_ENDPOINT_URL is not set (no emulator)");
-        return None;
-    }
-    Some(tradeflow_aws::load_aws_config().await)
+/// The AWS config for the emulator at `AWS_ENDPOINT_URL`. The emulator tests are `#[ignore]`d, so
+/// this only runs when they are asked for (`cargo test -- --include-ignored`, as local/test.sh
+/// does); without an endpoint that is a failure, never a silent pass.
+pub async fn emulator() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "this test needs the AWS emulator, and AWS_ENDPOINT_URL is not set: \
+         `source local/env.sh && local/emulator.sh start` first, or run local/test.sh"
+    );
+    tradeflow_aws::load_aws_config().await
 }
 
 /// A name no other test (or run) uses: `<prefix>-<pid>-<nanos>-<n>`.
