@@ -421,6 +421,171 @@ mod tests {
         assert_eq!(resent, ids_sorted, "the same ids are sent again");
     }
 
+    /// About 20 years of weekday daily candles ending in 2024, in the shape of a CSV replay
+    /// (no candles on weekends).
+    fn twenty_years_of_daily_candles() -> Vec<crate::market::Bar> {
+        let feed = SyntheticFeed { seed: 7 };
+        let first_day = 12_784; // 2005-01-01
+        (first_day..first_day + 7_300)
+            // 1970-01-01 was a Thursday: day % 7 == 2 is a Saturday, 3 a Sunday.
+            .filter(|day| !matches!(day % 7, 2 | 3))
+            .map(|day| feed.bar("AAPL", Timeframe::D1, day))
+            .collect()
+    }
+
+    /// The ids of every detection on `bars[from..]`, each candle evaluated with its full history.
+    fn expected_ids(
+        bars: &[crate::market::Bar],
+        from: usize,
+    ) -> std::collections::BTreeSet<String> {
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for index in from..bars.len() {
+            for detector in all_detectors() {
+                if let Some(d) = detector.detect(bars, index) {
+                    ids.insert(to_signal(&d, &ticker, Timeframe::D1).unwrap().signal_id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Replays `bars` with scans `step` candles apart (the first scan when candle `first` has
+    /// closed), then scans at the last candle's close until a scan finds nothing new. Returns the
+    /// ids sent, asserting that none was sent twice.
+    async fn replay(
+        bars: &[crate::market::Bar],
+        first: usize,
+        step: usize,
+        backfill: usize,
+        max_bars_per_scan: usize,
+    ) -> std::collections::BTreeSet<String> {
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.to_vec(),
+        )])
+        .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let g = Generator::new(
+            Arc::new(market),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: backfill,
+                max_bars_per_scan,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let close = |index: usize| bars[index].close_time(Timeframe::D1);
+        let mut index = first;
+        while index < bars.len() - 1 {
+            let r = g.scan(close(index)).await;
+            assert!(r.errors.is_empty() && r.undelivered.is_empty(), "{r:?}");
+            index += step;
+        }
+        let end = close(bars.len() - 1);
+        for _ in 0..bars.len() {
+            let r = g.scan(end).await;
+            assert!(r.errors.is_empty() && r.undelivered.is_empty(), "{r:?}");
+            if r.candles_evaluated == 0 {
+                break;
+            }
+        }
+        let ids = sent_ids(&q);
+        let unique: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(unique.len(), ids.len(), "no signal is sent twice");
+        unique
+    }
+
+    #[tokio::test]
+    async fn bounded_catch_up_evaluates_every_candle_once_with_full_history() {
+        let bars = twenty_years_of_daily_candles();
+        assert!(bars.len() > 5_000);
+        // The first scan sees candles 0..=600 and, with backfill 1, evaluates candle 600 only.
+        let expected = expected_ids(&bars, 600);
+        assert!(expected.len() > 500, "{}", expected.len());
+        let mut faults = Vec::new();
+        let mut check = |name: &str, expected: &std::collections::BTreeSet<String>, got| {
+            let lost = expected.difference(&got).count();
+            let extra = got.difference(expected).count();
+            if (lost, extra) != (0, 0) {
+                faults.push(format!(
+                    "{name}: {lost} of {} signals lost, {extra} unexpected",
+                    expected.len()
+                ));
+            }
+        };
+        check(
+            "one scan",
+            &expected,
+            replay(&bars, 600, bars.len(), 1, 10_000).await,
+        );
+        // The default settings, 600 new candles per scan.
+        check(
+            "600 at a time",
+            &expected,
+            replay(&bars, 600, 600, 1, 500).await,
+        );
+        check(
+            "5 at a time, 1 per scan",
+            &expected,
+            replay(&bars, 600, 5, 1, 1).await,
+        );
+        // A first-scan backfill larger than a scan's bound is worked off over several scans.
+        check(
+            "backfill 300, 120 per scan",
+            &expected_ids(&bars, 600 - 299),
+            replay(&bars, 600, 250, 300, 120).await,
+        );
+        assert!(faults.is_empty(), "{faults:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_stops_early_leaves_the_cursor_at_the_last_candle_it_evaluated() {
+        let bars = twenty_years_of_daily_candles();
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.clone(),
+        )])
+        .unwrap();
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let g = Generator::new(
+            Arc::new(market),
+            cursors.clone(),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: 1,
+                max_bars_per_scan: 10,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let stream = Generator::stream_key(&Ticker::parse("AAPL").unwrap(), Timeframe::D1);
+        g.scan(bars[300].close_time(Timeframe::D1)).await;
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[300].time)
+        );
+        // 100 new candles, 10 evaluated: the cursor stops at the 10th.
+        let r = g.scan(bars[400].close_time(Timeframe::D1)).await;
+        assert_eq!(r.candles_evaluated, 10);
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[310].time)
+        );
+        let r = g.scan(bars[400].close_time(Timeframe::D1)).await;
+        assert_eq!(r.candles_evaluated, 10);
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[320].time)
+        );
+    }
+
     #[tokio::test]
     async fn a_failing_stream_does_not_stop_the_others() {
         let q = Arc::new(MemoryQueue::default());
