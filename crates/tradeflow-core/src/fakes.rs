@@ -458,4 +458,23 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
         }
         self.inner.closed_bars(ticker, timeframe, now, count).await
     }
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: crate::market::Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<crate::market::Bar>, crate::market::MarketDataError> {
+        if self.failures.trip() {
+            return Err(crate::market::MarketDataError::Io {
+                path: "injected".into(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        self.inner
+            .closed_bars_after(ticker, timeframe, now, after, history, count)
+            .await
+    }
 }

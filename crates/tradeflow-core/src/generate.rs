@@ -1,11 +1,15 @@
 //! The signal-generator's logic: one scan over every (ticker, timeframe) stream.
 //!
-//! Per stream: read the cursor (open time of the last candle processed); fetch closed candles;
-//! run every detector on each candle newer than the cursor (on the first scan, the last
-//! `backfill_bars` candles); turn detections into signals whose ids derive from (generator, ticker,
-//! timeframe, candle time); send them all, 10 per call, retrying failed entries; then move the
-//! cursor forward, but only for streams whose signals were all accepted. Scanning the same candles
-//! again therefore sends nothing, and a failed send is retried by the next scan with the same ids.
+//! Per stream: read the cursor (open time of the last candle processed); fetch the closed candles
+//! after it together with the detectors' lookback before it; run every detector on each candle
+//! after the cursor, at most `max_bars_per_scan` of them, oldest first (on the first scan, from the
+//! `backfill_bars`-th newest candle on); turn detections into signals whose ids derive from
+//! (generator, ticker, timeframe, candle time); send them all, 10 per call, retrying failed
+//! entries; then move the cursor to the last candle evaluated, or, when a signal was not
+//! delivered, to the last candle before the first one whose signal was not. Every candle after the
+//! cursor is therefore evaluated exactly once and with its full history, whatever the batch size:
+//! a scan that cannot finish leaves the rest to the next one. Scanning the same candles again
+//! sends nothing, and a failed send is retried by the next scan with the same ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,9 +26,11 @@ use crate::signal::{Confidence, Signal, SignalMetadata, SignalType, Ticker, Tick
 pub struct GeneratorConfig {
     pub tickers: Vec<Ticker>,
     pub timeframes: Vec<Timeframe>,
-    /// Candles evaluated on a stream's first scan (no cursor yet).
+    /// Candles evaluated on a stream's first scan (no cursor yet), counted back from the newest
+    /// closed one. When more than `max_bars_per_scan`, the following scans work off the rest.
     pub backfill_bars: usize,
-    /// At most this many new candles are evaluated per stream per scan (bounded catch-up).
+    /// At most this many candles are evaluated per stream per scan (bounded catch-up): the oldest
+    /// ones after the cursor; the cursor stops at the last one evaluated.
     pub max_bars_per_scan: usize,
     pub send_retry: RetryPolicy,
 }
@@ -83,7 +89,15 @@ pub struct Generator {
 struct CursorMove {
     stream: String,
     from: Option<i64>,
-    to: i64,
+    /// Open times of the candles evaluated, oldest first (never empty).
+    evaluated: Vec<i64>,
+}
+
+/// What one stream's scan found.
+struct StreamScan {
+    /// Each signal with the open time of its candle.
+    signals: Vec<(i64, Signal)>,
+    cursor_move: CursorMove,
 }
 
 impl Generator {
@@ -118,20 +132,21 @@ impl Generator {
     /// Runs one scan as of `now` (Unix seconds: the scheduled event's time).
     pub async fn scan(&self, now: i64) -> ScanReport {
         let mut report = ScanReport::default();
-        let mut signals: Vec<(usize, Signal)> = Vec::new();
+        // (stream slot, candle time, signal)
+        let mut signals: Vec<(usize, i64, Signal)> = Vec::new();
         let mut moves: Vec<CursorMove> = Vec::new();
         for ticker in &self.config.tickers {
             for &timeframe in &self.config.timeframes {
                 report.streams += 1;
                 let stream = Self::stream_key(ticker, timeframe);
                 match self
-                    .scan_stream(ticker, timeframe, now, &stream, &mut report)
+                    .scan_stream(ticker, timeframe, now, stream, &mut report)
                     .await
                 {
-                    Ok(Some((found, to, from))) => {
+                    Ok(Some(found)) => {
                         let slot = moves.len();
-                        moves.push(CursorMove { stream, from, to });
-                        signals.extend(found.into_iter().map(|s| (slot, s)));
+                        moves.push(found.cursor_move);
+                        signals.extend(found.signals.into_iter().map(|(t, s)| (slot, t, s)));
                     }
                     Ok(None) => {}
                     Err(e) => report.errors.push(e),
@@ -143,7 +158,7 @@ impl Generator {
         let outgoing: Vec<OutgoingMessage> = signals
             .iter()
             .enumerate()
-            .map(|(n, (_, s))| OutgoingMessage {
+            .map(|(n, (_, _, s))| OutgoingMessage {
                 id: format!("s{n}"),
                 body: s.to_json(),
             })
@@ -157,23 +172,28 @@ impl Generator {
             .iter()
             .map(|u| (u.id.as_str(), u.reason.as_str()))
             .collect();
-        let mut blocked = vec![false; moves.len()];
-        for (n, (slot, signal)) in signals.into_iter().enumerate() {
+        // Per stream, the first candle with a signal that did not go out.
+        let mut first_blocked: Vec<Option<i64>> = vec![None; moves.len()];
+        for (n, (slot, candle, signal)) in signals.into_iter().enumerate() {
             match failed.get(format!("s{n}").as_str()) {
                 None => report.sent.push(signal),
                 Some(reason) => {
-                    blocked[slot] = true;
+                    let blocked = &mut first_blocked[slot];
+                    *blocked = Some(blocked.map_or(candle, |b| b.min(candle)));
                     report.undelivered.push((signal, (*reason).to_owned()));
                 }
             }
         }
 
-        // Only streams whose signals all went out move forward.
+        // A stream moves forward to its last evaluated candle before the first blocked one, so
+        // the next scan starts again from that candle with the same ids.
         for (slot, m) in moves.into_iter().enumerate() {
-            if blocked[slot] {
-                continue;
-            }
-            match self.cursors.advance(&m.stream, m.from, m.to).await {
+            let to = match first_blocked[slot] {
+                None => m.evaluated.last().copied(),
+                Some(blocked) => m.evaluated.iter().copied().rfind(|&t| t < blocked),
+            };
+            let Some(to) = to else { continue };
+            match self.cursors.advance(&m.stream, m.from, to).await {
                 Ok(true) => {}
                 Ok(false) => report.cursor_conflicts += 1,
                 Err(e) => report.errors.push(StreamError {
@@ -187,58 +207,74 @@ impl Generator {
         report
     }
 
-    /// Signals of one stream and its cursor move `(signals, to, from)`; `None` when nothing is new.
+    /// Signals of one stream and its cursor move; `None` when nothing is new.
     async fn scan_stream(
         &self,
         ticker: &Ticker,
         timeframe: Timeframe,
         now: i64,
-        stream: &str,
+        stream: String,
         report: &mut ScanReport,
-    ) -> Result<Option<(Vec<Signal>, i64, Option<i64>)>, StreamError> {
+    ) -> Result<Option<StreamScan>, StreamError> {
         let cursor = self
             .cursors
-            .get_cursor(stream)
+            .get_cursor(&stream)
             .await
             .map_err(|e| StreamError {
-                stream: stream.to_owned(),
+                stream: stream.clone(),
                 error_type: "cursor_store",
                 reason: error_chain(&e),
                 retryable: e.is_retryable(),
             })?;
-        let window = self.lookback() + self.config.max_bars_per_scan.max(1);
-        let bars = self
-            .market
-            .closed_bars(ticker.as_str(), timeframe, now, window)
-            .await
-            .map_err(|e| StreamError {
-                stream: stream.to_owned(),
-                error_type: "market_data",
-                reason: error_chain(&e),
-                retryable: e.is_retryable(),
-            })?;
-        let Some(last) = bars.last() else {
-            return Ok(None);
-        };
+        let lookback = self.lookback();
+        let max_bars = self.config.max_bars_per_scan.max(1);
+        let backfill = self.config.backfill_bars.max(1);
+        // The candles to evaluate and the detectors' lookback before the first of them.
+        let bars = match cursor {
+            Some(c) => {
+                self.market
+                    .closed_bars_after(ticker.as_str(), timeframe, now, c, lookback, max_bars)
+                    .await
+            }
+            None => {
+                self.market
+                    .closed_bars(
+                        ticker.as_str(),
+                        timeframe,
+                        now,
+                        lookback.saturating_add(backfill),
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| StreamError {
+            stream: stream.clone(),
+            error_type: "market_data",
+            reason: error_chain(&e),
+            retryable: e.is_retryable(),
+        })?;
         let first_new = match cursor {
             Some(c) => bars.partition_point(|b| b.time <= c),
-            None => bars.len().saturating_sub(self.config.backfill_bars.max(1)),
+            None => bars.len().saturating_sub(backfill),
         };
-        if first_new >= bars.len() {
+        let end = first_new.saturating_add(max_bars).min(bars.len());
+        if first_new >= end {
             return Ok(None);
         }
-        let mut found = Vec::new();
-        for index in first_new..bars.len() {
+        let mut signals = Vec::new();
+        let mut evaluated = Vec::with_capacity(end - first_new);
+        for index in first_new..end {
             report.candles_evaluated += 1;
+            evaluated.push(bars[index].time);
             for detector in &self.detectors {
                 let started = Instant::now();
                 let detection = detector.detect(&bars, index);
                 *report.detector_time.entry(detector.name()).or_default() += started.elapsed();
                 if let Some(d) = detection {
                     match to_signal(&d, ticker, timeframe) {
-                        Ok(s) => found.push(s),
+                        Ok(s) => signals.push((d.candle_time, s)),
                         Err(reason) => report.errors.push(StreamError {
-                            stream: stream.to_owned(),
+                            stream: stream.clone(),
                             error_type: "invalid_detection",
                             reason,
                             retryable: false,
@@ -247,7 +283,14 @@ impl Generator {
                 }
             }
         }
-        Ok(Some((found, last.time, cursor)))
+        Ok(Some(StreamScan {
+            signals,
+            cursor_move: CursorMove {
+                stream,
+                from: cursor,
+                evaluated,
+            },
+        }))
     }
 }
 
@@ -584,6 +627,62 @@ mod tests {
             cursors.get_cursor(&stream).await.unwrap(),
             Some(bars[320].time)
         );
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_signal_stops_its_cursor_just_before_its_candle() {
+        let bars = twenty_years_of_daily_candles();
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.clone(),
+        )])
+        .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let g = Generator::new(
+            Arc::new(market),
+            cursors.clone(),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: 400,
+                max_bars_per_scan: 400,
+                send_retry: RetryPolicy {
+                    attempts: 2,
+                    base_delay: Duration::from_millis(1),
+                },
+            },
+        );
+        let now = bars[1_000].close_time(Timeframe::D1);
+        q.fail_entries_next_calls(&["s5"], 2);
+        let first = g.scan(now).await;
+        assert_eq!(first.undelivered.len(), 1);
+        let blocked = &first.undelivered[0].0;
+        let blocked_candle = blocked.metadata.values["candle_time"].as_i64().unwrap();
+        let cursor = cursors
+            .get_cursor(&Generator::stream_key(
+                &Ticker::parse("AAPL").unwrap(),
+                Timeframe::D1,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let before = bars.partition_point(|b| b.time < blocked_candle) - 1;
+        assert_eq!(cursor, bars[before].time);
+        // The next scan starts at the blocked candle: it sends the missing signal and re-sends
+        // only signals of that candle or later ones (same ids).
+        let second = g.scan(now).await;
+        assert!(second.undelivered.is_empty());
+        assert!(second.sent.iter().any(|s| s.signal_id == blocked.signal_id));
+        assert!(
+            second
+                .sent
+                .iter()
+                .all(|s| s.metadata.values["candle_time"].as_i64().unwrap() >= blocked_candle)
+        );
+        assert_eq!(second.candles_evaluated, 1_000 - before);
     }
 
     #[tokio::test]

@@ -195,6 +195,21 @@ pub trait MarketData: Send + Sync {
         now: i64,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError>;
+
+    /// Catching up from a cursor: of the bars closed at or before `now`, up to `history` of
+    /// those that opened at or before `after` (the most recent of them), followed by the first
+    /// `count` of those that opened after `after`. Oldest first; otherwise the contract of
+    /// [`MarketData::closed_bars`]. Repeating a call returns the same bars, however far `after`
+    /// lies behind `now`.
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError>;
 }
 
 /// Whether `ticker` is an uppercase instrument symbol: 1–15 of `A-Z 0-9 . - / ^ _ =` (the
@@ -283,6 +298,34 @@ impl MarketData for SyntheticFeed {
         let first = (last - count + 1).max(0);
         let series = SeriesParams::new(self.seed, ticker, timeframe);
         Ok((first..=last).map(|k| series.bar(k, timeframe)).collect())
+    }
+
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError> {
+        if !is_valid_ticker(ticker) {
+            return Err(MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            });
+        }
+        let tf = timeframe.seconds();
+        let last = now.div_euclid(tf) - 1;
+        // The last bar that opened at or before `after`, among the closed ones.
+        let split = after.div_euclid(tf).min(last);
+        let history = history.min(Self::MAX_BARS) as i64;
+        let count = count.min(Self::MAX_BARS) as i64;
+        let first = split.saturating_sub(history - 1).max(0);
+        let next = split.saturating_add(1).max(0);
+        let end = next.saturating_add(count - 1).min(last);
+        let series = SeriesParams::new(self.seed, ticker, timeframe);
+        Ok((first..=end).map(|k| series.bar(k, timeframe)).collect())
     }
 }
 
@@ -515,6 +558,28 @@ impl MarketData for CsvReplay {
         let end = bars.partition_point(|b| b.close_time(timeframe) <= now);
         let start = end.saturating_sub(count);
         Ok(bars[start..end].to_vec())
+    }
+
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError> {
+        let bars = self
+            .bars(ticker, timeframe)
+            .ok_or_else(|| MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            })?;
+        let closed = &bars[..bars.partition_point(|b| b.close_time(timeframe) <= now)];
+        let split = closed.partition_point(|b| b.time <= after);
+        let start = split.saturating_sub(history);
+        let end = split.saturating_add(count).min(closed.len());
+        Ok(closed[start..end].to_vec())
     }
 }
 
@@ -1242,5 +1307,50 @@ mod tests {
             Box::new(CsvReplay::default()),
         ];
         assert_eq!(sources.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn closed_bars_after_gives_history_then_the_first_new_bars() {
+        // Reference: every closed bar, split at `after` by open time.
+        async fn check(source: &dyn MarketData, tf: Timeframe, now: i64, all: &[Bar]) {
+            let closed: Vec<Bar> = all
+                .iter()
+                .copied()
+                .filter(|b| b.close_time(tf) <= now)
+                .collect();
+            for after in [
+                i64::MIN,
+                -1,
+                0,
+                all[3].time,
+                all[3].time + 1,
+                all[9].time,
+                now,
+                i64::MAX,
+            ] {
+                for (history, count) in [(0, 0), (0, 3), (2, 0), (2, 3), (100, 100)] {
+                    let split = closed.partition_point(|b| b.time <= after);
+                    let want =
+                        &closed[split.saturating_sub(history)..(split + count).min(closed.len())];
+                    let got = source
+                        .closed_bars_after("AAPL", tf, now, after, history, count)
+                        .await
+                        .unwrap();
+                    assert_eq!(got, want, "after {after}, history {history}, count {count}");
+                }
+            }
+        }
+        let feed = SyntheticFeed::new(3);
+        let tf = Timeframe::H1;
+        let all: Vec<Bar> = (0..40).map(|k| feed.bar("AAPL", tf, k)).collect();
+        check(&feed, tf, 20 * 3600 + 5, &all).await;
+        // Gaps, as in a replay of trading days.
+        let sparse: Vec<Bar> = all.iter().copied().step_by(3).collect();
+        let replay = CsvReplay::from_bars([(("AAPL".to_owned(), tf), sparse.clone())]).unwrap();
+        check(&replay, tf, 30 * 3600, &sparse).await;
+        assert!(matches!(
+            replay.closed_bars_after("MSFT", tf, 0, 0, 1, 1).await,
+            Err(MarketDataError::UnknownTicker { .. })
+        ));
     }
 }
