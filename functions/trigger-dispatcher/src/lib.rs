@@ -108,7 +108,7 @@ impl Handler {
         for m in missing {
             report.failures.push(MessageFailure {
                 message_id: m.message_id,
-                label: "missing_body",
+                label: tradeflow_core::signal::SignalError::MISSING_BODY,
                 reason: "record has no body".into(),
                 poison: true,
             });
