@@ -10,6 +10,16 @@ use crate::ports::{OutgoingMessage, QueueSender};
 /// SQS's SendMessageBatch limit.
 pub const MAX_BATCH: usize = 10;
 
+/// Largest message we send, in bytes of body (we set no message attributes): SQS's classic
+/// 256 KiB. Queues may allow up to 1 MiB since 2025, but 256 KiB holds for every queue, and
+/// `infra/template.yaml` sets `MaximumMessageSize` to it on our queues. Twenty such messages
+/// (the dispatcher's batch) also stay within Lambda's 6 MB invocation payload.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// Largest SendMessageBatch, the sum of its bodies: SQS refuses a longer call whole
+/// (`BatchRequestTooLong`).
+pub const MAX_BATCH_BYTES: usize = 262_144;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Total tries per entry, including the first.
@@ -204,5 +214,70 @@ mod tests {
         let r = send_all(&q, messages(3), fast()).await;
         assert_eq!(r.sent.len(), 3);
         assert_eq!(q.bodies().len(), 3);
+    }
+
+    fn sized(id: &str, bytes: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            id: id.into(),
+            body: "x".repeat(bytes),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_split_by_bytes_too() {
+        let q = MemoryQueue::default();
+        // 8 x 30 000 = 240 000 bytes fit in one call; a ninth would make 270 000.
+        let big: Vec<_> = (0..10).map(|i| sized(&format!("m{i}"), 30_000)).collect();
+        let r = send_all(&q, big, fast()).await;
+        assert!(r.undelivered.is_empty(), "{:?}", r.undelivered);
+        assert_eq!((r.sent.len(), r.calls, r.retried), (10, 2, 0));
+        assert_eq!(q.bodies().len(), 10);
+        // Exactly at the limit is one call.
+        let q = MemoryQueue::default();
+        let exact = vec![sized("a", MAX_BATCH_BYTES - 1), sized("b", 1)];
+        let r = send_all(&q, exact, fast()).await;
+        assert_eq!((r.sent.len(), r.calls), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_message_that_can_never_fit_is_rejected_alone_with_a_reason() {
+        let q = MemoryQueue::default();
+        let messages = vec![
+            sized("m0", 10),
+            sized("m1", MAX_MESSAGE_BYTES + 1),
+            sized("m2", 10),
+        ];
+        let r = send_all(&q, messages, fast()).await;
+        assert_eq!(r.sent, vec!["m0", "m2"]);
+        assert_eq!(r.undelivered.len(), 1);
+        let u = &r.undelivered[0];
+        assert_eq!((u.id.as_str(), u.retryable), ("m1", false));
+        assert!(u.reason.contains("262144"), "{}", u.reason);
+        assert_eq!((r.calls, r.retried), (1, 0), "never sent, never retried");
+    }
+
+    #[tokio::test]
+    async fn the_fake_queue_refuses_what_sqs_refuses() {
+        let q = MemoryQueue::default();
+        let err = q
+            .send_batch(&[sized("a", 200_000), sized("b", 100_000)])
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            crate::error::error_chain(&err).contains("BatchRequestTooLong"),
+            "{err:?}"
+        );
+        assert!(q.bodies().is_empty(), "a refused call sends nothing");
+        // A queue whose MaximumMessageSize is below the batch limit fails the entry alone.
+        q.set_max_message_bytes(1_024);
+        let failed = q
+            .send_batch(&[sized("a", 1_024), sized("b", 1_025)])
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].id, "b");
+        assert!(failed[0].sender_fault);
+        assert_eq!(q.bodies().len(), 1);
     }
 }
