@@ -10,7 +10,7 @@ use tradeflow_core::ports::{FailedEntry, OutgoingMessage, QueueDepth, QueueSende
 use crate::error::{AdapterError, queue_error, queue_permanent};
 
 /// Most entries `SendMessageBatch` accepts.
-pub const MAX_BATCH: usize = 10;
+pub const MAX_BATCH: usize = tradeflow_core::publish::MAX_BATCH;
 
 /// One SQS queue, addressed by URL.
 #[derive(Debug, Clone)]
@@ -81,6 +81,13 @@ impl QueueSender for SqsQueue {
             return Err(queue_permanent(
                 "SendMessageBatch",
                 AdapterError::BatchTooLarge(messages.len()),
+            ));
+        }
+        let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
+        if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
+            return Err(queue_permanent(
+                "SendMessageBatch",
+                AdapterError::BatchTooLong(bytes),
             ));
         }
         let entries = messages

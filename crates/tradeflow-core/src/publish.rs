@@ -1,5 +1,6 @@
-//! Sending many messages through a [`QueueSender`]: batches of 10, every per-entry failure
-//! checked and retried with backoff, so a partial failure loses nothing silently.
+//! Sending many messages through a [`QueueSender`]: batches of at most 10 messages and
+//! 256 KiB, every per-entry failure checked and retried with backoff, so a partial failure loses
+//! nothing silently. A message that can never fit is refused alone, before any call.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ pub const MAX_BATCH: usize = 10;
 
 /// Largest message we send, in bytes of body (we set no message attributes): SQS's classic
 /// 256 KiB. Queues may allow up to 1 MiB since 2025, but 256 KiB holds for every queue, and
-/// `infra/template.yaml` sets `MaximumMessageSize` to it on our queues. Twenty such messages
+/// `infra/template.yaml` sets `MaximumMessageSize` to it on the signals and executions queues. Twenty such messages
 /// (the dispatcher's batch) also stay within Lambda's 6 MB invocation payload.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 
@@ -57,16 +58,30 @@ pub struct SendReport {
     pub retried: u32,
 }
 
-/// Sends every message, 10 per call; failed entries (and whole failed calls) are retried up to
-/// `policy.attempts` tries with exponential backoff. Entries the queue blames on the sender are
-/// not retried. Never returns early: the report says what was sent and what was not.
+/// Sends every message in calls of at most [`MAX_BATCH`] messages and [`MAX_BATCH_BYTES`]
+/// bytes, in order; failed entries (and whole failed calls) are retried up to `policy.attempts`
+/// tries with exponential backoff. A message over [`MAX_MESSAGE_BYTES`] is not sent at all and
+/// is reported undelivered, not retryable, with its size; entries the queue blames on the sender
+/// are not retried either. Never returns early: the report says what was sent and what was not.
 pub async fn send_all(
     queue: &dyn QueueSender,
     messages: Vec<OutgoingMessage>,
     policy: RetryPolicy,
 ) -> SendReport {
     let mut report = SendReport::default();
-    let mut pending = messages;
+    let (mut pending, too_large): (Vec<_>, Vec<_>) = messages
+        .into_iter()
+        .partition(|m| m.body.len() <= MAX_MESSAGE_BYTES);
+    for message in too_large {
+        report.undelivered.push(Undelivered {
+            reason: format!(
+                "message is {} bytes, more than the queue's limit of {MAX_MESSAGE_BYTES}",
+                message.body.len()
+            ),
+            id: message.id,
+            retryable: false,
+        });
+    }
     let mut last_error: HashMap<String, (String, bool)> = HashMap::new();
     for attempt in 0..policy.attempts.max(1) {
         if pending.is_empty() {
@@ -77,7 +92,7 @@ pub async fn send_all(
             tokio::time::sleep(policy.base_delay * 2u32.saturating_pow(attempt - 1)).await;
         }
         let mut again = Vec::new();
-        for chunk in pending.chunks(MAX_BATCH) {
+        for chunk in batches(&pending) {
             report.calls += 1;
             match queue.send_batch(chunk).await {
                 Ok(failed) => {
@@ -129,6 +144,24 @@ pub async fn send_all(
         });
     }
     report
+}
+
+/// Consecutive runs of `messages` with at most [`MAX_BATCH`] messages and [`MAX_BATCH_BYTES`]
+/// bytes of body each (every message is at most [`MAX_MESSAGE_BYTES`]).
+fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        if i - start == MAX_BATCH || bytes + m.body.len() > MAX_BATCH_BYTES {
+            batches.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.body.len();
+    }
+    if start < messages.len() {
+        batches.push(&messages[start..]);
+    }
+    batches
 }
 
 /// Convenience for a single whole-call error in callers that need a `QueueError`.
