@@ -13,8 +13,9 @@ pub const MAX_BATCH: usize = 10;
 
 /// Largest message we send, in bytes of body (we set no message attributes): SQS's classic
 /// 256 KiB. Queues may allow up to 1 MiB since 2025, but 256 KiB holds for every queue, and
-/// `infra/template.yaml` sets `MaximumMessageSize` to it on the signals and executions queues. Twenty such messages
-/// (the dispatcher's batch) also stay within Lambda's 6 MB invocation payload.
+/// `infra/template.yaml` sets `MaximumMessageSize` to it on the signals and executions queues.
+/// Twenty such messages (the dispatcher's batch) also stay within Lambda's 6 MB invocation
+/// payload.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 
 /// Largest SendMessageBatch, the sum of its bodies: SQS refuses a longer call whole
