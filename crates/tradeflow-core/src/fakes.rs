@@ -350,7 +350,8 @@ impl CursorStore for MemoryCursorStore {
 /// (`TooManyEntriesInBatchRequest`, `BatchRequestTooLong`, permanent); an entry longer than the
 /// queue's maximum message size ([`MemoryQueue::set_max_message_bytes`], by default
 /// [`crate::publish::MAX_MESSAGE_BYTES`]) fails alone as the sender's fault
-/// (`InvalidParameterValue`).
+/// (`InvalidParameterValue`). (moto 5.2.5 differs: it allows batches up to 1 MiB, SQS's limit
+/// since 2025, and refuses a batch with one over-long entry whole.)
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<OutgoingMessage>>,

@@ -75,8 +75,11 @@ pub async fn send_all(
         .partition(|m| m.body.len() <= MAX_MESSAGE_BYTES);
     for message in too_large {
         report.undelivered.push(Undelivered {
+            // "rejected by the queue" marks a fault of the message itself (see the generator's
+            // telemetry); this one is refused before any call, as the queue would refuse it.
             reason: format!(
-                "message is {} bytes, more than the queue's limit of {MAX_MESSAGE_BYTES}",
+                "rejected by the queue's size limit: message is {} bytes, more than \
+                 {MAX_MESSAGE_BYTES}",
                 message.body.len()
             ),
             id: message.id,
@@ -286,7 +289,16 @@ mod tests {
         assert_eq!(r.undelivered.len(), 1);
         let u = &r.undelivered[0];
         assert_eq!((u.id.as_str(), u.retryable), ("m1", false));
-        assert!(u.reason.contains("262144"), "{}", u.reason);
+        assert!(
+            u.reason.contains("262145 bytes, more than 262144"),
+            "{}",
+            u.reason
+        );
+        assert!(
+            u.reason.starts_with("rejected by the queue"),
+            "{}",
+            u.reason
+        );
         assert_eq!((r.calls, r.retried), (1, 0), "never sent, never retried");
     }
 
