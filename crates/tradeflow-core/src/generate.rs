@@ -4,8 +4,8 @@
 //! after it together with the detectors' lookback before it; run every detector on each candle
 //! after the cursor, at most `max_bars_per_scan` of them, oldest first (on the first scan, from the
 //! `backfill_bars`-th newest candle on); turn detections into signals whose ids derive from
-//! (generator, ticker, timeframe, candle time); send them all, 10 per call, retrying failed
-//! entries; then move the cursor to the last candle evaluated, or, when a signal was not
+//! (generator, ticker, timeframe, candle time); send them all (calls of at most 10 messages and
+//! 256 KiB), retrying failed entries; then move the cursor to the last candle evaluated, or, when a signal was not
 //! delivered, to the last candle before the first one whose signal was not. Every candle after the
 //! cursor is therefore evaluated exactly once and with its full history, whatever the batch size:
 //! a scan that cannot finish leaves the rest to the next one. Scanning the same candles again
