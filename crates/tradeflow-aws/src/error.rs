@@ -49,6 +49,13 @@ pub enum AdapterError {
     /// `SendMessageBatch` accepts at most 10 entries.
     #[error("a batch holds 1 to 10 messages, got {0}")]
     BatchTooLarge(usize),
+    /// `SendMessageBatch` refuses bodies totalling more than
+    /// [`tradeflow_core::publish::MAX_BATCH_BYTES`] (`BatchRequestTooLong`).
+    #[error(
+        "a batch holds at most {limit} bytes of message bodies, got {0}",
+        limit = tradeflow_core::publish::MAX_BATCH_BYTES
+    )]
+    BatchTooLong(usize),
     /// A request could not be built from the given input.
     #[error("invalid request: {0}")]
     InvalidRequest(String),

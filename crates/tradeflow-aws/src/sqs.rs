@@ -80,6 +80,13 @@ impl QueueSender for SqsQueue {
                 AdapterError::BatchTooLarge(messages.len()),
             ));
         }
+        let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
+        if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
+            return Err(queue_permanent(
+                "SendMessageBatch",
+                AdapterError::BatchTooLong(bytes),
+            ));
+        }
         let entries = messages
             .iter()
             .map(|m| {

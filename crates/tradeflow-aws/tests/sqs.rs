@@ -87,6 +87,46 @@ async fn batches_outside_one_to_ten_are_handled_without_a_call() {
     let err = queue.send_batch(&eleven).await.unwrap_err();
     assert!(matches!(err, QueueError::Permanent { .. }), "{err:?}");
     assert!(error_chain(&err).contains("11"));
+    let too_long: Vec<OutgoingMessage> = (0..2).map(|i| sized(i, 150_000)).collect();
+    let err = queue.send_batch(&too_long).await.unwrap_err();
+    assert!(matches!(err, QueueError::Permanent { .. }), "{err:?}");
+    assert!(
+        error_chain(&err).contains("300000"),
+        "{}",
+        error_chain(&err)
+    );
+}
+
+fn sized(i: usize, bytes: usize) -> OutgoingMessage {
+    OutgoingMessage {
+        id: format!("m{i}"),
+        body: "x".repeat(bytes),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn send_all_splits_large_messages_into_batches_the_queue_accepts() {
+    let config = emulator().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let (_, url) = create_queue(&client).await;
+    let queue = SqsQueue::new(client, url);
+    // 10 x 100 000 bytes: 1 MB in total, more than one batch may carry (256 KiB here; the
+    // emulator allows 1 MiB), and one message that never fits.
+    let mut messages: Vec<OutgoingMessage> = (0..10).map(|i| sized(i, 100_000)).collect();
+    messages.push(sized(10, tradeflow_core::publish::MAX_MESSAGE_BYTES + 1));
+    let report = tradeflow_core::publish::send_all(
+        &queue,
+        messages,
+        tradeflow_core::publish::RetryPolicy::default(),
+    )
+    .await;
+    assert_eq!(report.sent.len(), 10, "{:?}", report.undelivered);
+    assert_eq!(report.calls, 5, "two 100 000-byte messages per call");
+    assert_eq!(report.undelivered.len(), 1);
+    assert_eq!(report.undelivered[0].id, "m10");
+    assert!(!report.undelivered[0].retryable);
+    assert_eq!(queue.approximate_depth().await.unwrap(), 10);
 }
 
 #[tokio::test]

@@ -161,11 +161,13 @@ impl Dispatcher {
         // 1. Parse each body on its own.
         let mut signals: Vec<(usize, Signal)> = Vec::new();
         for (i, m) in messages.iter().enumerate() {
-            match Signal::parse(&m.body) {
+            match Signal::parse_at(&m.body, now) {
                 Ok(s) => {
-                    report
-                        .lags_ms
-                        .push((now_ms - m.sent_at_ms.unwrap_or(s.timestamp * 1000)).max(0));
+                    // Saturating: `sent_at_ms` comes from the queue and is not range-checked.
+                    let sent_ms = m
+                        .sent_at_ms
+                        .unwrap_or_else(|| s.timestamp.saturating_mul(1000));
+                    report.lags_ms.push(now_ms.saturating_sub(sent_ms).max(0));
                     report.signal_types.push(s.signal_type.to_string());
                     signals.push((i, s));
                 }
@@ -321,13 +323,16 @@ mod tests {
     use crate::pipeline::Pipeline;
     use serde_json::json;
 
+    /// The tests' clock, and the signals' timestamp.
+    const T0: i64 = 1_750_000_000;
+
     fn pipeline(id: &str, tickers: &[&str], subs: serde_json::Value) -> Pipeline {
         crate::fakes::fixtures::pipeline(id, "u", tickers, subs)
     }
 
     fn body(id: &str, tickers: &[(&str, f64)]) -> String {
         json!({
-            "signal_id": id, "signal_type": "rsi_oversold", "source": "rsi_generator", "timestamp": 1_000,
+            "signal_id": id, "signal_type": "rsi_oversold", "source": "rsi_generator", "timestamp": T0,
             "tickers": tickers.iter().map(|(t, c)| json!({"ticker": t, "signal": "BULLISH", "confidence": c})).collect::<Vec<_>>(),
             "metadata": {"timeframe": "5"}
         })
@@ -338,7 +343,7 @@ mod tests {
         InboundMessage {
             message_id: id.into(),
             body,
-            sent_at_ms: Some(999_500),
+            sent_at_ms: Some(T0 * 1000 - 500),
         }
     }
 
@@ -354,7 +359,7 @@ mod tests {
         let pipelines = Arc::new(MemoryPipelineStore::with(pipelines));
         let leases = Arc::new(MemoryLeaseStore::default());
         let queue = Arc::new(MemoryQueue::default());
-        let clock = Arc::new(ManualClock::at(1_000));
+        let clock = Arc::new(ManualClock::at(T0));
         let config = DispatcherConfig {
             cache_ttl: Duration::from_secs(30),
             send_retry: RetryPolicy {
@@ -419,7 +424,7 @@ mod tests {
         assert_eq!(pairs, vec!["p1:AAPL", "p2:AAPL"]);
         assert_eq!(reqs[0].signal_context.signal_id, "s1");
         assert_eq!(reqs[0].signal_context.tickers.len(), 1);
-        assert_eq!(reqs[0].lease_expires_at, 1_000 + 720);
+        assert_eq!(reqs[0].lease_expires_at, T0 + 720);
         assert_eq!(r.lags_ms, vec![500]);
         let lease = w.leases.get("p1", &reqs[0].ticker).unwrap();
         assert!(lease.enqueued);
@@ -434,7 +439,7 @@ mod tests {
                 pipeline_id: "p1".into(),
                 ticker: aapl.clone(),
                 execution_id: "exe-old".into(),
-                expires_at: 1_500,
+                expires_at: T0 + 500,
             },
             true,
         );
@@ -448,7 +453,7 @@ mod tests {
         assert_eq!((r.matched, r.enqueued, r.skipped_running), (1, 0, 1));
         assert!(w.queue.bodies().is_empty());
 
-        w.clock.set(1_501);
+        w.clock.set(T0 + 501);
         let r = w
             .dispatcher
             .dispatch(

@@ -1,11 +1,15 @@
 //! The signal-generator's logic: one scan over every (ticker, timeframe) stream.
 //!
-//! Per stream: read the cursor (open time of the last candle processed); fetch closed candles;
-//! run every detector on each candle newer than the cursor (on the first scan, the last
-//! `backfill_bars` candles); turn detections into signals whose ids derive from (generator, ticker,
-//! timeframe, candle time); send them all, 10 per call, retrying failed entries; then move the
-//! cursor forward, but only for streams whose signals were all accepted. Scanning the same candles
-//! again therefore sends nothing, and a failed send is retried by the next scan with the same ids.
+//! Per stream: read the cursor (open time of the last candle processed); fetch the closed candles
+//! after it together with the detectors' lookback before it; run every detector on each candle
+//! after the cursor, at most `max_bars_per_scan` of them, oldest first (on the first scan, from the
+//! `backfill_bars`-th newest candle on); turn detections into signals whose ids derive from
+//! (generator, ticker, timeframe, candle time); send them all (calls of at most 10 messages and
+//! 256 KiB), retrying failed entries; then move the cursor to the last candle evaluated, or, when a signal was not
+//! delivered, to the last candle before the first one whose signal was not. Every candle after the
+//! cursor is therefore evaluated exactly once and with its full history, whatever the batch size:
+//! a scan that cannot finish leaves the rest to the next one. Scanning the same candles again
+//! sends nothing, and a failed send is retried by the next scan with the same ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,9 +28,11 @@ use crate::vocab::{Confidence, InvalidField, SignalType, Ticker, Timeframe};
 pub struct GeneratorConfig {
     pub tickers: Vec<Ticker>,
     pub timeframes: Vec<Timeframe>,
-    /// Candles evaluated on a stream's first scan (no cursor yet).
+    /// Candles evaluated on a stream's first scan (no cursor yet), counted back from the newest
+    /// closed one. When more than `max_bars_per_scan`, the following scans work off the rest.
     pub backfill_bars: usize,
-    /// At most this many new candles are evaluated per stream per scan (bounded catch-up).
+    /// At most this many candles are evaluated per stream per scan (bounded catch-up): the oldest
+    /// ones after the cursor; the cursor stops at the last one evaluated.
     pub max_bars_per_scan: usize,
     pub send_retry: RetryPolicy,
 }
@@ -85,7 +91,15 @@ pub struct Generator {
 struct CursorMove {
     stream: String,
     from: Option<i64>,
-    to: i64,
+    /// Open times of the candles evaluated, oldest first (never empty).
+    evaluated: Vec<i64>,
+}
+
+/// What one stream's scan found.
+struct StreamScan {
+    /// Each signal with the open time of its candle.
+    signals: Vec<(i64, Signal)>,
+    cursor_move: CursorMove,
 }
 
 impl Generator {
@@ -123,20 +137,21 @@ impl Generator {
     pub async fn scan(&self, now: i64, deadline: Deadline) -> ScanReport {
         let _ = deadline;
         let mut report = ScanReport::default();
-        let mut signals: Vec<(usize, Signal)> = Vec::new();
+        // (stream slot, candle time, signal)
+        let mut signals: Vec<(usize, i64, Signal)> = Vec::new();
         let mut moves: Vec<CursorMove> = Vec::new();
         for ticker in &self.config.tickers {
             for &timeframe in &self.config.timeframes {
                 report.streams += 1;
                 let stream = Self::stream_key(ticker, timeframe);
                 match self
-                    .scan_stream(ticker, timeframe, now, &stream, &mut report)
+                    .scan_stream(ticker, timeframe, now, stream, &mut report)
                     .await
                 {
-                    Ok(Some((found, to, from))) => {
+                    Ok(Some(found)) => {
                         let slot = moves.len();
-                        moves.push(CursorMove { stream, from, to });
-                        signals.extend(found.into_iter().map(|s| (slot, s)));
+                        moves.push(found.cursor_move);
+                        signals.extend(found.signals.into_iter().map(|(t, s)| (slot, t, s)));
                     }
                     Ok(None) => {}
                     Err(e) => report.errors.push(e),
@@ -148,7 +163,7 @@ impl Generator {
         let outgoing: Vec<OutgoingMessage> = signals
             .iter()
             .enumerate()
-            .map(|(n, (_, s))| OutgoingMessage {
+            .map(|(n, (_, _, s))| OutgoingMessage {
                 id: format!("s{n}"),
                 body: s.to_json(),
             })
@@ -162,23 +177,28 @@ impl Generator {
             .iter()
             .map(|u| (u.id.as_str(), u.reason.as_str()))
             .collect();
-        let mut blocked = vec![false; moves.len()];
-        for (n, (slot, signal)) in signals.into_iter().enumerate() {
+        // Per stream, the first candle with a signal that did not go out.
+        let mut first_blocked: Vec<Option<i64>> = vec![None; moves.len()];
+        for (n, (slot, candle, signal)) in signals.into_iter().enumerate() {
             match failed.get(format!("s{n}").as_str()) {
                 None => report.sent.push(signal),
                 Some(reason) => {
-                    blocked[slot] = true;
+                    let blocked = &mut first_blocked[slot];
+                    *blocked = Some(blocked.map_or(candle, |b| b.min(candle)));
                     report.undelivered.push((signal, (*reason).to_owned()));
                 }
             }
         }
 
-        // Only streams whose signals all went out move forward.
+        // A stream moves forward to its last evaluated candle before the first blocked one, so
+        // the next scan starts again from that candle with the same ids.
         for (slot, m) in moves.into_iter().enumerate() {
-            if blocked[slot] {
-                continue;
-            }
-            match self.cursors.advance(&m.stream, m.from, m.to).await {
+            let to = match first_blocked[slot] {
+                None => m.evaluated.last().copied(),
+                Some(blocked) => m.evaluated.iter().copied().rfind(|&t| t < blocked),
+            };
+            let Some(to) = to else { continue };
+            match self.cursors.advance(&m.stream, m.from, to).await {
                 Ok(true) => {}
                 Ok(false) => report.cursor_conflicts += 1,
                 Err(e) => report.errors.push(StreamError {
@@ -192,58 +212,74 @@ impl Generator {
         report
     }
 
-    /// Signals of one stream and its cursor move `(signals, to, from)`; `None` when nothing is new.
+    /// Signals of one stream and its cursor move; `None` when nothing is new.
     async fn scan_stream(
         &self,
         ticker: &Ticker,
         timeframe: Timeframe,
         now: i64,
-        stream: &str,
+        stream: String,
         report: &mut ScanReport,
-    ) -> Result<Option<(Vec<Signal>, i64, Option<i64>)>, StreamError> {
+    ) -> Result<Option<StreamScan>, StreamError> {
         let cursor = self
             .cursors
-            .get_cursor(stream)
+            .get_cursor(&stream)
             .await
             .map_err(|e| StreamError {
-                stream: stream.to_owned(),
+                stream: stream.clone(),
                 error_type: "cursor_store",
                 reason: error_chain(&e),
                 retryable: e.is_retryable(),
             })?;
-        let window = self.lookback() + self.config.max_bars_per_scan.max(1);
-        let bars = self
-            .market
-            .closed_bars(ticker.as_str(), timeframe, now, window)
-            .await
-            .map_err(|e| StreamError {
-                stream: stream.to_owned(),
-                error_type: "market_data",
-                reason: error_chain(&e),
-                retryable: e.is_retryable(),
-            })?;
-        let Some(last) = bars.last() else {
-            return Ok(None);
-        };
+        let lookback = self.lookback();
+        let max_bars = self.config.max_bars_per_scan.max(1);
+        let backfill = self.config.backfill_bars.max(1);
+        // The candles to evaluate and the detectors' lookback before the first of them.
+        let bars = match cursor {
+            Some(c) => {
+                self.market
+                    .closed_bars_after(ticker.as_str(), timeframe, now, c, lookback, max_bars)
+                    .await
+            }
+            None => {
+                self.market
+                    .closed_bars(
+                        ticker.as_str(),
+                        timeframe,
+                        now,
+                        lookback.saturating_add(backfill),
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| StreamError {
+            stream: stream.clone(),
+            error_type: "market_data",
+            reason: error_chain(&e),
+            retryable: e.is_retryable(),
+        })?;
         let first_new = match cursor {
             Some(c) => bars.partition_point(|b| b.time <= c),
-            None => bars.len().saturating_sub(self.config.backfill_bars.max(1)),
+            None => bars.len().saturating_sub(backfill),
         };
-        if first_new >= bars.len() {
+        let end = first_new.saturating_add(max_bars).min(bars.len());
+        if first_new >= end {
             return Ok(None);
         }
-        let mut found = Vec::new();
-        for index in first_new..bars.len() {
+        let mut signals = Vec::new();
+        let mut evaluated = Vec::with_capacity(end - first_new);
+        for index in first_new..end {
             report.candles_evaluated += 1;
+            evaluated.push(bars[index].time);
             for detector in &self.detectors {
                 let started = Instant::now();
                 let detection = detector.detect(&bars, index);
                 *report.detector_time.entry(detector.name()).or_default() += started.elapsed();
                 if let Some(d) = detection {
                     match to_signal(&d, ticker, timeframe) {
-                        Ok(s) => found.push(s),
+                        Ok(s) => signals.push((d.candle_time, s)),
                         Err(e) => report.errors.push(StreamError {
-                            stream: stream.to_owned(),
+                            stream: stream.clone(),
                             error_type: "invalid_detection",
                             reason: error_chain(&e),
                             retryable: e.is_retryable(),
@@ -252,7 +288,14 @@ impl Generator {
                 }
             }
         }
-        Ok(Some((found, last.time, cursor)))
+        Ok(Some(StreamScan {
+            signals,
+            cursor_move: CursorMove {
+                stream,
+                from: cursor,
+                evaluated,
+            },
+        }))
     }
 }
 
@@ -456,6 +499,229 @@ mod tests {
         let mut ids_sorted = ids.clone();
         ids_sorted.sort();
         assert_eq!(resent, ids_sorted, "the same ids are sent again");
+    }
+
+    /// About 20 years of weekday daily candles ending in 2024, in the shape of a CSV replay
+    /// (no candles on weekends).
+    fn twenty_years_of_daily_candles() -> Vec<crate::vocab::Bar> {
+        let feed = SyntheticFeed { seed: 7 };
+        let first_day = 12_784; // 2005-01-01
+        (first_day..first_day + 7_300)
+            // 1970-01-01 was a Thursday: day % 7 == 2 is a Saturday, 3 a Sunday.
+            .filter(|day| !matches!(day % 7, 2 | 3))
+            .map(|day| feed.bar("AAPL", Timeframe::D1, day))
+            .collect()
+    }
+
+    /// The ids of every detection on `bars[from..]`, each candle evaluated with its full history.
+    fn expected_ids(bars: &[crate::vocab::Bar], from: usize) -> std::collections::BTreeSet<String> {
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for index in from..bars.len() {
+            for detector in all_detectors() {
+                if let Some(d) = detector.detect(bars, index) {
+                    ids.insert(to_signal(&d, &ticker, Timeframe::D1).unwrap().signal_id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Replays `bars` with scans `step` candles apart (the first scan when candle `first` has
+    /// closed), then scans at the last candle's close until a scan finds nothing new. Returns the
+    /// ids sent, asserting that none was sent twice.
+    async fn replay(
+        bars: &[crate::vocab::Bar],
+        first: usize,
+        step: usize,
+        backfill: usize,
+        max_bars_per_scan: usize,
+    ) -> std::collections::BTreeSet<String> {
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.to_vec(),
+        )])
+        .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let g = Generator::new(
+            Arc::new(market),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: backfill,
+                max_bars_per_scan,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let close = |index: usize| bars[index].close_time(Timeframe::D1);
+        let mut index = first;
+        while index < bars.len() - 1 {
+            let r = g.scan(close(index), Deadline::none()).await;
+            assert!(r.errors.is_empty() && r.undelivered.is_empty(), "{r:?}");
+            index += step;
+        }
+        let end = close(bars.len() - 1);
+        for _ in 0..bars.len() {
+            let r = g.scan(end, Deadline::none()).await;
+            assert!(r.errors.is_empty() && r.undelivered.is_empty(), "{r:?}");
+            if r.candles_evaluated == 0 {
+                break;
+            }
+        }
+        let ids = sent_ids(&q);
+        let unique: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(unique.len(), ids.len(), "no signal is sent twice");
+        unique
+    }
+
+    #[tokio::test]
+    async fn bounded_catch_up_evaluates_every_candle_once_with_full_history() {
+        let bars = twenty_years_of_daily_candles();
+        assert!(bars.len() > 5_000);
+        // The first scan sees candles 0..=600 and, with backfill 1, evaluates candle 600 only.
+        let expected = expected_ids(&bars, 600);
+        assert!(expected.len() > 500, "{}", expected.len());
+        let mut faults = Vec::new();
+        let mut check = |name: &str, expected: &std::collections::BTreeSet<String>, got| {
+            let lost = expected.difference(&got).count();
+            let extra = got.difference(expected).count();
+            if (lost, extra) != (0, 0) {
+                faults.push(format!(
+                    "{name}: {lost} of {} signals lost, {extra} unexpected",
+                    expected.len()
+                ));
+            }
+        };
+        check(
+            "one scan",
+            &expected,
+            replay(&bars, 600, bars.len(), 1, 10_000).await,
+        );
+        // The default settings, 600 new candles per scan.
+        check(
+            "600 at a time",
+            &expected,
+            replay(&bars, 600, 600, 1, 500).await,
+        );
+        check(
+            "5 at a time, 1 per scan",
+            &expected,
+            replay(&bars, 600, 5, 1, 1).await,
+        );
+        // A first-scan backfill larger than a scan's bound is worked off over several scans.
+        check(
+            "backfill 300, 120 per scan",
+            &expected_ids(&bars, 600 - 299),
+            replay(&bars, 600, 250, 300, 120).await,
+        );
+        assert!(faults.is_empty(), "{faults:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_stops_early_leaves_the_cursor_at_the_last_candle_it_evaluated() {
+        let bars = twenty_years_of_daily_candles();
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.clone(),
+        )])
+        .unwrap();
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let g = Generator::new(
+            Arc::new(market),
+            cursors.clone(),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: 1,
+                max_bars_per_scan: 10,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let stream = Generator::stream_key(&Ticker::parse("AAPL").unwrap(), Timeframe::D1);
+        g.scan(bars[300].close_time(Timeframe::D1), Deadline::none())
+            .await;
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[300].time)
+        );
+        // 100 new candles, 10 evaluated: the cursor stops at the 10th.
+        let r = g
+            .scan(bars[400].close_time(Timeframe::D1), Deadline::none())
+            .await;
+        assert_eq!(r.candles_evaluated, 10);
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[310].time)
+        );
+        let r = g
+            .scan(bars[400].close_time(Timeframe::D1), Deadline::none())
+            .await;
+        assert_eq!(r.candles_evaluated, 10);
+        assert_eq!(
+            cursors.get_cursor(&stream).await.unwrap(),
+            Some(bars[320].time)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_signal_stops_its_cursor_just_before_its_candle() {
+        let bars = twenty_years_of_daily_candles();
+        let market = crate::market::CsvReplay::from_bars([(
+            ("AAPL".to_owned(), Timeframe::D1),
+            bars.clone(),
+        )])
+        .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let g = Generator::new(
+            Arc::new(market),
+            cursors.clone(),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![Ticker::parse("AAPL").unwrap()],
+                timeframes: vec![Timeframe::D1],
+                backfill_bars: 400,
+                max_bars_per_scan: 400,
+                send_retry: RetryPolicy {
+                    attempts: 2,
+                    base_delay: Duration::from_millis(1),
+                },
+            },
+        );
+        let now = bars[1_000].close_time(Timeframe::D1);
+        q.fail_entries_next_calls(&["s5"], 2);
+        let first = g.scan(now, Deadline::none()).await;
+        assert_eq!(first.undelivered.len(), 1);
+        let blocked = &first.undelivered[0].0;
+        let blocked_candle = blocked.metadata.values["candle_time"].as_i64().unwrap();
+        let cursor = cursors
+            .get_cursor(&Generator::stream_key(
+                &Ticker::parse("AAPL").unwrap(),
+                Timeframe::D1,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let before = bars.partition_point(|b| b.time < blocked_candle) - 1;
+        assert_eq!(cursor, bars[before].time);
+        // The next scan starts at the blocked candle: it sends the missing signal and re-sends
+        // only signals of that candle or later ones (same ids).
+        let second = g.scan(now, Deadline::none()).await;
+        assert!(second.undelivered.is_empty());
+        assert!(second.sent.iter().any(|s| s.signal_id == blocked.signal_id));
+        assert!(
+            second
+                .sent
+                .iter()
+                .all(|s| s.metadata.values["candle_time"].as_i64().unwrap() >= blocked_candle)
+        );
+        assert_eq!(second.candles_evaluated, 1_000 - before);
     }
 
     #[tokio::test]

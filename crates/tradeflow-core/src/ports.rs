@@ -164,8 +164,11 @@ pub struct FailedEntry {
 /// A queue to send to (signals, executions).
 #[async_trait]
 pub trait QueueSender: Send + Sync {
-    /// Sends 1 to [`MAX_BATCH`] messages in one call. `Ok` lists the entries that failed (empty when all were
-    /// accepted); `Err` means the whole call failed and nothing can be assumed sent.
+    /// Sends 1 to [`MAX_BATCH`] messages whose bodies total at most
+    /// [`crate::publish::MAX_BATCH_BYTES`] in one call ([`crate::publish::send_all`] splits
+    /// larger sets). `Ok` lists the entries that failed (empty when all were accepted), e.g. one
+    /// longer than the queue's maximum message size; `Err` means the whole call failed and
+    /// nothing can be assumed sent.
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],

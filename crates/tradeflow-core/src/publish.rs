@@ -1,11 +1,23 @@
-//! Sending many messages through a [`QueueSender`]: batches of 10, every per-entry failure
-//! checked and retried with backoff, so a partial failure loses nothing silently.
+//! Sending many messages through a [`QueueSender`]: batches of at most 10 messages and
+//! 256 KiB, every per-entry failure checked and retried with backoff, so a partial failure loses
+//! nothing silently. A message that can never fit is refused alone, before any call.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::QueueError;
 use crate::ports::{MAX_BATCH, OutgoingMessage, QueueSender};
+
+/// Largest message we send, in bytes of body (we set no message attributes): SQS's classic
+/// 256 KiB. Queues may allow up to 1 MiB since 2025, but 256 KiB holds for every queue, and
+/// `infra/template.yaml` sets `MaximumMessageSize` to it on the signals and executions queues.
+/// Twenty such messages (the dispatcher's batch) also stay within Lambda's 6 MB invocation
+/// payload.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// Largest SendMessageBatch, the sum of its bodies: SQS refuses a longer call whole
+/// (`BatchRequestTooLong`).
+pub const MAX_BATCH_BYTES: usize = 262_144;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -44,16 +56,33 @@ pub struct SendReport {
     pub retried: u32,
 }
 
-/// Sends every message, 10 per call; failed entries (and whole failed calls) are retried up to
-/// `policy.attempts` tries with exponential backoff. Entries the queue blames on the sender are
-/// not retried. Never returns early: the report says what was sent and what was not.
+/// Sends every message in calls of at most [`MAX_BATCH`] messages and [`MAX_BATCH_BYTES`]
+/// bytes, in order; failed entries (and whole failed calls) are retried up to `policy.attempts`
+/// tries with exponential backoff. A message over [`MAX_MESSAGE_BYTES`] is not sent at all and
+/// is reported undelivered, not retryable, with its size; entries the queue blames on the sender
+/// are not retried either. Never returns early: the report says what was sent and what was not.
 pub async fn send_all(
     queue: &dyn QueueSender,
     messages: Vec<OutgoingMessage>,
     policy: RetryPolicy,
 ) -> SendReport {
     let mut report = SendReport::default();
-    let mut pending = messages;
+    let (mut pending, too_large): (Vec<_>, Vec<_>) = messages
+        .into_iter()
+        .partition(|m| m.body.len() <= MAX_MESSAGE_BYTES);
+    for message in too_large {
+        report.undelivered.push(Undelivered {
+            // "rejected by the queue" marks a fault of the message itself (see the generator's
+            // telemetry); this one is refused before any call, as the queue would refuse it.
+            reason: format!(
+                "rejected by the queue's size limit: message is {} bytes, more than \
+                 {MAX_MESSAGE_BYTES}",
+                message.body.len()
+            ),
+            id: message.id,
+            retryable: false,
+        });
+    }
     let mut last_error: HashMap<String, (String, bool)> = HashMap::new();
     for attempt in 0..policy.attempts.max(1) {
         if pending.is_empty() {
@@ -64,7 +93,7 @@ pub async fn send_all(
             tokio::time::sleep(policy.base_delay * 2u32.saturating_pow(attempt - 1)).await;
         }
         let mut again = Vec::new();
-        for chunk in pending.chunks(MAX_BATCH) {
+        for chunk in batches(&pending) {
             report.calls += 1;
             match queue.send_batch(chunk).await {
                 Ok(failed) => {
@@ -116,6 +145,24 @@ pub async fn send_all(
         });
     }
     report
+}
+
+/// Consecutive runs of `messages` with at most [`MAX_BATCH`] messages and [`MAX_BATCH_BYTES`]
+/// bytes of body each (every message is at most [`MAX_MESSAGE_BYTES`]).
+fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        if i - start == MAX_BATCH || bytes + m.body.len() > MAX_BATCH_BYTES {
+            batches.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.body.len();
+    }
+    if start < messages.len() {
+        batches.push(&messages[start..]);
+    }
+    batches
 }
 
 /// Convenience for a single whole-call error in callers that need a `QueueError`.
@@ -201,5 +248,79 @@ mod tests {
         let r = send_all(&q, messages(3), fast()).await;
         assert_eq!(r.sent.len(), 3);
         assert_eq!(q.bodies().len(), 3);
+    }
+
+    fn sized(id: &str, bytes: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            id: id.into(),
+            body: "x".repeat(bytes),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_split_by_bytes_too() {
+        let q = MemoryQueue::default();
+        // 8 x 30 000 = 240 000 bytes fit in one call; a ninth would make 270 000.
+        let big: Vec<_> = (0..10).map(|i| sized(&format!("m{i}"), 30_000)).collect();
+        let r = send_all(&q, big, fast()).await;
+        assert!(r.undelivered.is_empty(), "{:?}", r.undelivered);
+        assert_eq!((r.sent.len(), r.calls, r.retried), (10, 2, 0));
+        assert_eq!(q.bodies().len(), 10);
+        // Exactly at the limit is one call.
+        let q = MemoryQueue::default();
+        let exact = vec![sized("a", MAX_BATCH_BYTES - 1), sized("b", 1)];
+        let r = send_all(&q, exact, fast()).await;
+        assert_eq!((r.sent.len(), r.calls), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_message_that_can_never_fit_is_rejected_alone_with_a_reason() {
+        let q = MemoryQueue::default();
+        let messages = vec![
+            sized("m0", 10),
+            sized("m1", MAX_MESSAGE_BYTES + 1),
+            sized("m2", 10),
+        ];
+        let r = send_all(&q, messages, fast()).await;
+        assert_eq!(r.sent, vec!["m0", "m2"]);
+        assert_eq!(r.undelivered.len(), 1);
+        let u = &r.undelivered[0];
+        assert_eq!((u.id.as_str(), u.retryable), ("m1", false));
+        assert!(
+            u.reason.contains("262145 bytes, more than 262144"),
+            "{}",
+            u.reason
+        );
+        assert!(
+            u.reason.starts_with("rejected by the queue"),
+            "{}",
+            u.reason
+        );
+        assert_eq!((r.calls, r.retried), (1, 0), "never sent, never retried");
+    }
+
+    #[tokio::test]
+    async fn the_fake_queue_refuses_what_sqs_refuses() {
+        let q = MemoryQueue::default();
+        let err = q
+            .send_batch(&[sized("a", 200_000), sized("b", 100_000)])
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            crate::error::error_chain(&err).contains("BatchRequestTooLong"),
+            "{err:?}"
+        );
+        assert!(q.bodies().is_empty(), "a refused call sends nothing");
+        // A queue whose MaximumMessageSize is below the batch limit fails the entry alone.
+        q.set_max_message_bytes(1_024);
+        let failed = q
+            .send_batch(&[sized("a", 1_024), sized("b", 1_025)])
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].id, "b");
+        assert!(failed[0].sender_fault);
+        assert_eq!(q.bodies().len(), 1);
     }
 }

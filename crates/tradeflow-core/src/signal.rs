@@ -7,26 +7,98 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{Confidence, Direction, InvalidField, SignalType, Ticker, Timeframe};
 
-/// Why a message body is not a valid signal. The text is the reason given in logs and metrics.
+/// Signal timestamps before this are rejected: 2000-01-01T00:00:00Z (Unix seconds).
+pub const MIN_TIMESTAMP: i64 = 946_684_800;
+/// Signal timestamps after this are rejected whatever the clock: 9999-12-31T23:59:59Z. Keeps
+/// every millisecond conversion of a timestamp far from overflow.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+/// How far after the receiver's clock a timestamp may lie ([`Signal::parse_at`]): one day.
+pub const MAX_FUTURE_SECS: i64 = 86_400;
+/// Largest `metadata` object, counted as compact JSON (it is copied into every execution
+/// request and record the signal triggers).
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Largest `reasoning` of one ticker, in bytes.
+pub const MAX_REASONING_BYTES: usize = 4 * 1024;
+/// Longest `signal_id` and `source`, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Why a message body is not a valid signal. The text is the reason given in logs; the
+/// [`SignalError::reason_label`] is the metric label, from the fixed set
+/// [`SignalError::REASON_LABELS`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SignalError {
+    /// Not JSON at all (or cut short).
     #[error("body is not valid signal JSON: {0}")]
     Json(String),
+    /// JSON, but not an object.
+    #[error("body is not a JSON object but {0}")]
+    NotAnObject(&'static str),
+    /// A required field is absent or null; the text names it (`tickers[0].confidence`).
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    #[error("invalid tickers: {0} appears twice")]
+    DuplicateTicker(String),
+    #[error("metadata is {size} bytes as JSON, more than the limit of {MAX_METADATA_BYTES}")]
+    MetadataTooLarge { size: usize },
+    /// A field with a value out of its type or range; `field` is the field's name.
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
 
+/// [`SignalError::Invalid`] labels by field name.
+const FIELD_LABELS: [(&str, &str); 11] = [
+    ("signal_id", "invalid_signal_id"),
+    ("signal_type", "invalid_signal_type"),
+    ("source", "invalid_source"),
+    ("timestamp", "invalid_timestamp"),
+    ("tickers", "invalid_tickers"),
+    ("ticker", "invalid_ticker"),
+    ("signal", "invalid_direction"),
+    ("confidence", "invalid_confidence"),
+    ("reasoning", "invalid_reasoning"),
+    ("timeframe", "unknown_timeframe"),
+    ("metadata", "invalid_metadata"),
+];
+
 impl SignalError {
-    /// Every value [`SignalError::reason_label`] returns, plus `missing_body` (a record without a
-    /// body), for metrics that start at zero.
-    pub const REASON_LABELS: [&'static str; 3] =
-        ["malformed_json", "invalid_signal", "missing_body"];
+    /// The label of a record that has no body at all (the Lambda glue reports it).
+    pub const MISSING_BODY: &'static str = "missing_body";
+
+    /// Every value [`SignalError::reason_label`] returns, plus [`SignalError::MISSING_BODY`]:
+    /// the one list the metrics start at zero from.
+    pub const REASON_LABELS: [&'static str; 18] = [
+        "malformed_json",
+        "not_an_object",
+        "missing_field",
+        "duplicate_ticker",
+        "metadata_too_large",
+        FIELD_LABELS[0].1,
+        FIELD_LABELS[1].1,
+        FIELD_LABELS[2].1,
+        FIELD_LABELS[3].1,
+        FIELD_LABELS[4].1,
+        FIELD_LABELS[5].1,
+        FIELD_LABELS[6].1,
+        FIELD_LABELS[7].1,
+        FIELD_LABELS[8].1,
+        FIELD_LABELS[9].1,
+        FIELD_LABELS[10].1,
+        "invalid_field",
+        Self::MISSING_BODY,
+    ];
 
     /// Fixed label for the `messages_rejected_total{reason}` metric.
     pub fn reason_label(&self) -> &'static str {
         match self {
             SignalError::Json(_) => "malformed_json",
-            SignalError::Invalid { .. } => "invalid_signal",
+            SignalError::NotAnObject(_) => "not_an_object",
+            SignalError::MissingField(_) => "missing_field",
+            SignalError::DuplicateTicker(_) => "duplicate_ticker",
+            SignalError::MetadataTooLarge { .. } => "metadata_too_large",
+            SignalError::Invalid { field, .. } => FIELD_LABELS
+                .iter()
+                .find(|(f, _)| f == field)
+                .map_or("invalid_field", |(_, label)| label),
         }
     }
 }
@@ -66,70 +138,249 @@ pub struct SignalMetadata {
     pub values: BTreeMap<String, serde_json::Value>,
 }
 
-/// A validated trading signal.
+/// A validated trading signal. Deserializing one (or [`Signal::parse`]) checks every rule of
+/// `docs/signal-format.md` except the timestamp's distance from the clock
+/// ([`Signal::parse_at`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawSignal")]
+#[serde(try_from = "serde_json::Value")]
 pub struct Signal {
     pub signal_id: String,
     pub signal_type: SignalType,
     pub source: String,
-    /// Integer Unix seconds.
+    /// Integer Unix seconds, within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`].
     pub timestamp: i64,
     pub tickers: Vec<TickerSignal>,
     #[serde(default)]
     pub metadata: SignalMetadata,
 }
 
-#[derive(Deserialize)]
-struct RawSignal {
-    signal_id: String,
-    signal_type: SignalType,
-    source: String,
-    timestamp: i64,
-    tickers: Vec<TickerSignal>,
-    #[serde(default)]
-    metadata: SignalMetadata,
-}
-
-impl TryFrom<RawSignal> for Signal {
+impl TryFrom<serde_json::Value> for Signal {
     type Error = SignalError;
-    fn try_from(raw: RawSignal) -> Result<Self, Self::Error> {
-        if raw.signal_id.trim().is_empty() || raw.signal_id.len() > 128 {
-            return Err(invalid("signal_id", "must be 1 to 128 characters"));
+    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        use serde_json::Value;
+        let Value::Object(mut fields) = value else {
+            return Err(SignalError::NotAnObject(json_kind(&value)));
+        };
+        let signal_id = bounded_string(required(&mut fields, "signal_id", "")?, "signal_id")?;
+        let signal_type = SignalType::parse(&string(
+            required(&mut fields, "signal_type", "")?,
+            "signal_type",
+        )?)?;
+        let source = bounded_string(required(&mut fields, "source", "")?, "source")?;
+        let timestamp = match required(&mut fields, "timestamp", "")? {
+            Value::Number(n) => n.as_i64().ok_or_else(|| {
+                invalid(
+                    "timestamp",
+                    format!("{n} is not integer Unix seconds (i64)"),
+                )
+            })?,
+            other => {
+                return Err(invalid(
+                    "timestamp",
+                    format!(
+                        "expected integer Unix seconds (i64), got {}",
+                        json_kind(&other)
+                    ),
+                ));
+            }
+        };
+        if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&timestamp) {
+            return Err(invalid(
+                "timestamp",
+                format!(
+                    "{timestamp} is outside {MIN_TIMESTAMP}..={MAX_TIMESTAMP} \
+                     (2000-01-01 to 9999-12-31 in Unix seconds)"
+                ),
+            ));
         }
-        if raw.source.trim().is_empty() || raw.source.len() > 128 {
-            return Err(invalid("source", "must be 1 to 128 characters"));
-        }
-        if raw.timestamp <= 0 {
-            return Err(invalid("timestamp", "must be positive Unix seconds"));
-        }
-        if raw.tickers.is_empty() {
+        let Value::Array(raw_tickers) = required(&mut fields, "tickers", "")? else {
+            return Err(invalid("tickers", "must be an array"));
+        };
+        if raw_tickers.is_empty() {
             return Err(invalid("tickers", "at least one ticker is required"));
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for t in &raw.tickers {
-            if !seen.insert(t.ticker.clone()) {
-                return Err(invalid("tickers", format!("{} appears twice", t.ticker)));
+        let mut tickers: Vec<TickerSignal> = Vec::with_capacity(raw_tickers.len());
+        for (i, raw) in raw_tickers.into_iter().enumerate() {
+            let t = ticker_signal(raw, i)?;
+            if tickers.iter().any(|seen| seen.ticker == t.ticker) {
+                return Err(SignalError::DuplicateTicker(t.ticker.to_string()));
             }
+            tickers.push(t);
         }
+        let metadata = match fields.remove("metadata") {
+            None | Some(Value::Null) => SignalMetadata::default(),
+            Some(Value::Object(mut m)) => {
+                let size = serde_json::to_vec(&m).map_or(usize::MAX, |b| b.len());
+                if size > MAX_METADATA_BYTES {
+                    return Err(SignalError::MetadataTooLarge { size });
+                }
+                let timeframe = match m.remove("timeframe") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(raw)) => Some(Timeframe::parse(&raw).map_err(|_| {
+                        invalid(
+                            "timeframe",
+                            format!("{raw:?} is not one of 1, 5, 15, 60, 240, D"),
+                        )
+                    })?),
+                    Some(other) => {
+                        return Err(invalid(
+                            "timeframe",
+                            format!(
+                                "expected one of \"1\", \"5\", \"15\", \"60\", \"240\", \"D\", got {}",
+                                json_kind(&other)
+                            ),
+                        ));
+                    }
+                };
+                SignalMetadata {
+                    timeframe,
+                    values: m.into_iter().collect(),
+                }
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "metadata",
+                    format!("must be an object, got {}", json_kind(&other)),
+                ));
+            }
+        };
         Ok(Signal {
-            signal_id: raw.signal_id,
-            signal_type: raw.signal_type,
-            source: raw.source,
-            timestamp: raw.timestamp,
-            tickers: raw.tickers,
-            metadata: raw.metadata,
+            signal_id,
+            signal_type,
+            source,
+            timestamp,
+            tickers,
+            metadata,
         })
     }
+}
+
+/// The JSON type of a value, for messages.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A required field (absent or null is missing); `path` prefixes its name in the message.
+fn required(
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+    name: &'static str,
+    path: &str,
+) -> Result<serde_json::Value, SignalError> {
+    match fields.remove(name) {
+        None | Some(serde_json::Value::Null) => {
+            Err(SignalError::MissingField(format!("{path}{name}")))
+        }
+        Some(v) => Ok(v),
+    }
+}
+
+fn string(value: serde_json::Value, field: &'static str) -> Result<String, SignalError> {
+    match value {
+        serde_json::Value::String(s) => Ok(s),
+        other => Err(invalid(
+            field,
+            format!("expected a string, got {}", json_kind(&other)),
+        )),
+    }
+}
+
+/// A string of 1 to [`MAX_ID_BYTES`] bytes, not only blanks.
+fn bounded_string(value: serde_json::Value, field: &'static str) -> Result<String, SignalError> {
+    let s = string(value, field)?;
+    if s.trim().is_empty() || s.len() > MAX_ID_BYTES {
+        return Err(invalid(
+            field,
+            format!("must be 1 to {MAX_ID_BYTES} bytes, not blank"),
+        ));
+    }
+    Ok(s)
+}
+
+/// `tickers[i]`.
+fn ticker_signal(raw: serde_json::Value, i: usize) -> Result<TickerSignal, SignalError> {
+    use serde_json::Value;
+    let path = format!("tickers[{i}].");
+    let Value::Object(mut fields) = raw else {
+        return Err(invalid(
+            "tickers",
+            format!("tickers[{i}] must be an object, got {}", json_kind(&raw)),
+        ));
+    };
+    let ticker = Ticker::parse(&string(required(&mut fields, "ticker", &path)?, "ticker")?)?;
+    let direction = string(required(&mut fields, "signal", &path)?, "signal")?;
+    let signal = [Direction::Bullish, Direction::Bearish, Direction::Neutral]
+        .into_iter()
+        .find(|d| d.as_str() == direction)
+        .ok_or_else(|| {
+            invalid(
+                "signal",
+                format!("{direction:?} is not BULLISH, BEARISH or NEUTRAL"),
+            )
+        })?;
+    let confidence = match required(&mut fields, "confidence", &path)? {
+        Value::Number(n) => Confidence::new(n.as_f64().unwrap_or(f64::NAN))?,
+        other => {
+            return Err(invalid(
+                "confidence",
+                format!("expected a number 0 to 100, got {}", json_kind(&other)),
+            ));
+        }
+    };
+    let reasoning = match fields.remove("reasoning") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r.len() <= MAX_REASONING_BYTES => Some(r),
+        Some(Value::String(r)) => {
+            return Err(invalid(
+                "reasoning",
+                format!("{} bytes, more than {MAX_REASONING_BYTES}", r.len()),
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                "reasoning",
+                format!("expected a string or null, got {}", json_kind(&other)),
+            ));
+        }
+    };
+    Ok(TickerSignal {
+        ticker,
+        signal,
+        confidence,
+        reasoning,
+    })
 }
 
 impl Signal {
     /// Parses and validates one message body.
     pub fn parse(body: &str) -> Result<Self, SignalError> {
-        serde_json::from_str(body).map_err(|e| {
-            // serde reports our TryFrom errors as custom messages; keep the text, it names the field.
-            SignalError::Json(e.to_string())
-        })
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| SignalError::Json(e.to_string()))?;
+        Signal::try_from(value)
+    }
+
+    /// [`Signal::parse`], also rejecting a timestamp more than [`MAX_FUTURE_SECS`] after `now`
+    /// (the receiver's clock, Unix seconds).
+    pub fn parse_at(body: &str, now: i64) -> Result<Self, SignalError> {
+        let signal = Signal::parse(body)?;
+        let latest = now.saturating_add(MAX_FUTURE_SECS);
+        if signal.timestamp > latest {
+            return Err(invalid(
+                "timestamp",
+                format!(
+                    "{} is more than {MAX_FUTURE_SECS} s after the receiver's clock ({now})",
+                    signal.timestamp
+                ),
+            ));
+        }
+        Ok(signal)
     }
 
     pub fn to_json(&self) -> String {
@@ -221,5 +472,156 @@ mod tests {
             "",
         );
         assert!(Signal::parse(&empty).is_err());
+    }
+
+    #[test]
+    fn every_rejection_has_a_label_from_the_fixed_list() {
+        let body = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(OLD_SYSTEM_BODY).unwrap();
+            edit(&mut v);
+            v.to_string()
+        };
+        let cases: Vec<(String, &str)> = vec![
+            ("{".into(), "malformed_json"),
+            ("\"AAPL\"".into(), "not_an_object"),
+            (
+                body(&|v| v["tickers"][1]["confidence"] = serde_json::Value::Null),
+                "missing_field",
+            ),
+            (body(&|v| v["signal_id"] = "".into()), "invalid_signal_id"),
+            (
+                body(&|v| v["signal_id"] = "x".repeat(129).into()),
+                "invalid_signal_id",
+            ),
+            (
+                body(&|v| v["signal_type"] = 7.into()),
+                "invalid_signal_type",
+            ),
+            (body(&|v| v["source"] = " ".into()), "invalid_source"),
+            (
+                body(&|v| v["timestamp"] = 946_684_799.into()),
+                "invalid_timestamp",
+            ),
+            (
+                body(&|v| v["timestamp"] = (MAX_TIMESTAMP + 1).into()),
+                "invalid_timestamp",
+            ),
+            (
+                body(&|v| v["timestamp"] = 1.5e9.into()),
+                "invalid_timestamp",
+            ),
+            (
+                body(&|v| v["timestamp"] = u64::MAX.into()),
+                "invalid_timestamp",
+            ),
+            (
+                body(&|v| v["tickers"] = serde_json::json!([])),
+                "invalid_tickers",
+            ),
+            (
+                body(&|v| v["tickers"] = serde_json::json!({})),
+                "invalid_tickers",
+            ),
+            (
+                body(&|v| v["tickers"][0] = "AAPL".into()),
+                "invalid_tickers",
+            ),
+            (
+                body(&|v| v["tickers"][0]["ticker"] = "".into()),
+                "invalid_ticker",
+            ),
+            (
+                body(&|v| v["tickers"][1]["ticker"] = "aapl".into()),
+                "duplicate_ticker",
+            ),
+            (
+                body(&|v| v["tickers"][0]["signal"] = "bullish".into()),
+                "invalid_direction",
+            ),
+            (
+                body(&|v| v["tickers"][0]["confidence"] = "75".into()),
+                "invalid_confidence",
+            ),
+            (
+                body(&|v| v["tickers"][0]["confidence"] = (-1).into()),
+                "invalid_confidence",
+            ),
+            (
+                body(&|v| v["tickers"][0]["reasoning"] = 5.into()),
+                "invalid_reasoning",
+            ),
+            (
+                body(&|v| {
+                    v["tickers"][0]["reasoning"] = "x".repeat(MAX_REASONING_BYTES + 1).into()
+                }),
+                "invalid_reasoning",
+            ),
+            (
+                body(&|v| v["metadata"]["timeframe"] = 5.into()),
+                "unknown_timeframe",
+            ),
+            (
+                body(&|v| v["metadata"] = serde_json::json!([1])),
+                "invalid_metadata",
+            ),
+            (
+                body(&|v| v["metadata"]["notes"] = "x".repeat(MAX_METADATA_BYTES).into()),
+                "metadata_too_large",
+            ),
+        ];
+        for (body, label) in &cases {
+            let err = Signal::parse(body).unwrap_err();
+            assert_eq!(err.reason_label(), *label, "{err}");
+            assert!(SignalError::REASON_LABELS.contains(label));
+        }
+        // Every field name a rejection can carry has its own label, not the fallback.
+        for field in [
+            "signal_id",
+            "signal_type",
+            "source",
+            "timestamp",
+            "tickers",
+            "ticker",
+            "signal",
+            "confidence",
+            "reasoning",
+            "timeframe",
+            "metadata",
+        ] {
+            assert_ne!(
+                invalid(field, "").reason_label(),
+                "invalid_field",
+                "{field}"
+            );
+        }
+        let unique: std::collections::BTreeSet<_> = SignalError::REASON_LABELS.iter().collect();
+        assert_eq!(unique.len(), SignalError::REASON_LABELS.len());
+    }
+
+    #[test]
+    fn limits_are_inclusive_and_the_future_is_bounded_by_the_clock() {
+        let at = |ts: i64| OLD_SYSTEM_BODY.replace("1732550400", &ts.to_string());
+        assert!(Signal::parse(&at(MIN_TIMESTAMP)).is_ok());
+        assert!(Signal::parse(&at(MAX_TIMESTAMP)).is_ok());
+        let now = 1_732_550_400;
+        assert!(Signal::parse_at(&at(now + MAX_FUTURE_SECS), now).is_ok());
+        let err = Signal::parse_at(&at(now + MAX_FUTURE_SECS + 1), now).unwrap_err();
+        assert_eq!(err.reason_label(), "invalid_timestamp");
+        // An extreme clock does not overflow.
+        assert!(Signal::parse_at(&at(MAX_TIMESTAMP), i64::MAX).is_ok());
+        // Metadata up to the limit is accepted, and `null` metadata is empty.
+        let mut v: serde_json::Value = serde_json::from_str(OLD_SYSTEM_BODY).unwrap();
+        let base = serde_json::to_vec(&v["metadata"]).unwrap().len();
+        v["metadata"]["notes"] = "x".repeat(MAX_METADATA_BYTES - base - 11).into();
+        assert_eq!(
+            serde_json::to_vec(&v["metadata"]).unwrap().len(),
+            MAX_METADATA_BYTES
+        );
+        assert!(Signal::parse(&v.to_string()).is_ok());
+        v["metadata"] = serde_json::Value::Null;
+        assert_eq!(
+            Signal::parse(&v.to_string()).unwrap().metadata,
+            SignalMetadata::default()
+        );
     }
 }

@@ -524,6 +524,18 @@ mod tests {
                 }),
             }
         }
+
+        async fn closed_bars_after(
+            &self,
+            _ticker: &str,
+            _timeframe: Timeframe,
+            _now: i64,
+            _after: i64,
+            _history: usize,
+            _count: usize,
+        ) -> Result<Vec<Bar>, MarketDataError> {
+            unreachable!("the steps read the latest candles only")
+        }
     }
 
     #[tokio::test]

@@ -97,7 +97,7 @@ impl BatchReport for DispatchReport {
         self.failures
             .extend(missing.into_iter().map(|m| MessageFailure {
                 message_id: m.message_id,
-                label: "missing_body",
+                label: tradeflow_core::signal::SignalError::MISSING_BODY,
                 reason: MISSING_BODY_REASON.into(),
                 poison: true,
             }));

@@ -170,7 +170,7 @@ mod tests {
             Arc::new(MemoryPipelineStore::with([pipeline])),
             Arc::new(MemoryLeaseStore::default()),
             queue.clone(),
-            Arc::new(ManualClock::at(1_000)),
+            Arc::new(ManualClock::at(NOW)),
             DispatcherConfig::default(),
         );
         (
@@ -179,7 +179,10 @@ mod tests {
         )
     }
 
-    const SIGNAL: &str = r#"{"signal_id":"s1","signal_type":"rsi_oversold","source":"t","timestamp":900,
+    /// The dispatcher's clock in these tests.
+    const NOW: i64 = 1_750_000_000;
+
+    const SIGNAL: &str = r#"{"signal_id":"s1","signal_type":"rsi_oversold","source":"t","timestamp":1749999900,
         "tickers":[{"ticker":"AAPL","signal":"BULLISH","confidence":80,"reasoning":null}],"metadata":{"timeframe":"5"}}"#;
 
     #[tokio::test]
@@ -206,6 +209,159 @@ mod tests {
         // The response serializes as Lambda expects.
         let json = serde_json::to_value(&resp).unwrap();
         assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "bad-json");
+    }
+
+    /// `messages_rejected_total` by reason, read back from an in-memory exporter.
+    fn rejected_by_reason(
+        exporter: &opentelemetry_sdk::metrics::InMemoryMetricExporter,
+    ) -> HashMap<String, u64> {
+        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+        let mut counts = HashMap::new();
+        let exported = exporter.get_finished_metrics().unwrap();
+        let Some(last) = exported.last() else {
+            return counts;
+        };
+        for scope in last.scope_metrics() {
+            for metric in scope.metrics() {
+                if metric.name() != "messages_rejected_total" {
+                    continue;
+                }
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+                    for point in sum.data_points() {
+                        let reason = point
+                            .attributes()
+                            .find(|kv| kv.key.as_str() == "reason")
+                            .map(|kv| kv.value.to_string())
+                            .unwrap();
+                        counts.insert(reason, point.value());
+                    }
+                }
+            }
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn each_bad_body_is_rejected_alone_with_its_own_reason() {
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(
+                opentelemetry_sdk::metrics::PeriodicReader::builder(exporter.clone()).build(),
+            )
+            .build();
+        let queue = Arc::new(MemoryQueue::default());
+        let pipeline = serde_json::from_value(serde_json::json!({
+            "pipeline_id": "p1", "user_id": "u1", "name": "p1", "is_active": true,
+            "trigger_mode": "signal", "tickers": ["AAPL"], "signal_subscriptions": []
+        }))
+        .unwrap();
+        let h = Handler::new(
+            Dispatcher::new(
+                Arc::new(MemoryPipelineStore::with([pipeline])),
+                Arc::new(MemoryLeaseStore::default()),
+                queue.clone(),
+                Arc::new(ManualClock::at(NOW)),
+                DispatcherConfig::default(),
+            ),
+            &Telemetry::from_provider(provider.clone(), Duration::from_secs(5)),
+        );
+        let signal = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(SIGNAL).unwrap();
+            edit(&mut v);
+            v.to_string()
+        };
+        let cases: Vec<(&str, String)> = vec![
+            ("malformed_json", "{\"signal_id\": ".into()),
+            ("not_an_object", "[1, 2]".into()),
+            (
+                "missing_field",
+                signal(&|v| {
+                    v.as_object_mut().unwrap().remove("tickers");
+                }),
+            ),
+            (
+                "invalid_confidence",
+                signal(&|v| v["tickers"][0]["confidence"] = 101.into()),
+            ),
+            (
+                "duplicate_ticker",
+                signal(&|v| {
+                    let t = v["tickers"][0].clone();
+                    v["tickers"].as_array_mut().unwrap().push(t);
+                }),
+            ),
+            (
+                "unknown_timeframe",
+                signal(&|v| v["metadata"]["timeframe"] = "7".into()),
+            ),
+            (
+                "invalid_ticker",
+                signal(&|v| v["tickers"][0]["ticker"] = "MS FT".into()),
+            ),
+            (
+                "invalid_direction",
+                signal(&|v| v["tickers"][0]["signal"] = "UP".into()),
+            ),
+            (
+                "invalid_signal_type",
+                signal(&|v| v["signal_type"] = "RSI Oversold".into()),
+            ),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = i64::MAX.into()),
+            ),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = 100.into()),
+            ),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = (NOW + 2 * 86_400).into()),
+            ),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = "yesterday".into()),
+            ),
+            (
+                "metadata_too_large",
+                signal(&|v| {
+                    v["metadata"]["notes"] = "x".repeat(20_000).into();
+                }),
+            ),
+        ];
+        let mut records = vec![record(Some("good"), Some(SIGNAL))];
+        for (n, (_, body)) in cases.iter().enumerate() {
+            records.push(record(Some(&format!("bad{n}")), Some(body)));
+        }
+        let resp = h.handle(event(records), Deadline::none()).await.unwrap();
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let expected: Vec<_> = (0..cases.len()).map(|n| format!("bad{n}")).collect();
+        assert_eq!(failed, expected, "every bad body fails alone");
+        assert_eq!(queue.bodies().len(), 1, "the good signal is dispatched");
+
+        provider.force_flush().unwrap();
+        let counts = rejected_by_reason(&exporter);
+        let mut want: HashMap<String, u64> = HashMap::new();
+        for (label, _) in &cases {
+            *want.entry((*label).to_owned()).or_default() += 1;
+        }
+        for (label, n) in &want {
+            assert_eq!(counts.get(label), Some(n), "{label}: {counts:?}");
+        }
+        // Every other label the code can produce is exported at zero.
+        for label in tradeflow_core::signal::SignalError::REASON_LABELS {
+            assert!(
+                counts.contains_key(label),
+                "{label} missing from {counts:?}"
+            );
+            if !want.contains_key(label) {
+                assert_eq!(counts[label], 0, "{label}");
+            }
+        }
     }
 
     #[tokio::test]

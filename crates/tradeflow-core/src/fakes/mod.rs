@@ -346,11 +346,20 @@ impl CursorStore for MemoryCursorStore {
 }
 
 /// A queue that records what was sent, with injectable per-entry and whole-call failures.
+///
+/// It refuses what SQS refuses: more than [`crate::publish::MAX_BATCH`] entries or bodies
+/// totalling more than [`crate::publish::MAX_BATCH_BYTES`] fail the whole call
+/// (`TooManyEntriesInBatchRequest`, `BatchRequestTooLong`, permanent); an entry longer than the
+/// queue's maximum message size ([`MemoryQueue::set_max_message_bytes`], by default
+/// [`crate::publish::MAX_MESSAGE_BYTES`]) fails alone as the sender's fault
+/// (`InvalidParameterValue`). (moto 5.2.5 differs: it allows batches up to 1 MiB, SQS's limit
+/// since 2025, and refuses a batch with one over-long entry whole.)
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<OutgoingMessage>>,
     failing_entries: Mutex<HashMap<String, u32>>,
     rejected_entries: Mutex<HashSet<String>>,
+    max_message_bytes: Mutex<Option<usize>>,
     pub call_failures: FailureSwitch,
 }
 
@@ -378,6 +387,10 @@ impl MemoryQueue {
     pub fn fail_calls(&self, calls: u32) {
         self.call_failures.fail_next(calls);
     }
+    /// The queue's `MaximumMessageSize` (SQS allows 1 KiB to 1 MiB).
+    pub fn set_max_message_bytes(&self, bytes: usize) {
+        *lock(&self.max_message_bytes) = Some(bytes);
+    }
 }
 
 #[async_trait]
@@ -389,9 +402,23 @@ impl QueueSender for MemoryQueue {
         if messages.len() > MAX_BATCH {
             return Err(QueueError::Permanent {
                 operation: "send_message_batch",
-                source: "more than 10 entries".into(),
+                source: "TooManyEntriesInBatchRequest: more than 10 entries".into(),
             });
         }
+        let total: usize = messages.iter().map(|m| m.body.len()).sum();
+        if total > crate::publish::MAX_BATCH_BYTES {
+            return Err(QueueError::Permanent {
+                operation: "send_message_batch",
+                source: format!(
+                    "BatchRequestTooLong: batch requests cannot be longer than {} bytes, \
+                     got {total}",
+                    crate::publish::MAX_BATCH_BYTES
+                )
+                .into(),
+            });
+        }
+        let max_message_bytes =
+            lock(&self.max_message_bytes).unwrap_or(crate::publish::MAX_MESSAGE_BYTES);
         if self.call_failures.trip() {
             return Err(QueueError::Transient {
                 operation: "send_message_batch",
@@ -403,6 +430,14 @@ impl QueueSender for MemoryQueue {
         let rejected = lock(&self.rejected_entries);
         let mut sent = lock(&self.sent);
         for m in messages {
+            if m.body.len() > max_message_bytes {
+                failed.push(FailedEntry {
+                    id: m.id.clone(),
+                    code: "InvalidParameterValue".into(),
+                    sender_fault: true,
+                });
+                continue;
+            }
             if rejected.contains(&m.id) {
                 failed.push(FailedEntry {
                     id: m.id.clone(),
@@ -459,5 +494,24 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
             });
         }
         self.inner.closed_bars(ticker, timeframe, now, count).await
+    }
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: crate::vocab::Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
+        if self.failures.trip() {
+            return Err(crate::market::MarketDataError::Io {
+                path: "injected".into(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        self.inner
+            .closed_bars_after(ticker, timeframe, now, after, history, count)
+            .await
     }
 }

@@ -137,6 +137,27 @@ impl MarketData for CsvReplay {
         let start = end.saturating_sub(count);
         Ok(bars[start..end].to_vec())
     }
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError> {
+        let bars = self
+            .bars(ticker, timeframe)
+            .ok_or_else(|| MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            })?;
+        let closed = &bars[..bars.partition_point(|b| b.close_time(timeframe) <= now)];
+        let split = closed.partition_point(|b| b.time <= after);
+        let start = split.saturating_sub(history);
+        let end = split.saturating_add(count).min(closed.len());
+        Ok(closed[start..end].to_vec())
+    }
 }
 
 fn series_of_file_name(path: &Path) -> Option<(String, Timeframe)> {
@@ -277,6 +298,8 @@ fn parse_rfc3339(raw: &str) -> Option<i64> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::path::PathBuf;
+
+    use crate::market::SyntheticFeed;
 
     use super::*;
 
@@ -576,5 +599,50 @@ mod tests {
             matches!(err, MarketDataError::InvalidData { line: 0, .. }),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn closed_bars_after_gives_history_then_the_first_new_bars() {
+        // Reference: every closed bar, split at `after` by open time.
+        async fn check(source: &dyn MarketData, tf: Timeframe, now: i64, all: &[Bar]) {
+            let closed: Vec<Bar> = all
+                .iter()
+                .copied()
+                .filter(|b| b.close_time(tf) <= now)
+                .collect();
+            for after in [
+                i64::MIN,
+                -1,
+                0,
+                all[3].time,
+                all[3].time + 1,
+                all[9].time,
+                now,
+                i64::MAX,
+            ] {
+                for (history, count) in [(0, 0), (0, 3), (2, 0), (2, 3), (100, 100)] {
+                    let split = closed.partition_point(|b| b.time <= after);
+                    let want =
+                        &closed[split.saturating_sub(history)..(split + count).min(closed.len())];
+                    let got = source
+                        .closed_bars_after("AAPL", tf, now, after, history, count)
+                        .await
+                        .unwrap();
+                    assert_eq!(got, want, "after {after}, history {history}, count {count}");
+                }
+            }
+        }
+        let feed = SyntheticFeed::new(3);
+        let tf = Timeframe::H1;
+        let all: Vec<Bar> = (0..40).map(|k| feed.bar("AAPL", tf, k)).collect();
+        check(&feed, tf, 20 * 3600 + 5, &all).await;
+        // Gaps, as in a replay of trading days.
+        let sparse: Vec<Bar> = all.iter().copied().step_by(3).collect();
+        let replay = CsvReplay::from_bars([(("AAPL".to_owned(), tf), sparse.clone())]).unwrap();
+        check(&replay, tf, 30 * 3600, &sparse).await;
+        assert!(matches!(
+            replay.closed_bars_after("MSFT", tf, 0, 0, 1, 1).await,
+            Err(MarketDataError::UnknownTicker { .. })
+        ));
     }
 }

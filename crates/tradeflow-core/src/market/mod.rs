@@ -72,6 +72,20 @@ pub trait MarketData: Send + Sync {
         now: i64,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError>;
+    /// Catching up from a cursor: of the bars closed at or before `now`, up to `history` of
+    /// those that opened at or before `after` (the most recent of them), followed by the first
+    /// `count` of those that opened after `after`. Oldest first; otherwise the contract of
+    /// [`MarketData::closed_bars`]. Repeating a call returns the same bars, however far `after`
+    /// lies behind `now`.
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError>;
 }
 
 /// Whether `ticker` is an uppercase instrument symbol: 1–15 of `A-Z 0-9 . - / ^ _ =` (the

@@ -77,6 +77,33 @@ impl MarketData for SyntheticFeed {
         let series = SeriesParams::new(self.seed, ticker, timeframe);
         Ok((first..=last).map(|k| series.bar(k, timeframe)).collect())
     }
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<Bar>, MarketDataError> {
+        if !is_valid_ticker(ticker) {
+            return Err(MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            });
+        }
+        let tf = timeframe.seconds();
+        let last = now.div_euclid(tf) - 1;
+        // The last bar that opened at or before `after`, among the closed ones.
+        let split = after.div_euclid(tf).min(last);
+        let history = history.min(Self::MAX_BARS) as i64;
+        let count = count.min(Self::MAX_BARS) as i64;
+        let first = split.saturating_sub(history - 1).max(0);
+        let next = split.saturating_add(1).max(0);
+        let end = next.saturating_add(count - 1).min(last);
+        let series = SeriesParams::new(self.seed, ticker, timeframe);
+        Ok((first..=end).map(|k| series.bar(k, timeframe)).collect())
+    }
 }
 
 /// The per-(seed, ticker, timeframe) constants of a synthetic series.
