@@ -10,6 +10,9 @@
 //!   cold starts, duration).
 //! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
 //!   metrics from the same report its handler logs, so logs and metrics never disagree.
+//! - [`METRICS`] (module [`catalogue`]) lists every instrument as data (name, kind, unit, labels,
+//!   buckets); the metric sets build their instruments from it and `cargo xtask
+//!   check-observability` checks the dashboards and alert rules against it.
 //!
 //! Instruments are named exactly as they appear in Prometheus (`signals_generated_total`,
 //! `batch_processing_duration_seconds`), with unit `1` on counters, `s` on durations and none on
