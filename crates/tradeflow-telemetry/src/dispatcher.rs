@@ -7,7 +7,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use tradeflow_core::dispatch::DispatchReport;
 
-use crate::buckets;
+use crate::catalogue as c;
 use crate::labels::code_name;
 
 /// Instruments of the trigger-dispatcher. Create once per process from [`crate::Telemetry::meter`].
@@ -48,70 +48,21 @@ pub struct DispatcherMetrics {
 
 impl DispatcherMetrics {
     pub fn new(meter: &Meter) -> Self {
-        let counter = |name: &'static str, description: &'static str| {
-            meter
-                .u64_counter(name)
-                .with_unit("1")
-                .with_description(description)
-                .build()
-        };
         let metrics = DispatcherMetrics {
-            consumed: counter("signals_consumed_total", "Valid signals received."),
-            matched: counter(
-                "pipelines_matched_total",
-                "(pipeline, ticker) fan-outs matched, after de-duplication within the batch.",
-            ),
-            enqueued: counter("pipelines_enqueued_total", "Execution requests sent."),
-            skipped_running: counter(
-                "pipelines_skipped_running_total",
-                "Fan-outs skipped because the (pipeline, ticker) was already running.",
-            ),
-            deduplicated: counter(
-                "pipelines_deduplicated_total",
-                "Fan-outs dropped because an earlier signal of the batch had the same (pipeline, ticker).",
-            ),
-            already_enqueued: counter(
-                "pipelines_already_enqueued_total",
-                "Fan-outs an earlier delivery of the same message had already enqueued.",
-            ),
-            batch_size: meter
-                .u64_histogram("batch_size")
-                .with_description("Messages received per batch.")
-                .with_boundaries(buckets::BATCH_SIZE.to_vec())
-                .build(),
-            batch_duration: meter
-                .f64_histogram("batch_processing_duration_seconds")
-                .with_unit("s")
-                .with_description("Time to dispatch one batch.")
-                .with_boundaries(buckets::DURATION_SECONDS.to_vec())
-                .build(),
-            cache_size: meter
-                .u64_gauge("pipeline_cache_size")
-                .with_description("Signal-triggered pipelines in the cached index.")
-                .build(),
-            cache_refreshes: counter(
-                "pipeline_cache_refreshes_total",
-                "Reloads of the pipeline index.",
-            ),
-            lag: meter
-                .f64_histogram("queue_consumer_lag_seconds")
-                .with_unit("s")
-                .with_description("Age of a signal when the dispatcher consumed it.")
-                .with_boundaries(buckets::LAG_SECONDS.to_vec())
-                .build(),
-            lag_max: meter
-                .f64_gauge("queue_consumer_lag_max_seconds")
-                .with_unit("s")
-                .with_description("Age of the oldest signal of the last batch.")
-                .build(),
-            rejected: counter(
-                "messages_rejected_total",
-                "Poison messages (bad bodies), by reason.",
-            ),
-            failures: counter(
-                "dispatch_failures_total",
-                "Messages failed for redelivery because of an infrastructure error, by reason.",
-            ),
+            consumed: c::SIGNALS_CONSUMED.u64_counter(meter),
+            matched: c::PIPELINES_MATCHED.u64_counter(meter),
+            enqueued: c::PIPELINES_ENQUEUED.u64_counter(meter),
+            skipped_running: c::PIPELINES_SKIPPED_RUNNING.u64_counter(meter),
+            deduplicated: c::PIPELINES_DEDUPLICATED.u64_counter(meter),
+            already_enqueued: c::PIPELINES_ALREADY_ENQUEUED.u64_counter(meter),
+            batch_size: c::BATCH_SIZE.u64_histogram(meter),
+            batch_duration: c::BATCH_PROCESSING_DURATION.f64_histogram(meter),
+            cache_size: c::PIPELINE_CACHE_SIZE.u64_gauge(meter),
+            cache_refreshes: c::PIPELINE_CACHE_REFRESHES.u64_counter(meter),
+            lag: c::QUEUE_CONSUMER_LAG.f64_histogram(meter),
+            lag_max: c::QUEUE_CONSUMER_LAG_MAX.f64_gauge(meter),
+            rejected: c::MESSAGES_REJECTED.u64_counter(meter),
+            failures: c::DISPATCH_FAILURES.u64_counter(meter),
         };
         // Zero series for every reason, so rejection and failure panels read 0, not "no data".
         for reason in tradeflow_core::signal::SignalError::REASON_LABELS {

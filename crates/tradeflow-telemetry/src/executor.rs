@@ -6,7 +6,7 @@ use tradeflow_core::execute::{MessageReport, Outcome};
 use tradeflow_core::execution::{ExecutionStatus, StepStatus};
 use tradeflow_core::pipeline::StepKind;
 
-use crate::buckets;
+use crate::catalogue as c;
 use crate::labels::{OTHER, code_name};
 
 /// Instruments of the pipeline-executor. Create once per process from [`crate::Telemetry::meter`].
@@ -35,52 +35,15 @@ pub struct ExecutorMetrics {
 
 impl ExecutorMetrics {
     pub fn new(meter: &Meter) -> Self {
-        let counter = |name: &'static str, description: &'static str| {
-            meter
-                .u64_counter(name)
-                .with_unit("1")
-                .with_description(description)
-                .build()
-        };
         let metrics = ExecutorMetrics {
-            executions: counter(
-                "pipeline_executions_total",
-                "Pipeline runs that ended, by final status.",
-            ),
-            execution_duration: meter
-                .f64_histogram("pipeline_execution_duration_seconds")
-                .with_unit("s")
-                .with_description("Time to handle a run that ended, by final status.")
-                .with_boundaries(buckets::EXECUTION_SECONDS.to_vec())
-                .build(),
-            step_duration: meter
-                .f64_histogram("pipeline_step_duration_seconds")
-                .with_unit("s")
-                .with_description("Time of one pipeline step that ran, by step and status.")
-                .with_boundaries(buckets::DURATION_SECONDS.to_vec())
-                .build(),
-            orders: counter(
-                "orders_created_total",
-                "Paper orders placed by pipeline runs.",
-            ),
-            duplicates: counter(
-                "execution_duplicates_total",
-                "Redelivered requests acknowledged without running anything.",
-            ),
-            retries: counter(
-                "execution_retries_total",
-                "Requests failed for redelivery after a transient error, by reason.",
-            ),
-            rejected: counter(
-                "messages_rejected_total",
-                "Poison messages (bad bodies), by reason.",
-            ),
-            lag: meter
-                .f64_histogram("execution_queue_lag_seconds")
-                .with_unit("s")
-                .with_description("Age of an execution request when the executor picked it up.")
-                .with_boundaries(buckets::LAG_SECONDS.to_vec())
-                .build(),
+            executions: c::PIPELINE_EXECUTIONS.u64_counter(meter),
+            execution_duration: c::PIPELINE_EXECUTION_DURATION.f64_histogram(meter),
+            step_duration: c::PIPELINE_STEP_DURATION.f64_histogram(meter),
+            orders: c::ORDERS_CREATED.u64_counter(meter),
+            duplicates: c::EXECUTION_DUPLICATES.u64_counter(meter),
+            retries: c::EXECUTION_RETRIES.u64_counter(meter),
+            rejected: c::MESSAGES_REJECTED.u64_counter(meter),
+            lag: c::EXECUTION_QUEUE_LAG.f64_histogram(meter),
         };
         // Zero series, so success/failure ratios and order rates read 0 rather than "no data".
         for status in ["completed", "failed", "skipped"] {

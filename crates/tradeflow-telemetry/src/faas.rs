@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 
-use crate::buckets;
+use crate::catalogue as c;
 use crate::labels::one_of;
 
 /// An SQS-triggered invocation.
@@ -29,27 +29,10 @@ pub(crate) struct FaasMetrics {
 impl FaasMetrics {
     pub(crate) fn new(meter: &Meter) -> Self {
         FaasMetrics {
-            invocations: meter
-                .u64_counter("faas_invocations_total")
-                .with_unit("1")
-                .with_description("Invocations of the function.")
-                .build(),
-            errors: meter
-                .u64_counter("faas_errors_total")
-                .with_unit("1")
-                .with_description("Invocations that ended in an error.")
-                .build(),
-            coldstarts: meter
-                .u64_counter("faas_coldstarts_total")
-                .with_unit("1")
-                .with_description("Invocations that were the first of their process.")
-                .build(),
-            duration: meter
-                .f64_histogram("faas_invoke_duration_seconds")
-                .with_unit("s")
-                .with_description("Handler time per invocation (before the metrics flush).")
-                .with_boundaries(buckets::DURATION_SECONDS.to_vec())
-                .build(),
+            invocations: c::FAAS_INVOCATIONS.u64_counter(meter),
+            errors: c::FAAS_ERRORS.u64_counter(meter),
+            coldstarts: c::FAAS_COLDSTARTS.u64_counter(meter),
+            duration: c::FAAS_INVOKE_DURATION.f64_histogram(meter),
         }
     }
 }

@@ -7,7 +7,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use tradeflow_core::generate::ScanReport;
 
-use crate::buckets;
+use crate::catalogue as c;
 use crate::labels::{code_name, one_of};
 
 /// `dlq_depth{queue="signals"}`: the signal queue's dead-letter queue.
@@ -51,60 +51,18 @@ pub struct GeneratorMetrics {
 
 impl GeneratorMetrics {
     pub fn new(meter: &Meter) -> Self {
-        let counter = |name: &'static str, description: &'static str| {
-            meter
-                .u64_counter(name)
-                .with_unit("1")
-                .with_description(description)
-                .build()
-        };
-        let seconds = |name: &'static str, description: &'static str| {
-            meter
-                .f64_histogram(name)
-                .with_unit("s")
-                .with_description(description)
-                .with_boundaries(buckets::DURATION_SECONDS.to_vec())
-                .build()
-        };
         let metrics = GeneratorMetrics {
-            signals_generated: counter(
-                "signals_generated_total",
-                "Signals generated and accepted by the signal queue.",
-            ),
-            generation_duration: seconds(
-                "signal_generation_duration_seconds",
-                "Time spent in one detector family during one scan.",
-            ),
-            scans: counter("generator_scans_total", "Scans run."),
-            scan_duration: seconds(
-                "generator_scan_duration_seconds",
-                "Duration of a whole scan.",
-            ),
-            scan_errors: counter(
-                "generator_scan_errors_total",
-                "Streams that could not be scanned, by error type.",
-            ),
-            candles_evaluated: counter(
-                "generator_candles_evaluated_total",
-                "Closed candles run through the detectors.",
-            ),
-            cursor_conflicts: counter(
-                "generator_cursor_conflicts_total",
-                "Streams whose cursor another scan moved first.",
-            ),
-            publish_duration: seconds(
-                "queue_publish_duration_seconds",
-                "Time spent sending one scan's signals to the queue (all batches and retries).",
-            ),
-            publish_success: counter("queue_publish_success_total", "Signals the queue accepted."),
-            publish_failure: counter(
-                "queue_publish_failure_total",
-                "Signals the queue did not accept after retries.",
-            ),
-            dlq_depth: meter
-                .u64_gauge("dlq_depth")
-                .with_description("Messages waiting in a dead-letter queue.")
-                .build(),
+            signals_generated: c::SIGNALS_GENERATED.u64_counter(meter),
+            generation_duration: c::SIGNAL_GENERATION_DURATION.f64_histogram(meter),
+            scans: c::GENERATOR_SCANS.u64_counter(meter),
+            scan_duration: c::GENERATOR_SCAN_DURATION.f64_histogram(meter),
+            scan_errors: c::GENERATOR_SCAN_ERRORS.u64_counter(meter),
+            candles_evaluated: c::GENERATOR_CANDLES_EVALUATED.u64_counter(meter),
+            cursor_conflicts: c::GENERATOR_CURSOR_CONFLICTS.u64_counter(meter),
+            publish_duration: c::QUEUE_PUBLISH_DURATION.f64_histogram(meter),
+            publish_success: c::QUEUE_PUBLISH_SUCCESS.u64_counter(meter),
+            publish_failure: c::QUEUE_PUBLISH_FAILURE.u64_counter(meter),
+            dlq_depth: c::DLQ_DEPTH.u64_gauge(meter),
         };
         // Zero series for every error type, so error panels and ratios read 0, not "no data".
         for error_type in tradeflow_core::generate::STREAM_ERROR_TYPES {
@@ -350,7 +308,7 @@ mod tests {
         assert_eq!(p.unit, "s");
         match &p.value {
             crate::testing::Value::Histogram { bounds, .. } => {
-                assert_eq!(bounds.as_slice(), buckets::DURATION_SECONDS);
+                assert_eq!(bounds.as_slice(), crate::buckets::DURATION_SECONDS);
                 assert!(bounds[0] <= 0.001);
             }
             other => panic!("{other:?}"),

@@ -10,6 +10,9 @@
 //!   cold starts, duration).
 //! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
 //!   metrics from the same report its handler logs, so logs and metrics never disagree.
+//! - [`METRICS`] (module [`catalogue`]) lists every instrument as data (name, kind, unit, labels,
+//!   buckets); the metric sets build their instruments from it and `cargo xtask
+//!   check-observability` checks the dashboards and alert rules against it.
 //!
 //! Instruments are named exactly as they appear in Prometheus (`signals_generated_total`,
 //! `batch_processing_duration_seconds`), with unit `1` on counters, `s` on durations and none on
@@ -20,6 +23,7 @@
 //! here have no unit or `s`.) Every label comes from a small fixed set; never an id.
 
 pub mod buckets;
+pub mod catalogue;
 mod config;
 mod dispatcher;
 mod error;
@@ -32,6 +36,7 @@ mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use catalogue::{METRIC_NAMES, METRICS, MetricDef, MetricKind};
 pub use config::{
     DEFAULT_FLUSH_BUDGET, FLUSH_TIMEOUT_ENV, TelemetryConfig, lambda_log_stream_or_random_id,
 };
@@ -41,51 +46,3 @@ pub use executor::ExecutorMetrics;
 pub use faas::{Invocation, InvocationGuard, TRIGGER_PUBSUB, TRIGGER_TIMER};
 pub use generator::{DLQ_EXECUTIONS, DLQ_SIGNALS, GeneratorMetrics};
 pub use telemetry::{Telemetry, init_logging};
-
-/// Every metric this crate exports, by its Prometheus name (histograms without the
-/// `_bucket`/`_sum`/`_count` suffixes). Dashboards and alert rules may only use these (plus the
-/// `job`/`instance` labels added on the way in); a test keeps the list equal to the instruments.
-pub const METRIC_NAMES: &[&str] = &[
-    // every function
-    "faas_invocations_total",
-    "faas_errors_total",
-    "faas_coldstarts_total",
-    "faas_invoke_duration_seconds",
-    "telemetry_flush_duration_seconds",
-    "telemetry_flush_failures_total",
-    // signal-generator
-    "signals_generated_total",
-    "signal_generation_duration_seconds",
-    "generator_scans_total",
-    "generator_scan_duration_seconds",
-    "generator_scan_errors_total",
-    "generator_candles_evaluated_total",
-    "generator_cursor_conflicts_total",
-    "queue_publish_duration_seconds",
-    "queue_publish_success_total",
-    "queue_publish_failure_total",
-    "dlq_depth",
-    // trigger-dispatcher
-    "signals_consumed_total",
-    "pipelines_matched_total",
-    "pipelines_enqueued_total",
-    "pipelines_skipped_running_total",
-    "pipelines_deduplicated_total",
-    "pipelines_already_enqueued_total",
-    "batch_size",
-    "batch_processing_duration_seconds",
-    "pipeline_cache_size",
-    "pipeline_cache_refreshes_total",
-    "queue_consumer_lag_seconds",
-    "queue_consumer_lag_max_seconds",
-    "messages_rejected_total",
-    "dispatch_failures_total",
-    // pipeline-executor (and messages_rejected_total)
-    "pipeline_executions_total",
-    "pipeline_execution_duration_seconds",
-    "pipeline_step_duration_seconds",
-    "orders_created_total",
-    "execution_duplicates_total",
-    "execution_retries_total",
-    "execution_queue_lag_seconds",
-];

@@ -17,7 +17,7 @@ use opentelemetry_sdk::resource::{
 use tracing_subscriber::EnvFilter;
 use tradeflow_core::error::error_chain;
 
-use crate::buckets;
+use crate::catalogue;
 use crate::config::TelemetryConfig;
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
@@ -126,19 +126,8 @@ impl Telemetry {
     fn build(provider: SdkMeterProvider, exporting: bool, flush_budget: Duration) -> Telemetry {
         let meter = provider.meter("tradeflow");
         let faas = FaasMetrics::new(&meter);
-        let flush_duration = meter
-            .f64_histogram("telemetry_flush_duration_seconds")
-            .with_unit("s")
-            .with_description(
-                "Time a per-invocation metrics flush took (or waited before giving up).",
-            )
-            .with_boundaries(buckets::FLUSH_SECONDS.to_vec())
-            .build();
-        let flush_failures = meter
-            .u64_counter("telemetry_flush_failures_total")
-            .with_unit("1")
-            .with_description("Metric flushes that failed or ran out of budget, by reason.")
-            .build();
+        let flush_duration = catalogue::TELEMETRY_FLUSH_DURATION.f64_histogram(&meter);
+        let flush_failures = catalogue::TELEMETRY_FLUSH_FAILURES.u64_counter(&meter);
         if exporting {
             // Zero series, so failure ratios read 0 rather than "no data".
             for reason in FLUSH_FAILURE_REASONS {

@@ -215,7 +215,9 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DispatcherMetrics, ExecutorMetrics, GeneratorMetrics, METRIC_NAMES, Telemetry};
+    use crate::{
+        DispatcherMetrics, ExecutorMetrics, GeneratorMetrics, METRIC_NAMES, MetricKind, Telemetry,
+    };
     use std::collections::BTreeSet;
     use std::time::Duration;
     use tradeflow_core::dispatch::{DispatchReport, MessageFailure};
@@ -286,7 +288,29 @@ mod tests {
         telemetry.start_invocation("timer").finish(true);
         telemetry.flush().await;
 
-        let exported: BTreeSet<String> = t.snapshot().points.into_iter().map(|p| p.name).collect();
+        let points = t.snapshot().points;
+        // Every point is an instrument of the catalogue, with its kind, unit, buckets and labels.
+        for p in &points {
+            let def = crate::catalogue::metric(&p.name)
+                .unwrap_or_else(|| panic!("{} is not in catalogue::METRICS", p.name));
+            assert_eq!(p.unit, def.unit, "unit of {}", p.name);
+            match (&p.value, def.kind) {
+                (Value::Sum(_), MetricKind::Counter) | (Value::Gauge(_), MetricKind::Gauge) => {}
+                (Value::Histogram { bounds, .. }, MetricKind::Histogram) => {
+                    assert_eq!(bounds.as_slice(), def.buckets, "buckets of {}", p.name);
+                }
+                (value, kind) => panic!("{} is a {kind:?} in the catalogue: {value:?}", p.name),
+            }
+            for key in p.labels.keys() {
+                assert!(
+                    def.labels.contains(&key.as_str()),
+                    "{} has label {key}, not in its catalogue entry {:?}",
+                    p.name,
+                    def.labels
+                );
+            }
+        }
+        let exported: BTreeSet<String> = points.into_iter().map(|p| p.name).collect();
         let listed: BTreeSet<String> = METRIC_NAMES.iter().map(|n| (*n).to_owned()).collect();
         assert_eq!(exported, listed);
         assert_eq!(

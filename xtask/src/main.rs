@@ -1,0 +1,42 @@
+//! Project checks in Rust, run as `cargo xtask <command>` (alias in .cargo/config.toml).
+//!
+//! - `check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]`: the dashboards
+//!   and rules of infra/observability against the metric catalogue of `tradeflow-telemetry`,
+//!   promtool and, with `--live`, a running Prometheus (see `observability.rs`).
+
+mod observability;
+mod promql;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: cargo xtask check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("check-observability") => match observability::main(&repo_root(), &args[1..]) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("check-observability: {e:#}");
+                2
+            }
+        },
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            0
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
