@@ -220,7 +220,7 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
             Arc::new(MemoryPipelineStore::default()),
             Arc::new(MemoryLeaseStore::default()),
             Arc::new(MemoryQueue::default()),
-            Arc::new(ManualClock::at(2_000)),
+            Arc::new(ManualClock::at(1_750_000_100)),
             DispatcherConfig::default(),
         );
         let telemetry = telemetry("trigger-dispatcher", &endpoint, &instance);
@@ -237,7 +237,7 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
                     &format!("{n}{i}"),
                     "rsi_oversold",
                     "5",
-                    1_000,
+                    1_750_000_000,
                     &[("AAPL", "BULLISH", 80.0)],
                 ));
                 m
