@@ -561,6 +561,44 @@ mod tests {
         assert_eq!(ids, vec!["p1", "p2"], "each request enqueued exactly once");
     }
 
+    /// Fault 4 of issue 8: a request that could not be sent frees the lease its fan-out claimed,
+    /// so the pair does not look held with nothing queued; the other fan-outs keep theirs.
+    #[tokio::test]
+    async fn an_unsent_request_releases_the_lease_it_claimed() {
+        let w = world(vec![
+            pipeline("p1", &["AAPL"], json!([])),
+            pipeline("p2", &["AAPL"], json!([])),
+        ]);
+        let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
+        // p2's entry fails on every attempt of this delivery.
+        w.queue.fail_entries_next_calls(&["e1"], 5);
+        let r = w
+            .dispatcher
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        assert!(
+            w.leases.get("p2", &aapl).is_none(),
+            "p2's lease is held with nothing queued"
+        );
+        let p1 = w.leases.get("p1", &aapl).unwrap();
+        assert!(p1.enqueued);
+        // A signal rejected by the queue (sender's fault) frees its lease too.
+        w.queue.reject_entries(&["e0"]);
+        let r = w
+            .dispatcher
+            .dispatch(
+                &[msg("m2", body("s2", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m2"]);
+        assert!(w.leases.get("p2", &aapl).is_none());
+    }
+
     #[tokio::test]
     async fn the_pipeline_cache_is_reused_until_its_ttl() {
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);

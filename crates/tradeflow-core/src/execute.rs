@@ -626,4 +626,253 @@ mod tests {
         assert!(matches!(r.outcome, Outcome::Rejected { .. }));
         let _ = &w.pipelines;
     }
+
+    // ---- issue 8: the run lifecycle (lease and in-progress expiry) ----
+
+    async fn stored(w: &World, req: &ExecutionRequest) -> ExecutionRecord {
+        w.executions
+            .get_execution(&req.execution_id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    fn lease_of(req: &ExecutionRequest, execution_id: &str, expires_at: i64) -> Lease {
+        Lease {
+            pipeline_id: req.pipeline_id.clone(),
+            ticker: req.ticker.clone(),
+            execution_id: execution_id.into(),
+            expires_at,
+        }
+    }
+
+    /// Fault 1: a redelivery that finds the run in progress must come back (batch item failure),
+    /// not be acknowledged and lost.
+    #[tokio::test]
+    async fn a_redelivery_that_finds_the_run_in_progress_comes_back_later() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Retry {
+                    label: "in_progress",
+                    ..
+                }
+            ),
+            "{:?}",
+            r.outcome
+        );
+        assert!(r.failed());
+        assert!(w.orders.all().is_empty());
+    }
+
+    /// Fault 1: the in-progress expiry is the invocation's deadline (plus a second of grace), so
+    /// the delivery after a crash or timeout takes the run over instead of leaving it RUNNING.
+    #[tokio::test]
+    async fn a_dead_attempt_is_taken_over_once_its_lambda_deadline_passed() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        // The function times out after 120 s: the result is never written (the store calls after
+        // `begin` fail), as if Lambda had killed the attempt.
+        w.executions.failures.fail_after(1, 2);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 120) * 1000))
+            .await;
+        assert!(r.failed());
+        let rec = stored(&w, &req).await;
+        assert_eq!(rec.status, ExecutionStatus::Running);
+        assert_eq!(rec.in_progress_until, Some(NOW + 121));
+        // The queue redelivers after its visibility timeout (longer than the function's timeout).
+        w.clock.set(NOW + 130);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 250) * 1000))
+            .await;
+        let rec = finished(&r);
+        assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
+        assert_eq!(w.orders.all().len(), 1);
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    /// Fault 2: a re-sent finished request re-claimed the lease at dispatch; the executor must
+    /// free it (only if it is this execution's).
+    #[tokio::test]
+    async fn a_resent_finished_request_releases_the_lease_it_claimed_again() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(finished(&r).status, ExecutionStatus::Completed);
+        // The dispatcher re-sends it (redelivery after a partial failure): its claim succeeds.
+        let lease = lease_of(&req, &req.execution_id, NOW + 720);
+        w.leases.claim(&lease, NOW).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(r.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert!(
+            w.leases.get("p1", &req.ticker).is_none(),
+            "the pair stays blocked with nothing running"
+        );
+        // Someone else's lease is left alone.
+        w.leases.insert(lease_of(&req, "other", NOW + 720), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(r.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "other"
+        );
+    }
+
+    /// Fault 3: a run whose lease expired and was claimed by a newer signal must not run.
+    #[tokio::test]
+    async fn a_run_whose_lease_a_newer_signal_took_is_skipped_with_a_reason() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Skipped, "{rec:?}");
+        assert_eq!(rec.decision.as_deref(), Some("lease_lost"));
+        assert!(rec.error.as_deref().unwrap().contains("newer"));
+        assert!(w.orders.all().is_empty());
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "newer"
+        );
+    }
+
+    /// Fault 3: the run holds the lease for as long as it may run (its in-progress expiry), even
+    /// when the dispatcher's claim expired meanwhile.
+    #[tokio::test]
+    async fn a_run_holds_its_lease_for_as_long_as_it_may_run() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        // The dispatcher's claim ran out before this delivery.
+        w.leases
+            .insert(lease_of(&req, &req.execution_id, NOW - 1), true);
+        w.executions.failures.fail_after(1, 2);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 120) * 1000))
+            .await;
+        assert!(r.failed());
+        let held = w.leases.get("p1", &req.ticker).unwrap();
+        assert_eq!(held.lease.execution_id, req.execution_id);
+        assert_eq!(held.lease.expires_at, NOW + 121);
+    }
+
+    fn earlier_order(req: &ExecutionRequest, quantity: u64) -> crate::order::PaperOrder {
+        crate::order::PaperOrder {
+            order_id: crate::ids::order_id(&req.execution_id),
+            execution_id: req.execution_id.clone(),
+            pipeline_id: req.pipeline_id.clone(),
+            user_id: req.user_id.clone(),
+            ticker: req.ticker.clone(),
+            signal_id: req.signal_context.signal_id.clone(),
+            side: crate::order::OrderSide::Buy,
+            quantity,
+            entry_price: 100.0,
+            stop_price: 95.0,
+            target_price: 110.0,
+            mode: "paper".into(),
+            created_at: NOW - 30,
+        }
+    }
+
+    /// Fault 3: an earlier attempt placed the order, then lost the lease: the run is recorded
+    /// COMPLETED with that order, not SKIPPED beside an order.
+    #[tokio::test]
+    async fn a_run_that_lost_its_lease_after_placing_its_order_completes_with_it() {
+        use crate::ports::OrderStore;
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.orders.place(&earlier_order(&req, 7)).await.unwrap();
+        w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        assert_eq!(
+            rec.order_id.as_deref(),
+            Some(crate::ids::order_id(&req.execution_id).as_str())
+        );
+        assert_eq!(w.orders.all().len(), 1);
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "newer"
+        );
+    }
+
+    /// Fault 9: the order an earlier attempt placed is read back; the record describes it.
+    #[tokio::test]
+    async fn an_order_placed_by_an_earlier_attempt_is_read_back_into_the_record() {
+        use crate::ports::OrderStore;
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.orders.place(&earlier_order(&req, 7)).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        let step = rec.steps.iter().find(|s| s.step == "paper_order").unwrap();
+        assert_eq!(step.outputs.get("quantity"), Some(&7.0), "{step:?}");
+        assert_eq!(step.outputs.get("entry_price"), Some(&100.0), "{step:?}");
+        assert_eq!(w.orders.all(), vec![earlier_order(&req, 7)]);
+    }
+
+    /// Fault 9: a permanent store error writing the result is recorded as FAILED, not retried.
+    #[tokio::test]
+    async fn a_permanent_error_writing_the_result_ends_the_run_failed() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.failures.fail_permanently_after(1, 1);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Failed, "{rec:?}");
+        assert!(rec.error.as_deref().unwrap().contains("permanent"));
+        let s = stored(&w, &req).await;
+        assert_eq!(s.status, ExecutionStatus::Failed);
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    /// Fault 9: a permanent store error starting the run is not retried: it is rejected with its
+    /// reason (to the DLQ).
+    #[tokio::test]
+    async fn a_permanent_error_starting_the_run_is_rejected_not_retried() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.failures.fail_permanently_after(0, 1);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(
+            matches!(r.outcome, Outcome::Rejected { .. }),
+            "{:?}",
+            r.outcome
+        );
+        assert!(w.orders.all().is_empty());
+    }
+
+    /// Fault 7: a request whose record cannot be stored never places an order.
+    #[tokio::test]
+    async fn a_request_too_large_to_record_never_places_an_order() {
+        let w = world();
+        let mut req = request("p1", Direction::Bullish);
+        // Larger than any valid signal's metadata (signals are bounded at 16 KiB), e.g. from an
+        // older dispatcher: 450 KB would not fit a DynamoDB item.
+        req.signal_context
+            .metadata
+            .values
+            .insert("notes".into(), json!("x".repeat(450 * 1024)));
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(w.orders.all().is_empty(), "an order was placed");
+        assert!(
+            !matches!(r.outcome, Outcome::Retry { .. }),
+            "retried: {:?}",
+            r.outcome
+        );
+        // Whatever was recorded fits.
+        if let Some(rec) = w.executions.get_execution(&req.execution_id).await.unwrap() {
+            assert!(serde_json::to_vec(&rec).unwrap().len() < crate::fakes::MAX_ITEM_BYTES);
+            assert_ne!(rec.status, ExecutionStatus::Running);
+        }
+    }
 }
