@@ -5,7 +5,8 @@
 //! fan-out with a conditional write (held → skipped); send the claimed requests in batches of 10;
 //! mark their leases enqueued. Fails closed: a message whose pipelines could not be loaded, whose
 //! lease could not be claimed or whose request could not be sent is reported failed, so the queue
-//! redelivers it; its already-enqueued fan-outs are not sent again on the retry.
+//! redelivers it; its already-enqueued fan-outs are not sent again on the retry, and the lease of
+//! a request that could not be sent is released.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -289,6 +290,15 @@ impl Dispatcher {
                     "execution_queue",
                     &format!("sending {}: {}", f.request.execution_id, u.reason),
                 ));
+                // Nothing is queued for it: free the lease it claimed (only if still ours), so the
+                // pair does not look held until its expiry. The redelivery claims it again.
+                if let Err(e) = self
+                    .leases
+                    .release(&f.lease.pipeline_id, &f.lease.ticker, &f.lease.execution_id)
+                    .await
+                {
+                    tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not release the lease of an unsent request; it expires by itself");
+                }
             }
         }
 

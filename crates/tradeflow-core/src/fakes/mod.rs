@@ -242,6 +242,35 @@ impl LeaseStore for MemoryLeaseStore {
         }
         Ok(())
     }
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
+        }
+        let mut items = lock(&self.items);
+        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut expires_at = lease.expires_at;
+        if let Some(old) = items.get(&key) {
+            if old.lease.execution_id == lease.execution_id {
+                expires_at = expires_at.max(old.lease.expires_at);
+            } else if old.lease.expires_at >= now {
+                return Ok(HoldOutcome::Lost {
+                    execution_id: old.lease.execution_id.clone(),
+                    expires_at: old.lease.expires_at,
+                });
+            }
+        }
+        items.insert(
+            key,
+            StoredLease {
+                lease: Lease {
+                    expires_at,
+                    ..lease.clone()
+                },
+                enqueued: true,
+            },
+        );
+        Ok(HoldOutcome::Held)
+    }
     async fn release(
         &self,
         pipeline_id: &str,
@@ -378,6 +407,12 @@ impl OrderStore for MemoryOrderStore {
         }
         items.insert(order.order_id.clone(), order.clone());
         Ok(PlaceOutcome::Created)
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
+        if let Some(e) = self.failures.error("get_item") {
+            return Err(e);
+        }
+        Ok(lock(&self.items).get(order_id).cloned())
     }
 }
 
