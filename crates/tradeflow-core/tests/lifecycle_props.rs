@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,16 +36,20 @@ use tradeflow_core::fakes::{
 };
 use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::order::PaperOrder;
-use tradeflow_core::ports::{Clock, ExecutionStore, OrderStore, PlaceOutcome};
+use tradeflow_core::ports::{
+    ClaimOutcome, Clock, ExecutionStore, Lease, LeaseStore, OrderStore, PlaceOutcome,
+};
 use tradeflow_core::publish::RetryPolicy;
 use tradeflow_core::steps::BuiltinSteps;
-use tradeflow_core::vocab::{InboundMessage, Timeframe};
+use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
 
 const T0: i64 = 1_750_000_000;
 /// The pipeline-executor's function timeout (infra/template.yaml).
 const EXECUTOR_TIMEOUT_SECS: u64 = 120;
 /// The executions queue's visibility timeout (6 x the function timeout).
 const VISIBILITY_SECS: i64 = 720;
+/// Tries per request the dispatcher makes.
+const SEND_ATTEMPTS: u32 = 2;
 
 tokio::task_local! {
     /// The model's id of the executor invocation running on this task.
@@ -138,6 +143,41 @@ impl OrderStore for GatedOrders {
     }
 }
 
+/// The leases table with injectable failures of `mark_enqueued` alone (the dispatcher's last
+/// write, not fatal to it).
+struct FlakyMarks {
+    inner: Arc<MemoryLeaseStore>,
+    fail_marks: AtomicU32,
+}
+
+#[async_trait]
+impl LeaseStore for FlakyMarks {
+    async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim(lease, now).await
+    }
+    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
+        if self
+            .fail_marks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Transient {
+                operation: "update_item",
+                source: "injected failure".into(),
+            });
+        }
+        self.inner.mark_enqueued(lease).await
+    }
+    async fn release(
+        &self,
+        pipeline_id: &str,
+        ticker: &Ticker,
+        execution_id: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.release(pipeline_id, ticker, execution_id).await
+    }
+}
+
 /// One step of a scenario. Indices pick among what exists at that point (modulo its count).
 #[derive(Debug, Clone)]
 enum Action {
@@ -158,6 +198,10 @@ enum Action {
     Advance(i64),
     /// The next `n` calls of a store or queue fail transiently.
     Fail { target: u8, n: u32 },
+    /// The next `mark_enqueued` fails.
+    FailMark,
+    /// The next dispatch cannot send its `entry`-th request (every retry fails).
+    FailSend(u8),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -172,6 +216,8 @@ fn action() -> impl Strategy<Value = Action> {
         2 => prop::sample::select(vec![1i64, 30, 59, 61, 119, 122, 400, 721, 800])
             .prop_map(Action::Advance),
         1 => (0u8..5, 1u32..3).prop_map(|(target, n)| Action::Fail { target, n }),
+        1 => Just(Action::FailMark),
+        1 => (0u8..2).prop_map(Action::FailSend),
     ]
 }
 
@@ -185,6 +231,7 @@ struct World {
     clock: Arc<ManualClock>,
     pipelines: Arc<MemoryPipelineStore>,
     leases: Arc<MemoryLeaseStore>,
+    marks: Arc<FlakyMarks>,
     executions: Arc<MemoryExecutionStore>,
     queue: Arc<MemoryQueue>,
     orders: Arc<GatedOrders>,
@@ -212,6 +259,10 @@ impl World {
         let long = fixtures::pipeline("long", "u1", &["AAPL"], json!([]));
         let pipelines = Arc::new(MemoryPipelineStore::with([short, long]));
         let leases = Arc::new(MemoryLeaseStore::default());
+        let marks = Arc::new(FlakyMarks {
+            inner: leases.clone(),
+            fail_marks: AtomicU32::new(0),
+        });
         let executions = Arc::new(MemoryExecutionStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let gate = Arc::new(Mutex::new(GateState::default()));
@@ -222,13 +273,13 @@ impl World {
         });
         let dispatcher = Dispatcher::new(
             pipelines.clone(),
-            leases.clone(),
+            marks.clone(),
             queue.clone(),
             clock.clone(),
             DispatcherConfig {
                 cache_ttl: Duration::from_secs(30),
                 send_retry: RetryPolicy {
-                    attempts: 2,
+                    attempts: SEND_ATTEMPTS,
                     base_delay: Duration::from_millis(0),
                 },
             },
@@ -236,7 +287,7 @@ impl World {
         let executor = Arc::new(Executor::new(
             pipelines.clone(),
             executions.clone(),
-            leases.clone(),
+            marks.clone(),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 7 }),
                 orders.clone(),
@@ -248,6 +299,7 @@ impl World {
             clock,
             pipelines,
             leases,
+            marks,
             executions,
             queue,
             orders,
@@ -482,6 +534,16 @@ impl World {
                     self.kill(run, "killed at its deadline");
                 }
             }
+            Action::FailMark => {
+                self.marks.fail_marks.store(1, Ordering::SeqCst);
+                self.log.push("the next mark_enqueued fails".into());
+            }
+            Action::FailSend(entry) => {
+                self.queue
+                    .fail_entries_next_calls(&[&format!("e{entry}")], SEND_ATTEMPTS);
+                self.log
+                    .push(format!("the next dispatch cannot send entry e{entry}"));
+            }
             Action::Fail { target, n } => {
                 match target {
                     0 => self.leases.failures.fail_next(n),
@@ -497,6 +559,8 @@ impl World {
     }
 
     fn clear_failures(&self) {
+        self.marks.fail_marks.store(0, Ordering::SeqCst);
+        self.queue.fail_entries_next_calls(&["e0", "e1"], 0);
         self.leases.failures.fail_next(0);
         self.executions.failures.fail_next(0);
         self.pipelines.failures.fail_next(0);
@@ -552,7 +616,7 @@ impl World {
             }
         }
         for p in ["short", "long"] {
-            let ticker = tradeflow_core::vocab::Ticker::parse("AAPL").unwrap();
+            let ticker = Ticker::parse("AAPL").unwrap();
             if let Some(l) = self.leases.get(p, &ticker)
                 && l.lease.expires_at >= now
             {
@@ -690,6 +754,23 @@ mod scenarios {
                 message: 2, // the second signal's "short" request
                 after_write: false,
             },
+        ]);
+    }
+
+    /// Fault 2: a finished run's request sent again (its signal was redelivered after its mark
+    /// failed) must release the lease the re-send claimed, not leave it held with nothing running.
+    #[test]
+    fn a_resent_finished_run_releases_its_lease() {
+        check(&[
+            Action::FailMark,
+            Action::FailSend(1),
+            Action::Signal, // "long" sent but not marked, "short" not sent: the message fails
+            Action::Deliver {
+                message: 0,
+                after_write: false,
+            },
+            Action::Resume(0),          // "long" completes and releases its lease
+            Action::RedeliverSignal(0), // claims "long" again and re-sends it
         ]);
     }
 
