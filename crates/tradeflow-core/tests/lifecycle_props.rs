@@ -37,7 +37,7 @@ use tradeflow_core::fakes::{
 use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::order::PaperOrder;
 use tradeflow_core::ports::{
-    ClaimOutcome, Clock, ExecutionStore, Lease, LeaseStore, OrderStore, PlaceOutcome,
+    ClaimOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, OrderStore, PlaceOutcome,
 };
 use tradeflow_core::publish::RetryPolicy;
 use tradeflow_core::steps::BuiltinSteps;
@@ -141,6 +141,9 @@ impl OrderStore for GatedOrders {
             None => self.inner.place(order).await,
         }
     }
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
+        self.inner.get(order_id).await
+    }
 }
 
 /// The leases table with injectable failures of `mark_enqueued` alone (the dispatcher's last
@@ -168,6 +171,9 @@ impl LeaseStore for FlakyMarks {
             });
         }
         self.inner.mark_enqueued(lease).await
+    }
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        self.inner.hold(lease, now).await
     }
     async fn release(
         &self,

@@ -38,6 +38,11 @@ pub const CONTRACTS: &[&str] = &[
     "order: place Created, then AlreadyExists without overwriting",
     "cursor: advance only from the expected value",
     "pipeline: put, get and list signal pipelines",
+    "lease: hold when absent (held, enqueued, idempotent)",
+    "lease: hold after expiry",
+    "lease: hold when ours extends the expiry, never shortens it",
+    "lease: hold Lost to another live holder, nothing changed",
+    "order: get None, then the placed order, the first one kept",
 ];
 
 fn ticker() -> Ticker {
@@ -254,6 +259,10 @@ pub async fn lease_store(leases: &dyn LeaseStore, unique: &str, now: i64) {
     lease_already_enqueued(leases, &format!("{unique}-enq"), now).await;
     lease_mark_enqueued_only_if_ours(leases, &format!("{unique}-mark"), now).await;
     lease_release_only_by_owner(leases, &format!("{unique}-release"), now).await;
+    lease_hold_when_absent(leases, &format!("{unique}-hold-absent"), now).await;
+    lease_hold_when_expired(leases, &format!("{unique}-hold-expired"), now).await;
+    lease_hold_when_ours_extends(leases, &format!("{unique}-hold-ours"), now).await;
+    lease_hold_lost_to_a_live_holder(leases, &format!("{unique}-hold-lost"), now).await;
 }
 
 fn request(unique: &str, now: i64) -> ExecutionRequest {
@@ -542,6 +551,7 @@ pub async fn order_place_once(orders: &dyn OrderStore, unique: &str, now: i64) {
 /// Every order contract.
 pub async fn order_store(orders: &dyn OrderStore, unique: &str, now: i64) {
     order_place_once(orders, &format!("{unique}-once"), now).await;
+    order_get_reads_back(orders, &format!("{unique}-get"), now).await;
 }
 
 /// The cursor moves only by compare-and-set from the expected value (`None`: absent).
@@ -629,4 +639,126 @@ pub async fn pipeline_put_get_list(pipelines: &dyn PipelineStore, unique: &str) 
 /// Every pipeline contract.
 pub async fn pipeline_store(pipelines: &dyn PipelineStore, unique: &str) {
     pipeline_put_get_list(pipelines, unique).await;
+}
+
+/// `hold` takes an absent lease: held by the execution until its expiry, and enqueued (the
+/// dispatcher's claim of the same execution answers AlreadyEnqueued).
+pub async fn lease_hold_when_absent(leases: &dyn LeaseStore, unique: &str, now: i64) {
+    let c = CONTRACTS[16];
+    let a = lease(unique, "a", now + 60);
+    assert_eq!(
+        leases.hold(&a, now).await.unwrap(),
+        HoldOutcome::Held,
+        "{c}"
+    );
+    assert_eq!(
+        leases.claim(&a, now).await.unwrap(),
+        ClaimOutcome::AlreadyEnqueued,
+        "{c}: a held lease counts as enqueued"
+    );
+    assert_held_by(leases, c, &a, now, "probe").await;
+    assert_eq!(
+        leases.hold(&a, now + 1).await.unwrap(),
+        HoldOutcome::Held,
+        "{c}: idempotent"
+    );
+}
+
+/// `hold` takes a lease expired at `now` (`expires_at < now`) from another execution.
+pub async fn lease_hold_when_expired(leases: &dyn LeaseStore, unique: &str, now: i64) {
+    let c = CONTRACTS[17];
+    let a = lease(unique, "a", now + 60);
+    let b = lease(unique, "b", now + 200);
+    assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
+    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(
+        leases.hold(&b, now + 61).await.unwrap(),
+        HoldOutcome::Held,
+        "{c}"
+    );
+    assert_held_by(leases, c, &b, now + 61, "probe").await;
+}
+
+/// `hold` of the holder's own lease (claimed by the dispatcher, enqueued or not) keeps it and
+/// extends the expiry, never shortens it.
+pub async fn lease_hold_when_ours_extends(leases: &dyn LeaseStore, unique: &str, now: i64) {
+    let c = CONTRACTS[18];
+    let a = lease(unique, "a", now + 60);
+    assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
+    let longer = Lease {
+        expires_at: now + 300,
+        ..a.clone()
+    };
+    assert_eq!(
+        leases.hold(&longer, now + 1).await.unwrap(),
+        HoldOutcome::Held,
+        "{c}: not yet enqueued"
+    );
+    assert_held_by(leases, c, &longer, now + 1, "probe").await;
+    assert_eq!(
+        leases.claim(&a, now + 2).await.unwrap(),
+        ClaimOutcome::AlreadyEnqueued,
+        "{c}: held counts as enqueued"
+    );
+    let shorter = Lease {
+        expires_at: now + 100,
+        ..a.clone()
+    };
+    assert_eq!(
+        leases.hold(&shorter, now + 2).await.unwrap(),
+        HoldOutcome::Held,
+        "{c}: a shorter expiry"
+    );
+    assert_held_by(leases, c, &longer, now + 2, "probe2").await;
+}
+
+/// `hold` against another execution's live lease (at `expires_at` it is still live) is `Lost`
+/// with the holder, and changes nothing.
+pub async fn lease_hold_lost_to_a_live_holder(leases: &dyn LeaseStore, unique: &str, now: i64) {
+    let c = CONTRACTS[19];
+    let a = lease(unique, "a", now + 60);
+    let b = lease(unique, "b", now + 300);
+    assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
+    for at in [now, now + 60] {
+        assert_eq!(
+            leases.hold(&b, at).await.unwrap(),
+            HoldOutcome::Lost {
+                execution_id: a.execution_id.clone(),
+                expires_at: a.expires_at
+            },
+            "{c}: at {at}"
+        );
+    }
+    assert_eq!(
+        leases.claim(&a, now).await.unwrap(),
+        ClaimOutcome::Claimed,
+        "{c}: the holder's lease is unchanged (still not enqueued)"
+    );
+}
+
+/// `get` is `None` before the order is placed, then the placed order, and stays the first one
+/// after a refused `place` of the same id.
+pub async fn order_get_reads_back(orders: &dyn OrderStore, unique: &str, now: i64) {
+    let c = CONTRACTS[20];
+    let o = order(unique, now);
+    assert_eq!(orders.get(&o.order_id).await.unwrap(), None, "{c}: absent");
+    assert_eq!(orders.place(&o).await.unwrap(), PlaceOutcome::Created);
+    assert_eq!(
+        orders.get(&o.order_id).await.unwrap().as_ref(),
+        Some(&o),
+        "{c}"
+    );
+    let changed = PaperOrder {
+        quantity: 99,
+        ..o.clone()
+    };
+    assert_eq!(
+        orders.place(&changed).await.unwrap(),
+        PlaceOutcome::AlreadyExists
+    );
+    assert_eq!(
+        orders.get(&o.order_id).await.unwrap().as_ref(),
+        Some(&o),
+        "{c}: the first order stays"
+    );
 }
