@@ -32,12 +32,11 @@ async fn the_lease_adapter_keeps_the_lease_contract() {
 async fn the_execution_adapter_keeps_the_execution_contract() {
     let client = client().await;
     let table = create_executions_table(&client).await;
-    contract::execution_store(
-        &DynamoExecutionStore::new(client, table),
-        &unique("c"),
-        now(),
-    )
-    .await;
+    let store = DynamoExecutionStore::new(client, table);
+    contract::execution_store(&store, &unique("c"), now()).await;
+    // moto 5.2.5 applies part of an oversized UpdateItem (DynamoDB applies none of it): only the
+    // permanent error is checked here.
+    contract::execution_refuses_an_oversized_record(&store, &unique("c-size"), now(), false).await;
 }
 
 #[tokio::test]

@@ -16,7 +16,9 @@ async fn the_lease_fake_keeps_the_lease_contract() {
 
 #[tokio::test]
 async fn the_execution_fake_keeps_the_execution_contract() {
-    contract::execution_store(&MemoryExecutionStore::default(), "c", NOW).await;
+    let store = MemoryExecutionStore::default();
+    contract::execution_store(&store, "c", NOW).await;
+    contract::execution_refuses_an_oversized_record(&store, "c-size", NOW, true).await;
 }
 
 #[tokio::test]

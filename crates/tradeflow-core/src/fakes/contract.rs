@@ -43,6 +43,7 @@ pub const CONTRACTS: &[&str] = &[
     "lease: hold when ours extends the expiry, never shortens it",
     "lease: hold Lost to another live holder, nothing changed",
     "order: get None, then the placed order, the first one kept",
+    "execution: a record over the item size limit is a permanent error, nothing written",
 ];
 
 fn ticker() -> Ticker {
@@ -490,6 +491,54 @@ pub async fn execution_release_to_pending(executions: &dyn ExecutionStore, uniqu
         ExecutionStatus::Skipped,
         "{c}: a final record stays final"
     );
+}
+
+/// A write of a record over DynamoDB's 400 KB item limit fails as a permanent error (never
+/// retried) and changes nothing: `begin` of an oversized request, `finish` of an oversized record.
+/// Not part of [`execution_store`]: `atomic = false` skips the "changes nothing" checks for the
+/// emulator (moto 5.2.5 applies the SET clauses before the oversized one and keeps a partial
+/// item; DynamoDB rejects the whole UpdateItem).
+pub async fn execution_refuses_an_oversized_record(
+    executions: &dyn ExecutionStore,
+    unique: &str,
+    now: i64,
+    atomic: bool,
+) {
+    let c = CONTRACTS[21];
+    let big_text = "x".repeat(450 * 1024);
+    let mut big = request(&format!("{unique}-big"), now);
+    big.signal_context
+        .metadata
+        .values
+        .insert("notes".into(), serde_json::json!(big_text));
+    match executions.begin(&big, now, now + 100).await {
+        Err(e @ StoreError::Permanent { .. }) => assert!(!e.is_retryable(), "{c}"),
+        other => panic!("{c}: begin of an oversized request: {other:?}"),
+    }
+    if atomic {
+        assert_eq!(
+            executions.get_execution(&big.execution_id).await.unwrap(),
+            None,
+            "{c}: nothing written"
+        );
+    }
+    let req = request(unique, now);
+    executions.begin(&req, now, now + 100).await.unwrap();
+    let mut record = ExecutionRecord::started(&req, now, 1, now + 100);
+    record
+        .finish(ExecutionStatus::Failed, now + 1, Some(big_text))
+        .unwrap();
+    match executions.finish(&record).await {
+        Err(e @ StoreError::Permanent { .. }) => assert!(!e.is_retryable(), "{c}"),
+        other => panic!("{c}: finish of an oversized record: {other:?}"),
+    }
+    if atomic {
+        assert_eq!(
+            stored(executions, &req.execution_id).await,
+            ExecutionRecord::started(&req, now, 1, now + 100),
+            "{c}: the RUNNING record stays"
+        );
+    }
 }
 
 /// Every execution contract.
