@@ -14,6 +14,7 @@ use crate::pipeline::Pipeline;
 use crate::ports::*;
 use crate::vocab::Ticker;
 
+pub mod contract;
 pub mod fixtures;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -161,7 +162,13 @@ impl PipelineStore for MemoryPipelineStore {
         }
         Ok(lock(&self.items).get(id).cloned())
     }
+    /// Refuses (as a permanent error) a pipeline that does not pass [`Pipeline::validate`], as
+    /// the DynamoDB adapter does.
     async fn put_pipeline(&self, p: &Pipeline) -> Result<(), StoreError> {
+        p.validate().map_err(|e| StoreError::Permanent {
+            operation: "put_item",
+            source: Box::new(e),
+        })?;
         lock(&self.items).insert(p.pipeline_id.clone(), p.clone());
         Ok(())
     }
@@ -355,10 +362,14 @@ impl ExecutionStore for MemoryExecutionStore {
         }
         let mut items = lock(&self.items);
         let current = items.get(&record.execution_id);
-        if current
-            .is_some_and(|c| c.status == ExecutionStatus::Running && c.attempts == record.attempts)
+        if let Some(created_at) = current
+            .filter(|c| c.status == ExecutionStatus::Running && c.attempts == record.attempts)
+            .map(|c| c.created_at)
         {
-            items.insert(record.execution_id.clone(), record.clone());
+            // As DynamoDB's: the first attempt's `created_at` stays.
+            let mut record = record.clone();
+            record.created_at = created_at;
+            items.insert(record.execution_id.clone(), record);
             Ok(true)
         } else {
             Ok(false)
