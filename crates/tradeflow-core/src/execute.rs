@@ -61,6 +61,13 @@ pub enum Outcome {
     /// Another attempt took the run over while this one ran (its in-progress expiry passed):
     /// this attempt's result was not written; the message is acknowledged.
     InProgressElsewhere,
+    /// The run ended and is recorded, but freeing its lease failed: the message is redelivered so
+    /// the redelivery (a duplicate of a finished run) frees it, instead of the pair looking held
+    /// with nothing running until the lease expires.
+    FinishedLeaseHeld {
+        record: Box<ExecutionRecord>,
+        reason: String,
+    },
     /// A transient failure, or the run is in progress elsewhere: the message must be redelivered.
     Retry { label: &'static str, reason: String },
     /// A bad body (poison message), or a run that cannot be recorded (a permanent store error):
@@ -82,7 +89,7 @@ impl MessageReport {
     pub fn failed(&self) -> bool {
         matches!(
             self.outcome,
-            Outcome::Retry { .. } | Outcome::Rejected { .. }
+            Outcome::Retry { .. } | Outcome::Rejected { .. } | Outcome::FinishedLeaseHeld { .. }
         )
     }
 }
@@ -212,7 +219,9 @@ impl Executor {
             Ok(BeginOutcome::AlreadyFinished(status)) => {
                 // A re-send of a finished run re-claimed the lease at dispatch: free it (only if
                 // this execution holds it), or the pair stays blocked with nothing running.
-                self.release_lease(request).await;
+                if let Err(e) = self.release_lease(request).await {
+                    return retry("lease_store", error_chain(&e));
+                }
                 return Outcome::Duplicate(status);
             }
             Ok(BeginOutcome::InProgress { until }) => {
@@ -348,8 +357,11 @@ impl Executor {
                 Err(reason) => return Outcome::Rejected { reason },
             },
         }
-        if release_lease {
-            self.release_lease(request).await;
+        if release_lease && let Err(e) = self.release_lease(request).await {
+            return Outcome::FinishedLeaseHeld {
+                record: Box::new(record),
+                reason: format!("releasing the lease: {}", error_chain(&e)),
+            };
         }
         Outcome::Finished(Box::new(record))
     }
@@ -380,16 +392,12 @@ impl Executor {
         }
     }
 
-    /// Frees the (pipeline, ticker) lease if this execution holds it. A failure is only logged:
-    /// the lease expires by itself at its in-progress expiry.
-    async fn release_lease(&self, request: &ExecutionRequest) {
-        if let Err(e) = self
-            .leases
+    /// Frees the (pipeline, ticker) lease if this execution holds it. A failure is the caller's
+    /// to report: the message must come back, or the pair looks held with nothing running.
+    async fn release_lease(&self, request: &ExecutionRequest) -> Result<(), StoreError> {
+        self.leases
             .release(&request.pipeline_id, &request.ticker, &request.execution_id)
             .await
-        {
-            tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release lease");
-        }
     }
 
     /// Puts this attempt's RUNNING record back to PENDING for the redelivery. A failure is only

@@ -87,7 +87,7 @@ impl ExecutorMetrics {
             self.lag.record(lag_ms.max(0) as f64 / 1000.0, &[]);
         }
         match &report.outcome {
-            Outcome::Finished(record) => {
+            Outcome::Finished(record) | Outcome::FinishedLeaseHeld { record, .. } => {
                 let status = [KeyValue::new("status", status_label(record.status))];
                 self.executions.add(1, &status);
                 self.execution_duration

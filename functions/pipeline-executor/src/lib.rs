@@ -136,6 +136,14 @@ fn log_report(r: &MessageReport) {
             duration_ms = ms,
             "execution finished"
         ),
+        Outcome::FinishedLeaseHeld { record, reason } => tracing::warn!(
+            message_id = %r.message_id,
+            execution_id = %record.execution_id,
+            status = record.status.as_str(),
+            detail = %reason,
+            duration_ms = ms,
+            "execution finished but its lease could not be released; redelivered so the redelivery frees it"
+        ),
         Outcome::Duplicate(status) => {
             tracing::info!(message_id = %r.message_id, status = status.as_str(), "duplicate delivery of a finished execution; nothing ran")
         }
