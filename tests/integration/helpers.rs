@@ -41,7 +41,9 @@ pub async fn emulator() -> aws_config::SdkConfig {
         "the AWS emulator (`source local/env.sh && local/emulator.sh start`)",
         &["AWS_ENDPOINT_URL"],
     );
-    tradeflow_aws::load_aws_config().await
+    tradeflow_aws::load_aws_config()
+        .await
+        .expect("AWS_ENDPOINT_URL is a URL")
 }
 
 pub fn now() -> i64 {

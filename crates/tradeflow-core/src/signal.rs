@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{Confidence, Direction, InvalidField, SignalType, Ticker, Timeframe};
+use crate::vocab::{Confidence, Direction, InvalidField, SignalType, Ticker, Timeframe, quoted};
 
 /// Signal timestamps before this are rejected: 2000-01-01T00:00:00Z (Unix seconds).
 pub const MIN_TIMESTAMP: i64 = 946_684_800;
@@ -21,6 +21,15 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_REASONING_BYTES: usize = 4 * 1024;
 /// Longest `signal_id` and `source`, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
+/// Deepest nesting of arrays and objects inside `metadata` (`{"a": [1]}` is 2). The metadata is
+/// stored inside the execution item, and DynamoDB refuses documents nested deeper than 32.
+pub const MAX_METADATA_DEPTH: usize = 16;
+/// Numbers DynamoDB can store: 0, or a magnitude from 1e-130 to below 1e126. A signal's
+/// confidence and metadata numbers outside this are refused here rather than by the
+/// executions table (where they would fail every delivery with a validation error).
+pub const MIN_STORABLE_MAGNITUDE: f64 = 1e-130;
+/// See [`MIN_STORABLE_MAGNITUDE`].
+pub const MAX_STORABLE_MAGNITUDE: f64 = 1e126;
 
 /// Why a message body is not a valid signal. The text is the reason given in logs; the
 /// [`SignalError::reason_label`] is the metric label, from the fixed set
@@ -214,12 +223,13 @@ impl TryFrom<serde_json::Value> for Signal {
                 if size > MAX_METADATA_BYTES {
                     return Err(SignalError::MetadataTooLarge { size });
                 }
+                check_storable(&m)?;
                 let timeframe = match m.remove("timeframe") {
                     None | Some(Value::Null) => None,
                     Some(Value::String(raw)) => Some(Timeframe::parse(&raw).map_err(|_| {
                         invalid(
                             "timeframe",
-                            format!("{raw:?} is not one of 1, 5, 15, 60, 240, D"),
+                            format!("{} is not one of 1, 5, 15, 60, 240, D", quoted(&raw)),
                         )
                     })?),
                     Some(other) => {
@@ -253,6 +263,48 @@ impl TryFrom<serde_json::Value> for Signal {
             metadata,
         })
     }
+}
+
+/// Whether a number can be stored in DynamoDB (see [`MIN_STORABLE_MAGNITUDE`]).
+fn storable_number(x: f64) -> bool {
+    x == 0.0 || (MIN_STORABLE_MAGNITUDE..MAX_STORABLE_MAGNITUDE).contains(&x.abs())
+}
+
+/// `metadata` values nest at most [`MAX_METADATA_DEPTH`] deep and hold only storable numbers.
+/// Iterative, so no input can exhaust the stack.
+fn check_storable(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), SignalError> {
+    use serde_json::Value;
+    // (value, nesting level of the array or object it would be)
+    let mut stack: Vec<(&Value, usize)> = metadata.values().map(|v| (v, 1)).collect();
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            Value::Number(n) => {
+                if !storable_number(n.as_f64().unwrap_or(f64::NAN)) {
+                    return Err(invalid(
+                        "metadata",
+                        format!(
+                            "number {n} cannot be stored (0, or a magnitude from 1e-130 to \
+                             below 1e126)"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if level > MAX_METADATA_DEPTH {
+            return Err(invalid(
+                "metadata",
+                format!("nested deeper than {MAX_METADATA_DEPTH} levels"),
+            ));
+        }
+        stack.extend(children.map(|v| (v, level + 1)));
+    }
+    Ok(())
 }
 
 /// The JSON type of a value, for messages.
@@ -322,11 +374,20 @@ fn ticker_signal(raw: serde_json::Value, i: usize) -> Result<TickerSignal, Signa
         .ok_or_else(|| {
             invalid(
                 "signal",
-                format!("{direction:?} is not BULLISH, BEARISH or NEUTRAL"),
+                format!("{} is not BULLISH, BEARISH or NEUTRAL", quoted(&direction)),
             )
         })?;
     let confidence = match required(&mut fields, "confidence", &path)? {
-        Value::Number(n) => Confidence::new(n.as_f64().unwrap_or(f64::NAN))?,
+        Value::Number(n) => {
+            let c = n.as_f64().unwrap_or(f64::NAN);
+            if c.is_finite() && !storable_number(c) {
+                return Err(invalid(
+                    "confidence",
+                    format!("{n} is too close to 0 to be stored (use 0)"),
+                ));
+            }
+            Confidence::new(c)?
+        }
         other => {
             return Err(invalid(
                 "confidence",
@@ -623,5 +684,170 @@ mod tests {
             Signal::parse(&v.to_string()).unwrap().metadata,
             SignalMetadata::default()
         );
+    }
+
+    #[test]
+    fn metadata_that_cannot_be_stored_is_refused() {
+        let body = |metadata: serde_json::Value| {
+            let mut v: serde_json::Value = serde_json::from_str(OLD_SYSTEM_BODY).unwrap();
+            v["metadata"] = metadata;
+            v.to_string()
+        };
+        let nested = |levels: usize| {
+            let mut inner = serde_json::json!(1);
+            for _ in 0..levels {
+                inner = serde_json::json!([inner]);
+            }
+            serde_json::json!({ "deep": inner })
+        };
+        assert!(Signal::parse(&body(nested(MAX_METADATA_DEPTH))).is_ok());
+        for bad in [
+            nested(MAX_METADATA_DEPTH + 1),
+            serde_json::json!({"x": 1e300}),
+            serde_json::json!({"x": [-1e126]}),
+            serde_json::json!({"x": {"y": 1e-200}}),
+        ] {
+            let err = Signal::parse(&body(bad.clone())).unwrap_err();
+            assert_eq!(err.reason_label(), "invalid_metadata", "{bad}: {err}");
+        }
+        assert!(Signal::parse(&body(serde_json::json!({"x": 0.0, "y": -1e125}))).is_ok());
+        let tiny = OLD_SYSTEM_BODY.replace("\"confidence\": 75", "\"confidence\": 1e-200");
+        assert_eq!(
+            Signal::parse(&tiny).unwrap_err().reason_label(),
+            "invalid_confidence"
+        );
+    }
+
+    #[test]
+    fn a_huge_value_is_quoted_short_in_the_reason() {
+        let long = "a".repeat(10 * 1024);
+        let v = OLD_SYSTEM_BODY.replace("rsi_oversold", &long);
+        let err = Signal::parse(&v).unwrap_err();
+        assert_eq!(err.reason_label(), "invalid_signal_type");
+        assert!(err.to_string().len() < 200, "{err}");
+        assert!(err.to_string().contains("10240 bytes"), "{err}");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Arbitrary JSON, a few levels deep.
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                ".{0,20}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-z_]{0,12}", inner, 0..6)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A JSON value shaped like a signal: each field either plausible or arbitrary.
+        fn signal_like() -> impl Strategy<Value = serde_json::Value> {
+            let ticker = prop_oneof![
+                "[A-Za-z0-9.^=_/-]{0,17}".prop_map(serde_json::Value::from),
+                json(),
+            ];
+            let entry = (
+                ticker,
+                prop_oneof![
+                    prop::sample::select(vec!["BULLISH", "BEARISH", "NEUTRAL", "bullish", ""])
+                        .prop_map(serde_json::Value::from),
+                    json()
+                ],
+                prop_oneof![(-10.0f64..110.0).prop_map(serde_json::Value::from), json()],
+                prop::option::of(json()),
+            )
+                .prop_map(|(t, d, c, r)| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("ticker".into(), t);
+                    m.insert("signal".into(), d);
+                    m.insert("confidence".into(), c);
+                    if let Some(r) = r {
+                        m.insert("reasoning".into(), r);
+                    }
+                    serde_json::Value::Object(m)
+                });
+            (
+                prop_oneof!["[a-z0-9-]{0,130}".prop_map(serde_json::Value::from), json()],
+                prop_oneof![
+                    "[a-z_0-9 A-Z]{0,66}".prop_map(serde_json::Value::from),
+                    json()
+                ],
+                prop_oneof![
+                    (MIN_TIMESTAMP - 10..MAX_TIMESTAMP + 10).prop_map(serde_json::Value::from),
+                    json()
+                ],
+                prop_oneof![
+                    prop::collection::vec(entry, 0..4).prop_map(serde_json::Value::from),
+                    json()
+                ],
+                prop::option::of(prop_oneof![
+                    (
+                        prop::sample::select(vec!["1", "5", "15", "60", "240", "D", "7", ""]),
+                        json()
+                    )
+                        .prop_map(|(tf, extra)| serde_json::json!({"timeframe": tf, "x": extra})),
+                    json()
+                ]),
+            )
+                .prop_map(|(id, ty, ts, tickers, metadata)| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("signal_id".into(), id);
+                    m.insert("signal_type".into(), ty);
+                    m.insert("source".into(), "gen".into());
+                    m.insert("timestamp".into(), ts);
+                    m.insert("tickers".into(), tickers);
+                    if let Some(md) = metadata {
+                        m.insert("metadata".into(), md);
+                    }
+                    serde_json::Value::Object(m)
+                })
+        }
+
+        /// Ok or a classified error, never a panic; what is accepted survives a round trip.
+        fn check(body: &str) {
+            match Signal::parse(body) {
+                Ok(signal) => {
+                    let again = Signal::parse(&signal.to_json());
+                    assert_eq!(again.as_ref(), Ok(&signal), "{body}");
+                }
+                Err(e) => assert!(
+                    SignalError::REASON_LABELS.contains(&e.reason_label()),
+                    "{e}"
+                ),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                check(&String::from_utf8_lossy(&bytes));
+            }
+
+            #[test]
+            fn arbitrary_json_never_panics(value in json()) {
+                check(&value.to_string());
+            }
+
+            #[test]
+            fn signal_shaped_json_is_ok_or_classified_and_round_trips(value in signal_like()) {
+                check(&value.to_string());
+                // The clock check adds only `invalid_timestamp`.
+                if let Err(e) = Signal::parse_at(&value.to_string(), 1_750_000_000) {
+                    prop_assert!(SignalError::REASON_LABELS.contains(&e.reason_label()));
+                }
+            }
+        }
     }
 }

@@ -30,6 +30,16 @@ impl InvalidField {
     }
 }
 
+/// How a rejected value is quoted in a reason: in full up to 32 characters, else its first 32
+/// and its size, so a 10 KB value never makes a 10 KB log line.
+pub fn quoted(raw: &str) -> String {
+    const SHOWN: usize = 32;
+    match raw.char_indices().nth(SHOWN) {
+        None => format!("{raw:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &raw[..cut], raw.len()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signal vocabulary
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +81,7 @@ impl Ticker {
         if upper.is_empty() || upper.len() > 15 {
             return Err(InvalidField::new(
                 "ticker",
-                format!("{raw:?} must be 1 to 15 characters"),
+                format!("{} must be 1 to 15 characters", quoted(raw)),
             ));
         }
         if let Some(bad) = upper.chars().find(|c| {
@@ -79,7 +89,7 @@ impl Ticker {
         }) {
             return Err(InvalidField::new(
                 "ticker",
-                format!("{raw:?} contains {bad:?}"),
+                format!("{} contains {bad:?}", quoted(raw)),
             ));
         }
         Ok(Ticker(upper))
@@ -161,7 +171,10 @@ impl SignalType {
         } else {
             Err(InvalidField::new(
                 "signal_type",
-                format!("{raw:?} is not a snake_case type"),
+                format!(
+                    "{} is not a snake_case type of at most 64 characters",
+                    quoted(raw)
+                ),
             ))
         }
     }

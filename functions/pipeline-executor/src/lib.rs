@@ -225,6 +225,221 @@ mod tests {
         );
     }
 
+    /// The executor's part of the bad-input catalogue (RELIABILITY.md), one batch: each bad
+    /// body is rejected alone (`invalid_request`, DLQ after maxReceiveCount); a request for a
+    /// deleted or a deactivated pipeline is acknowledged as SKIPPED with its reason and releases
+    /// its lease; one from another user FAILS; the good request still runs.
+    #[tokio::test]
+    async fn bad_requests_fail_alone_and_requests_for_gone_pipelines_are_skipped() {
+        use tradeflow_core::execution::{ExecutionRequest, ExecutionStatus};
+        use tradeflow_core::ports::Lease;
+        use tradeflow_core::vocab::Ticker;
+
+        let active = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
+        let mut inactive = fixtures::pipeline("p-off", "u1", &["AAPL"], serde_json::json!([]));
+        inactive.is_active = false;
+        let orders = Arc::new(MemoryOrderStore::default());
+        let executions = Arc::new(MemoryExecutionStore::default());
+        let leases = Arc::new(MemoryLeaseStore::default());
+        let executor = Executor::new(
+            Arc::new(MemoryPipelineStore::with([active, inactive])),
+            executions.clone(),
+            leases.clone(),
+            BuiltinSteps::new(
+                Arc::new(SyntheticFeed { seed: 3 }),
+                orders.clone(),
+                Timeframe::M5,
+            ),
+            Arc::new(ManualClock::at(1_750_000_010)),
+        );
+        let h = Handler::new(executor, &Telemetry::init(FUNCTION_NAME));
+        let request_for = |pipeline: &str, user: &str| {
+            let mut r = fixtures::request(pipeline, "s1", 1_750_000_000);
+            r.user_id = user.into();
+            r
+        };
+        let aapl = Ticker::parse("AAPL").unwrap();
+        for (pipeline, r) in [
+            ("p-gone", request_for("p-gone", "u1")),
+            ("p-off", request_for("p-off", "u1")),
+        ] {
+            leases.insert(
+                Lease {
+                    pipeline_id: pipeline.into(),
+                    ticker: aapl.clone(),
+                    execution_id: r.execution_id.clone(),
+                    expires_at: 1_750_000_720,
+                },
+                true,
+            );
+        }
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = serde_json::to_value(request_for("p1", "u1")).unwrap();
+            f(&mut v);
+            v.to_string()
+        };
+        let bad: Vec<(&str, String)> = vec![
+            ("not json", "not json".into()),
+            ("array", "[]".into()),
+            ("empty object", "{}".into()),
+            (
+                "nested",
+                format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
+            ),
+            ("empty ids", edit(&|v| v["user_id"] = "".into())),
+            (
+                "forged id",
+                edit(&|v| v["execution_id"] = "exe-other".into()),
+            ),
+            ("ticker type", edit(&|v| v["ticker"] = 7.into())),
+            ("bad ticker", edit(&|v| v["ticker"] = "ÄAPL".into())),
+            (
+                "no signal",
+                edit(&|v| {
+                    v.as_object_mut().unwrap().remove("signal_context");
+                }),
+            ),
+            (
+                "NaN",
+                edit(&|v| v["signal_context"]["confidence"] = 12.5.into()).replace("12.5", "NaN"),
+            ),
+            (
+                "timestamp type",
+                edit(&|v| v["signal_context"]["timestamp"] = "yesterday".into()),
+            ),
+            (
+                "bad timeframe",
+                edit(&|v| v["signal_context"]["metadata"]["timeframe"] = "7".into()),
+            ),
+            ("overflow", edit(&|v| v["lease_expires_at"] = 1e30.into())),
+        ];
+        let mut records = vec![record("good", Some(request_for("p1", "u1").to_json()))];
+        for (name, body) in &bad {
+            records.push(record(name, Some(body.clone())));
+        }
+        for name in ["p-gone", "p-off"] {
+            records.push(record(name, Some(request_for(name, "u1").to_json())));
+        }
+        // Another user's request for p1 (another signal: the same one would be a duplicate).
+        let mut other_user = fixtures::request("p1", "s2", 1_750_000_000);
+        other_user.user_id = "u2".into();
+        records.push(record("other-user", Some(other_user.to_json())));
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let resp = h.handle(event, Deadline::none()).await.unwrap();
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let expected: Vec<_> = bad.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(failed, expected, "every bad body fails alone");
+        for (name, body) in &bad {
+            assert!(ExecutionRequest::parse(body).is_err(), "{name}");
+        }
+
+        let by_pipeline = |id: &str| {
+            executions
+                .all()
+                .into_iter()
+                .find(|r| r.pipeline_id == id)
+                .unwrap()
+        };
+        let good = by_pipeline("p1");
+        assert_eq!(good.status, ExecutionStatus::Completed);
+        assert_eq!(orders.all().len(), 1, "the good request ran");
+        for (id, decision) in [
+            ("p-gone", "pipeline_missing"),
+            ("p-off", "pipeline_inactive"),
+        ] {
+            let r = by_pipeline(id);
+            assert_eq!(r.status, ExecutionStatus::Skipped, "{id}");
+            assert_eq!(r.decision.as_deref(), Some(decision), "{id}");
+            assert!(leases.get(id, &aapl).is_none(), "{id}: lease released");
+        }
+        let mismatch = executions
+            .all()
+            .into_iter()
+            .find(|r| r.user_id == "u2")
+            .unwrap();
+        assert_eq!(mismatch.status, ExecutionStatus::Failed);
+        assert_eq!(
+            mismatch.decision.as_deref(),
+            Some("pipeline_owner_mismatch")
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use tradeflow_core::execution::ExecutionRequest;
+        use tradeflow_core::fakes::fixtures;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                ".{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-z_]{0,10}", inner, 0..5)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Paths of a request's fields, to replace one with arbitrary JSON.
+        const FIELDS: [&[&str]; 12] = [
+            &["execution_id"],
+            &["pipeline_id"],
+            &["user_id"],
+            &["ticker"],
+            &["lease_expires_at"],
+            &["enqueued_at_ms"],
+            &["signal_context", "signal_id"],
+            &["signal_context", "timestamp"],
+            &["signal_context", "tickers"],
+            &["signal_context", "confidence"],
+            &["signal_context", "signal"],
+            &["signal_context", "metadata"],
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = ExecutionRequest::parse(&String::from_utf8_lossy(&bytes));
+            }
+
+            #[test]
+            fn a_request_with_one_arbitrary_field_is_ok_or_rejected(
+                field in 0..FIELDS.len(),
+                value in json(),
+                pipeline in "[a-z0-9-]{1,20}",
+                signal in "[a-z0-9-]{1,40}",
+                time in 946_684_800i64..253_402_300_799,
+            ) {
+                let good = fixtures::request(&pipeline, &signal, time);
+                // Valid requests round-trip.
+                prop_assert_eq!(ExecutionRequest::parse(&good.to_json()).unwrap(), good.clone());
+                let mut v = serde_json::to_value(&good).unwrap();
+                let path = FIELDS[field];
+                let mut slot = &mut v;
+                for key in &path[..path.len() - 1] {
+                    slot = &mut slot[*key];
+                }
+                slot[path[path.len() - 1]] = value;
+                if let Ok(parsed) = ExecutionRequest::parse(&v.to_string()) {
+                    prop_assert_eq!(ExecutionRequest::parse(&parsed.to_json()).unwrap(), parsed);
+                }
+            }
+        }
+    }
+
     #[test]
     fn config_reads_the_market_source() {
         let env = HashMap::from([

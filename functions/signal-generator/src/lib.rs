@@ -13,6 +13,7 @@ use serde::Serialize;
 use tradeflow_core::detectors::all_detectors;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
 use tradeflow_core::ports::QueueDepth;
+use tradeflow_core::signal::{MAX_FUTURE_SECS, MIN_TIMESTAMP};
 use tradeflow_core::vocab::{Ticker, Timeframe};
 use tradeflow_lambda::{ConfigError, Deadline, Function, MarketSource, Settings};
 use tradeflow_telemetry::{GeneratorMetrics, TRIGGER_TIMER, Telemetry};
@@ -87,6 +88,39 @@ pub enum ScanError {
     Undelivered(usize),
     #[error("every one of {0} streams failed to scan")]
     AllStreamsFailed(usize),
+    /// The scheduled event's `time` is not a time to scan at: before 2000-01-01, or more than
+    /// a day after the function's clock (its signals would all be refused by the dispatcher,
+    /// and the cursors would move past candles that have not happened yet).
+    #[error(
+        "scheduled event time {time} is outside {MIN_TIMESTAMP}..={max} (2000-01-01 to one day \
+         after the clock {now}); nothing was scanned"
+    )]
+    InvalidEventTime { time: i64, now: i64, max: i64 },
+}
+
+impl ScanError {
+    /// The `reason` label of the log line of an event refused before scanning.
+    pub const INVALID_EVENT_TIME: &'static str = "invalid_event_time";
+}
+
+/// The scan's "now" from a scheduled event: its `time`, or `clock_now` when it has none
+/// (Unix seconds). A time before [`MIN_TIMESTAMP`] or more than [`MAX_FUTURE_SECS`] after
+/// `clock_now` is refused: the signals it would send are outside what the dispatcher accepts.
+pub fn scan_time(
+    event: &EventBridgeEvent<serde_json::Value>,
+    clock_now: i64,
+) -> Result<i64, ScanError> {
+    let time = event.time.map_or(clock_now, |t| t.timestamp());
+    let max = clock_now.saturating_add(MAX_FUTURE_SECS);
+    if (MIN_TIMESTAMP..=max).contains(&time) {
+        Ok(time)
+    } else {
+        Err(ScanError::InvalidEventTime {
+            time,
+            now: clock_now,
+            max,
+        })
+    }
 }
 
 pub struct Handler {
@@ -187,16 +221,17 @@ impl Function for Handler {
     type Response = ScanSummary;
     type Error = ScanError;
 
-    /// One scheduled scan; the event's `time` is the scan's "now". The DLQ depths are read after
-    /// it, whatever its outcome.
+    /// One scheduled scan; the event's `time` is the scan's "now" ([`scan_time`]: an event time
+    /// out of range is refused before anything is scanned). The DLQ depths are read after the
+    /// scan, whatever its outcome.
     async fn handle(
         &self,
         event: EventBridgeEvent<serde_json::Value>,
         deadline: Deadline,
     ) -> Result<ScanSummary, ScanError> {
-        let now = event
-            .time
-            .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.timestamp());
+        let now = scan_time(&event, chrono::Utc::now().timestamp()).inspect_err(|e| {
+            tracing::warn!(reason = ScanError::INVALID_EVENT_TIME, detail = %e, "scheduled event refused");
+        })?;
         let result = self.scan(now, deadline).await;
         self.record_dlq_depths().await;
         result
@@ -320,6 +355,100 @@ mod tests {
         let text = err.to_string();
         for needle in ["SIGNALS_QUEUE_URL", "CURSORS_TABLE", "\"7\"", "BAD TICKER"] {
             assert!(text.contains(needle), "{text} should mention {needle}");
+        }
+    }
+
+    /// The scheduled-event part of the bad-input catalogue (RELIABILITY.md): times far in the
+    /// past or the future are refused before anything is scanned or sent; an event without a
+    /// time scans at the clock; an event that does not decode never reaches the handler
+    /// (the runtime reports the decoding error).
+    #[tokio::test]
+    async fn scheduled_events_with_times_out_of_range_are_refused_before_scanning() {
+        let queue = Arc::new(MemoryQueue::default());
+        let h = handler(queue.clone());
+        let clock = chrono::Utc::now().timestamp();
+        for time in [
+            0,
+            MIN_TIMESTAMP - 1,
+            clock + MAX_FUTURE_SECS + 60,
+            253_402_300_799,
+        ] {
+            let err = h
+                .handle(scheduled(time), Deadline::none())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, ScanError::InvalidEventTime { .. }),
+                "{time}: {err}"
+            );
+            assert!(err.to_string().contains(&time.to_string()), "{err}");
+        }
+        assert!(queue.bodies().is_empty(), "nothing was sent");
+        let mut no_time = scheduled(0);
+        no_time.time = None;
+        assert_eq!(scan_time(&no_time, 1_750_000_000).unwrap(), 1_750_000_000);
+        assert_eq!(
+            scan_time(&scheduled(1_750_000_000), 1_750_000_000 - MAX_FUTURE_SECS).unwrap(),
+            1_750_000_000
+        );
+        for bad in [
+            serde_json::json!({"time": "yesterday"}),
+            serde_json::json!({"time": 1_750_000_000}),
+            serde_json::json!({"time": "+999999-01-01T00:00:00Z"}),
+            serde_json::json!([]),
+        ] {
+            assert!(
+                serde_json::from_value::<EventBridgeEvent<serde_json::Value>>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn time() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                (-100_000i64..300_000_000_000).prop_map(|t| {
+                    chrono::DateTime::from_timestamp(t, 0)
+                        .map_or(serde_json::Value::Null, |d| d.to_rfc3339().into())
+                }),
+                "[0-9T:Z+-]{0,30}".prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                Just(serde_json::Value::Null),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// What the runtime decodes, `scan_time` takes or refuses; never a panic, and an
+            /// accepted time is within the bounds.
+            #[test]
+            fn any_scheduled_event_decodes_or_is_refused(
+                time in time(),
+                detail in prop_oneof![Just(serde_json::json!({})), any::<i64>().prop_map(serde_json::Value::from)],
+                clock in 0i64..300_000_000_000,
+            ) {
+                let event = serde_json::json!({
+                    "version": "0", "id": "x", "detail-type": "Scheduled Event",
+                    "source": "aws.events", "account": "1", "time": time,
+                    "region": "us-east-1", "resources": [], "detail": detail
+                });
+                if let Ok(e) = serde_json::from_value::<EventBridgeEvent<serde_json::Value>>(event) {
+                    if let Ok(now) = scan_time(&e, clock) {
+                        prop_assert!(now >= MIN_TIMESTAMP && now <= clock + MAX_FUTURE_SECS);
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(e) = serde_json::from_slice::<EventBridgeEvent<serde_json::Value>>(&bytes) {
+                    let _ = scan_time(&e, 1_750_000_000);
+                }
+            }
         }
     }
 }

@@ -364,6 +364,221 @@ mod tests {
         }
     }
 
+    /// The bad-input catalogue of RELIABILITY.md, one batch: each bad body fails alone with its
+    /// label, the good ones (a lowercase ticker, a body at SQS's size limit, thousands of
+    /// tickers) are dispatched, and nothing panics — JSON nested 10 000 deep included, in a
+    /// debug build on a test thread's 2 MiB stack.
+    #[tokio::test]
+    async fn the_bad_input_catalogue_fails_alone_and_the_rest_is_dispatched() {
+        const SQS_MAX_BODY: usize = 262_144;
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(
+                opentelemetry_sdk::metrics::PeriodicReader::builder(exporter.clone()).build(),
+            )
+            .build();
+        let queue = Arc::new(MemoryQueue::default());
+        let pipeline = fixtures::pipeline(
+            "p1",
+            "u1",
+            &["AAPL", "MSFT", "NVDA", "TSLA"],
+            serde_json::json!([]),
+        );
+        let h = Handler::new(
+            Dispatcher::new(
+                Arc::new(MemoryPipelineStore::with([pipeline])),
+                Arc::new(MemoryLeaseStore::default()),
+                queue.clone(),
+                Arc::new(ManualClock::at(NOW)),
+                DispatcherConfig::default(),
+            ),
+            &Telemetry::from_provider(provider.clone(), Duration::from_secs(5)),
+        );
+        let signal = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(SIGNAL).unwrap();
+            edit(&mut v);
+            v.to_string()
+        };
+        let deep_array = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_metadata = SIGNAL.replace(
+            r#"{"timeframe":"5"}"#,
+            &format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000)),
+        );
+        let mut nested17 = serde_json::json!(1);
+        for _ in 0..17 {
+            nested17 = serde_json::json!([nested17]);
+        }
+        let cases: Vec<(&str, String)> = vec![
+            ("malformed_json", "not json at all".into()),
+            ("malformed_json", String::new()),
+            ("malformed_json", deep_array),
+            ("malformed_json", deep_metadata),
+            ("malformed_json", SIGNAL.replace("80", "NaN")),
+            ("malformed_json", SIGNAL.replace("80", "1e999")),
+            ("not_an_object", r#"[{"signal_id":"s1"}]"#.into()),
+            ("not_an_object", "null".into()),
+            (
+                "missing_field",
+                signal(&|v| v["signal_type"] = serde_json::Value::Null),
+            ),
+            ("invalid_signal_id", signal(&|v| v["signal_id"] = "".into())),
+            (
+                "invalid_signal_id",
+                signal(&|v| v["signal_id"] = "x".repeat(129).into()),
+            ),
+            ("invalid_source", signal(&|v| v["source"] = 5.into())),
+            (
+                "invalid_signal_type",
+                signal(&|v| v["signal_type"] = "a".repeat(10 * 1024).into()),
+            ),
+            (
+                "invalid_tickers",
+                signal(&|v| v["tickers"] = serde_json::json!([])),
+            ),
+            ("invalid_tickers", signal(&|v| v["tickers"] = "AAPL".into())),
+            (
+                "invalid_ticker",
+                signal(&|v| v["tickers"][0]["ticker"] = "ÄAPL".into()),
+            ),
+            (
+                "invalid_ticker",
+                signal(&|v| v["tickers"][0]["ticker"] = "A".repeat(16).into()),
+            ),
+            (
+                "duplicate_ticker",
+                signal(&|v| {
+                    let mut t = v["tickers"][0].clone();
+                    t["ticker"] = " aapl ".into();
+                    v["tickers"].as_array_mut().unwrap().push(t);
+                }),
+            ),
+            (
+                "invalid_confidence",
+                signal(&|v| v["tickers"][0]["confidence"] = "80".into()),
+            ),
+            (
+                "invalid_confidence",
+                signal(&|v| v["tickers"][0]["confidence"] = (-0.5).into()),
+            ),
+            (
+                "invalid_confidence",
+                signal(&|v| v["tickers"][0]["confidence"] = 0.8e-200.into()),
+            ),
+            (
+                "unknown_timeframe",
+                signal(&|v| v["metadata"]["timeframe"] = "1h".into()),
+            ),
+            ("invalid_timestamp", signal(&|v| v["timestamp"] = 0.into())),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = 253_402_300_800i64.into()),
+            ),
+            (
+                "invalid_timestamp",
+                SIGNAL.replace("1749999900", "99999999999999999999999"),
+            ),
+            (
+                "invalid_timestamp",
+                signal(&|v| v["timestamp"] = (-1_749_999_900i64).into()),
+            ),
+            (
+                "invalid_metadata",
+                signal(&|v| v["metadata"]["deep"] = nested17.clone()),
+            ),
+            (
+                "invalid_metadata",
+                signal(&|v| v["metadata"]["rsi"] = 1e300.into()),
+            ),
+        ];
+        // Accepted: a lowercase ticker, a body of exactly SQS's limit (unknown keys are ignored),
+        // and a body near the limit naming thousands of tickers.
+        let lowercase = signal(&|v| {
+            v["signal_id"] = "s-lower".into();
+            v["tickers"][0]["ticker"] = "msft".into();
+        });
+        let mut at_limit = signal(&|v| {
+            v["signal_id"] = "s-limit".into();
+            v["tickers"][0]["ticker"] = "NVDA".into();
+            v["padding"] = "".into();
+        });
+        let fill = SQS_MAX_BODY - at_limit.len();
+        at_limit = at_limit.replace(
+            r#""padding":"""#,
+            &format!(r#""padding":"{}""#, "x".repeat(fill)),
+        );
+        assert_eq!(at_limit.len(), SQS_MAX_BODY);
+        let mut many: Vec<serde_json::Value> = vec![serde_json::json!(
+            {"ticker": "TSLA", "signal": "BEARISH", "confidence": 90}
+        )];
+        let with_tickers = |tickers: &[serde_json::Value]| {
+            signal(&|v| {
+                v["signal_id"] = "s-many".into();
+                v["tickers"] = serde_json::Value::from(tickers.to_vec());
+            })
+        };
+        let mut size = with_tickers(&many).len();
+        let mut n = 0;
+        loop {
+            let entry = serde_json::json!({"ticker": format!("T{n}"), "signal": "NEUTRAL", "confidence": 1});
+            // The entry and its comma.
+            size += entry.to_string().len() + 1;
+            if size > SQS_MAX_BODY - 100 {
+                break;
+            }
+            many.push(entry);
+            n += 1;
+        }
+        let many_tickers = with_tickers(&many);
+        assert!(many_tickers.len() <= SQS_MAX_BODY, "{}", many_tickers.len());
+        assert!(n > 3_000, "{n} tickers");
+
+        let mut records = vec![
+            record(Some("good"), Some(SIGNAL)),
+            record(Some("lowercase"), Some(&lowercase)),
+            record(Some("at-limit"), Some(&at_limit)),
+            record(Some("many"), Some(&many_tickers)),
+            record(Some("no-body"), None),
+        ];
+        for (n, (_, body)) in cases.iter().enumerate() {
+            records.push(record(Some(&format!("bad{n}")), Some(body)));
+        }
+        let resp = h.handle(event(records), Deadline::none()).await.unwrap();
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let mut expected: Vec<_> = (0..cases.len()).map(|n| format!("bad{n}")).collect();
+        expected.push("no-body".into());
+        assert_eq!(failed, expected, "every bad body fails alone");
+        let mut dispatched: Vec<String> = queue
+            .bodies()
+            .iter()
+            .map(|b| tradeflow_core::execution::ExecutionRequest::parse(b).unwrap())
+            .map(|r| format!("{}:{}", r.signal_context.signal_id, r.ticker))
+            .collect();
+        dispatched.sort();
+        assert_eq!(
+            dispatched,
+            ["s-limit:NVDA", "s-lower:MSFT", "s-many:TSLA", "s1:AAPL"],
+            "the good signals are dispatched"
+        );
+
+        provider.force_flush().unwrap();
+        let counts = rejected_by_reason(&exporter);
+        let mut want: HashMap<String, u64> = HashMap::from([("missing_body".to_owned(), 1)]);
+        for (label, _) in &cases {
+            *want.entry((*label).to_owned()).or_default() += 1;
+        }
+        for label in tradeflow_core::signal::SignalError::REASON_LABELS {
+            assert_eq!(
+                counts.get(label).copied(),
+                Some(want.get(label).copied().unwrap_or(0)),
+                "{label}: {counts:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_batch_where_every_record_failed_is_an_error() {
         let (h, _) = handler();

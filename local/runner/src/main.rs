@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = parse_args()?;
     let stack = args.get("stack", "tradeflow-local");
-    let sdk = tradeflow_aws::load_aws_config().await;
+    let sdk = tradeflow_aws::load_aws_config().await?;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     match args.command.as_str() {
         "env" => {

@@ -70,18 +70,24 @@ impl StackOutputs {
         cfn: &aws_sdk_cloudformation::Client,
         stack_name: &str,
     ) -> anyhow::Result<Self> {
-        let resp = cfn
-            .describe_stacks()
-            .stack_name(stack_name)
-            .send()
-            .await
-            .with_context(|| {
-                format!("describing stack {stack_name}; deploy it first (local/deploy-stack.sh)")
-            })?;
-        let stack = resp
-            .stacks()
-            .first()
-            .with_context(|| format!("stack {stack_name} not found"))?;
+        use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+        let endpoint = endpoint_description(std::env::var("AWS_ENDPOINT_URL").ok());
+        let resp = match cfn.describe_stacks().stack_name(stack_name).send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let missing = e.code() == Some("ValidationError")
+                    && e.message().is_some_and(|m| m.contains("does not exist"));
+                if missing {
+                    bail!("{}", missing_stack(stack_name, &endpoint));
+                }
+                return Err(anyhow::Error::new(e)).with_context(|| {
+                    format!("describing stack {stack_name} on {endpoint} (is the endpoint up?)")
+                });
+            }
+        };
+        let Some(stack) = resp.stacks().first() else {
+            bail!("{}", missing_stack(stack_name, &endpoint));
+        };
         let outputs = stack
             .outputs()
             .iter()
@@ -112,6 +118,23 @@ impl StackOutputs {
         }
         Ok(env)
     }
+}
+
+/// Where the SDK sends requests, for messages: the `AWS_ENDPOINT_URL` value, or AWS itself.
+pub fn endpoint_description(endpoint_url: Option<String>) -> String {
+    match endpoint_url {
+        Some(url) if !url.trim().is_empty() => url,
+        _ => "AWS (no AWS_ENDPOINT_URL set)".to_owned(),
+    }
+}
+
+/// The message for a stack name the endpoint does not know: it names the endpoint, since the
+/// usual cause is a name typed wrong or another endpoint, not a missing deploy.
+pub fn missing_stack(stack_name: &str, endpoint: &str) -> String {
+    format!(
+        "stack {stack_name} does not exist on {endpoint}; check --stack and AWS_ENDPOINT_URL \
+         (local/deploy-stack.sh <stage> creates tradeflow-<stage>)"
+    )
 }
 
 /// Creates stack `tradeflow-<stage>` from the template with `DeployFunctions=false` (the runner
@@ -185,5 +208,18 @@ mod tests {
             );
         }
         assert!(function_timeout(TEMPLATE_BODY, "nope").is_err());
+    }
+
+    #[test]
+    fn a_missing_stack_is_named_with_its_endpoint() {
+        let endpoint = endpoint_description(Some("http://127.0.0.1:5204".into()));
+        let text = missing_stack("tradeflow-nope", &endpoint);
+        assert!(
+            text.starts_with("stack tradeflow-nope does not exist on http://127.0.0.1:5204"),
+            "{text}"
+        );
+        for unset in [None, Some(String::new())] {
+            assert!(endpoint_description(unset).starts_with("AWS"));
+        }
     }
 }

@@ -47,6 +47,15 @@ impl DynamoPipelineStore {
         &self.table
     }
 
+    /// The valid signal-triggered pipelines of one Scan page; every other item is skipped, each
+    /// bad one with a warning naming it and why.
+    fn decode_page(&self, items: Vec<Item>) -> Vec<Pipeline> {
+        items
+            .into_iter()
+            .filter_map(|i| self.decode_scanned(i))
+            .collect()
+    }
+
     /// Decodes and validates one scanned item; `None` (and a warning) when it does not.
     fn decode_scanned(&self, item: Item) -> Option<Pipeline> {
         let key = get_s(&item, KEY)
@@ -113,13 +122,7 @@ impl PipelineStore for DynamoPipelineStore {
                 .send()
                 .await
                 .map_err(|e| store_error("Scan", e))?;
-            pipelines.extend(
-                output
-                    .items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|i| self.decode_scanned(i)),
-            );
+            pipelines.extend(self.decode_page(output.items.unwrap_or_default()));
             match output.last_evaluated_key {
                 Some(next) if !next.is_empty() => {
                     if start.as_ref() == Some(&next) {
@@ -187,5 +190,178 @@ mod tests {
             serde_json::to_value(TriggerMode::Signal).unwrap(),
             serde_json::json!(SIGNAL_MODE)
         );
+    }
+
+    fn store() -> DynamoPipelineStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        DynamoPipelineStore::new(Client::from_conf(config), "pipelines")
+    }
+
+    fn good(id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "pipeline_id": id, "user_id": "u1", "name": id, "is_active": true,
+            "trigger_mode": "signal", "tickers": ["AAPL"],
+            "signal_subscriptions": [{"signal_type": "rsi_oversold", "min_confidence": 60}]
+        })
+    }
+
+    fn item(value: &serde_json::Value) -> Item {
+        to_item(value).unwrap()
+    }
+
+    /// The pipelines-table part of the bad-input catalogue (RELIABILITY.md): each bad item is
+    /// skipped with a warning naming it and the reason, and the rest of the page loads.
+    #[test]
+    fn bad_items_are_skipped_and_the_rest_of_the_page_loads() {
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good("bad");
+            f(&mut v);
+            item(&v)
+        };
+        let bad: Vec<(&str, Item, &str)> = vec![
+            (
+                "no tickers",
+                edit(&|v| {
+                    v.as_object_mut().unwrap().remove("tickers");
+                }),
+                "tickers",
+            ),
+            (
+                "tickers a string",
+                edit(&|v| v["tickers"] = "AAPL".into()),
+                "",
+            ),
+            (
+                "bad ticker",
+                edit(&|v| v["tickers"] = serde_json::json!(["MS FT"])),
+                "MS FT",
+            ),
+            (
+                "is_active a string",
+                edit(&|v| v["is_active"] = "yes".into()),
+                "",
+            ),
+            (
+                "min_confidence 170",
+                edit(&|v| v["signal_subscriptions"][0]["min_confidence"] = 170.into()),
+                "min_confidence",
+            ),
+            (
+                "min_confidence a string",
+                edit(&|v| v["signal_subscriptions"][0]["min_confidence"] = "high".into()),
+                "",
+            ),
+            (
+                "unknown timeframe",
+                edit(&|v| v["signal_subscriptions"][0]["timeframe"] = "7".into()),
+                "",
+            ),
+            (
+                "unknown step",
+                edit(&|v| v["steps"] = serde_json::json!(["moon"])),
+                "",
+            ),
+            ("empty user", edit(&|v| v["user_id"] = "".into()), "user_id"),
+            (
+                "max_runtime 0",
+                edit(&|v| v["max_runtime_secs"] = 0.into()),
+                "max_runtime",
+            ),
+            (
+                "no pipeline_id",
+                {
+                    let mut i = item(&good("x"));
+                    i.remove("pipeline_id");
+                    i
+                },
+                "pipeline_id",
+            ),
+        ];
+        for (name, i, needle) in &bad {
+            let err = decode(i.clone()).unwrap_err();
+            assert!(
+                error_chain(&err).contains(needle),
+                "{name}: {}",
+                error_chain(&err)
+            );
+        }
+        let mut page = vec![item(&good("p1"))];
+        page.extend(bad.into_iter().map(|(_, i, _)| i));
+        // Lowercase tickers in the table are upper-cased, as in signals.
+        let mut lower = good("p2");
+        lower["tickers"] = serde_json::json!(["msft"]);
+        page.push(item(&lower));
+        // Inactive and periodic pipelines are left out, without a warning.
+        let mut inactive = good("p3");
+        inactive["is_active"] = false.into();
+        page.push(item(&inactive));
+        let loaded = store().decode_page(page);
+        let ids: Vec<_> = loaded.iter().map(|p| p.pipeline_id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2"]);
+        assert_eq!(loaded[1].tickers[0].as_str(), "MSFT");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                (-1e6f64..1e6).prop_map(serde_json::Value::from),
+                ".{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-z_]{0,10}", inner, 0..5)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const FIELDS: [&str; 10] = [
+            "pipeline_id",
+            "user_id",
+            "is_active",
+            "trigger_mode",
+            "tickers",
+            "signal_subscriptions",
+            "steps",
+            "max_runtime_secs",
+            "risk",
+            "name",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// A stored item with one field replaced by arbitrary data decodes or is refused;
+            /// what decodes is valid and survives the way back into an item.
+            #[test]
+            fn an_item_with_one_arbitrary_field_decodes_or_is_refused(
+                field in 0..FIELDS.len(),
+                value in json(),
+            ) {
+                let mut v = good("p1");
+                v[FIELDS[field]] = value;
+                if let Ok(i) = to_item(&v) && let Ok(p) = decode(i) {
+                    prop_assert!(p.validate().is_ok());
+                    prop_assert_eq!(decode(to_item(&p).unwrap()).unwrap(), p);
+                }
+            }
+
+            #[test]
+            fn an_arbitrary_item_never_panics(value in json()) {
+                if let Ok(i) = to_item(&value) {
+                    let _ = store().decode_page(vec![i]);
+                }
+            }
+        }
     }
 }

@@ -20,7 +20,9 @@ pub async fn emulator() -> aws_config::SdkConfig {
         "this test needs the AWS emulator, and AWS_ENDPOINT_URL is not set: \
          `source local/env.sh && local/emulator.sh start` first, or run local/test.sh"
     );
-    tradeflow_aws::load_aws_config().await
+    tradeflow_aws::load_aws_config()
+        .await
+        .expect("AWS_ENDPOINT_URL is a URL")
 }
 
 /// A name no other test (or run) uses: `<prefix>-<pid>-<nanos>-<n>`.

@@ -645,4 +645,137 @@ mod tests {
             Err(MarketDataError::UnknownTicker { .. })
         ));
     }
+
+    /// The CSV part of the bad-input catalogue (RELIABILITY.md): rows with gaps (empty cells,
+    /// missing or extra cells) or bad numbers stop the load with the file and line; a gap in
+    /// time (no candle for a while) and blank lines are fine.
+    #[test]
+    fn rows_with_gaps_or_bad_numbers_name_their_file_and_line() {
+        const HEADER: &str = "timestamp,open,high,low,close,volume\n";
+        let good = "1704153600,10,11,9,10.5,100\n";
+        let cases = [
+            ("empty_cell", "1704240000,,11,9,10.5,1\n", "open \"\""),
+            ("empty_time", ",10,11,9,10.5,1\n", "timestamp \"\""),
+            ("missing_cell", "1704240000,10,11,9,10.5\n", "fields"),
+            ("extra_cell", "1704240000,10,11,9,10.5,1,7\n", "fields"),
+            ("infinite", "1704240000,inf,11,9,10.5,1\n", "open"),
+            ("overflow", "1704240000,1e999,11,9,10.5,1\n", "open"),
+            ("comma_decimal", "1704240000,\"10,5\",11,9,10.5,1\n", "open"),
+            ("hex", "1704240000,0x10,11,9,10.5,1\n", "open"),
+            ("nan_volume", "1704240000,10,11,9,10.5,NaN\n", "volume"),
+            (
+                "far_future",
+                "100000000000,10,11,9,10.5,1\n",
+                "out of range",
+            ),
+            (
+                "i64_overflow",
+                "99999999999999999999,10,11,9,10.5,1\n",
+                "timestamp",
+            ),
+        ];
+        for (name, row, needle) in cases {
+            let dir = TempDir::new(name);
+            dir.write("AAPL_D.csv", &format!("{HEADER}{good}{row}"));
+            let err = CsvReplay::from_dir(&dir.0).unwrap_err();
+            let MarketDataError::InvalidData {
+                file,
+                line,
+                message,
+            } = &err
+            else {
+                panic!("{name}: {err:?}")
+            };
+            assert!(file.ends_with("AAPL_D.csv"), "{name}: {file}");
+            assert_eq!(*line, 3, "{name}: {message}");
+            assert!(message.contains(needle), "{name}: {message}");
+            assert!(err.to_string().contains("AAPL_D.csv line 3"), "{err}");
+        }
+        let dir = TempDir::new("gaps_in_time");
+        dir.write(
+            "AAPL_D.csv",
+            &format!("{HEADER}{good}\n1704672000,10,11,9,10.5,1\n"),
+        );
+        let replay = CsvReplay::from_dir(&dir.0).unwrap();
+        assert_eq!(replay.bars("AAPL", Timeframe::D1).unwrap().len(), 2);
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Ok with valid, strictly increasing bars, or a data error naming the file and a line
+        /// of the input; never a panic.
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            match parse_csv(bytes, "T_D.csv") {
+                Ok(bars) => {
+                    for (i, bar) in bars.iter().enumerate() {
+                        prop_assert!(bar.validate().is_ok());
+                        if i > 0 {
+                            prop_assert!(bar.time > bars[i - 1].time);
+                        }
+                    }
+                }
+                Err(MarketDataError::InvalidData { file, line, .. }) => {
+                    prop_assert_eq!(file, "T_D.csv");
+                    prop_assert!(line <= lines, "line {} of {}", line, lines);
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+            Ok(())
+        }
+
+        fn cell() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (1i64..2_000_000_000).prop_map(|n| n.to_string()),
+                (0.01f64..1000.0).prop_map(|x| x.to_string()),
+                Just(String::new()),
+                prop::sample::select(vec!["NaN", "inf", "-1", "0", "1e999", "2024-01-02", "x"])
+                    .prop_map(str::to_owned),
+                "[ -~]{0,8}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+                check(&bytes)?;
+                let mut with_header = b"timestamp,open,high,low,close,volume\n".to_vec();
+                with_header.extend(bytes);
+                check(&with_header)?;
+            }
+
+            #[test]
+            fn rows_of_arbitrary_cells_load_or_name_a_line(
+                rows in prop::collection::vec(prop::collection::vec(cell(), 4..8), 0..8)
+            ) {
+                let mut text = "timestamp,open,high,low,close,volume\n".to_owned();
+                for row in rows {
+                    text.push_str(&row.join(","));
+                    text.push('\n');
+                }
+                check(text.as_bytes())?;
+            }
+
+            /// Valid candles load as they were written.
+            #[test]
+            fn valid_rows_round_trip(
+                steps in prop::collection::vec((1i64..100_000, 1.0f64..500.0, 0.0f64..0.1, 0.0f64..1e6), 0..20)
+            ) {
+                let mut text = "timestamp,open,high,low,close,volume\n".to_owned();
+                let mut bars = Vec::new();
+                let mut time = 946_684_800;
+                for (gap, price, spread, volume) in steps {
+                    time += gap;
+                    let bar = Bar { time, open: price, high: price * (1.0 + spread), low: price * (1.0 - spread / 2.0), close: price, volume };
+                    text.push_str(&format!("{},{},{},{},{},{}\n", bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume));
+                    bars.push(bar);
+                }
+                prop_assert_eq!(parse_csv(text.as_bytes(), "T_D.csv").unwrap(), bars);
+            }
+        }
+    }
 }
