@@ -35,6 +35,8 @@ start=$SECONDS
 params=(
   "ParameterKey=Stage,ParameterValue=${stage}"
   "ParameterKey=DeployFunctions,ParameterValue=false"
+  # Local stages are throwaway: delete-stack.sh deletes the retained tables too.
+  "ParameterKey=DataDeletionProtection,ParameterValue=false"
 )
 # create-stack/update-stack, not `aws cloudformation deploy`: the emulator
 # executes change sets but never fills in the stack's Outputs afterwards.
