@@ -75,23 +75,26 @@ started_emulator=1
 # A clean slate in the emulator (it may be ours from an interrupted run).
 curl -fs -X POST -o /dev/null "$AWS_ENDPOINT_URL/moto-api/reset"
 
-# What the template says about each function: LogicalId name memory timeout arch env-keys.
+# What the template says about each function: LogicalId name memory timeout arch env-keys
+# (an awk reading of the template's layout: two-space indent per level).
 expectations() {
-  "$VENV/bin/python" - "$TEMPLATE" "$1" <<'PY'
-import sys
-from cfnlint.decode import decode
-
-template, _ = decode(sys.argv[1])
-stage = sys.argv[2]
-for lid, res in template["Resources"].items():
-    if res.get("Type") != "AWS::Lambda::Function":
-        continue
-    p = res["Properties"]
-    name = p["FunctionName"]["Fn::Sub"].replace("${Stage}", stage)
-    keys = ",".join(sorted(p["Environment"]["Variables"]))
-    print(lid, name, p["MemorySize"], p["Timeout"], p["Architectures"][0], keys)
-PY
+  awk -v stage="$1" '
+    function flush() { if (fn) print id, name, mem, timeout, arch, keys; fn = 0; env = 0; keys = "" }
+    /^[^ #]/ { in_res = ($0 ~ /^Resources:/) }
+    in_res && /^  [A-Za-z0-9]+:$/ { flush(); id = $1; sub(/:$/, "", id) }
+    in_res && /^    Type: AWS::Lambda::Function$/ { fn = 1 }
+    fn && env && !/^          / { env = 0 }
+    fn && env { k = $1; sub(/:$/, "", k); keys = keys (keys == "" ? "" : ",") k }
+    fn && /^        Variables:/ { env = 1 }
+    fn && /^      FunctionName: !Sub / { name = $3; sub(/\$\{Stage\}/, stage, name) }
+    fn && /^      MemorySize:/ { mem = $2 }
+    fn && /^      Timeout:/ { timeout = $2 }
+    fn && /^      Architectures:/ { arch = $2; gsub(/[][]/, "", arch) }
+    END { flush() }
+  ' "$TEMPLATE"
 }
+# sorted_csv: a comma-separated list, sorted (byte order).
+sorted_csv() { tr ',' '\n' | LC_ALL=C sort | paste -sd, -; }
 
 stack_output() {
   aws cloudformation describe-stacks --stack-name "$1" --output text \
@@ -115,8 +118,8 @@ check_functions() {
         --query '[MemorySize, Timeout, Runtime, Handler]' | tr '\t' ' ')"
     # (moto's CloudFormation ignores Architectures: not checked)
     got="$(aws lambda get-function-configuration --function-name "$name" --output text \
-      --query 'sort(keys(Environment.Variables))' | tr '\t' ',')"
-    check "$name environment keys = template's" "$keys" "$got"
+      --query 'keys(Environment.Variables)' | tr '\t' ',' | sorted_csv)"
+    check "$name environment keys = template's" "$(sorted_csv <<<"$keys")" "$got"
   done < <(expectations "$stage")
   local generator="tradeflow-$stage-signal-generator"
   check "$generator SIGNALS_QUEUE_URL = the stack's queue" \
