@@ -205,7 +205,7 @@ for fn in signal-generator trigger-dispatcher pipeline-executor; do
   [[ -f target/lambda/arm64/$fn/bootstrap.zip ]] && ok "built target/lambda/arm64/$fn/bootstrap.zip" \
     || bad "no target/lambda/arm64/$fn/bootstrap.zip"
 done
-bucket="$(aws s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n' | grep '^tradeflow-code-' | head -1)"
+bucket="$(aws s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n' | grep '^tradeflow-code-' | head -1 || true)"
 [[ -n $bucket ]] && ok "code bucket created: $bucket" || bad "no tradeflow-code-* bucket"
 check "three zips in s3://$bucket/tradeflow/$STAGE/" 3 \
   "$(aws s3api list-objects-v2 --bucket "$bucket" --prefix "tradeflow/$STAGE/" --query 'length(Contents)' --output text)"
@@ -224,9 +224,10 @@ check "source queues redrive after 5 receives" "5 5" \
   "$(for q in signals executions; do aws sqs get-queue-attributes --queue-url \
     "$(aws sqs get-queue-url --queue-name "tradeflow-$STAGE-$q" --query QueueUrl --output text)" \
     --attribute-names RedrivePolicy --query Attributes.RedrivePolicy --output text | grep -o '"maxReceiveCount": *"\{0,1\}[0-9]*' | grep -o '[0-9]*$'; done | tr '\n' ' ' | sed 's/ $//')"
-check "retained tables have deletion protection" "True True" \
+# (moto returns the parameter's string "true", AWS the boolean: compared in lower case)
+check "retained tables have deletion protection" "true true" \
   "$(for t in executions orders; do aws dynamodb describe-table --table-name "tradeflow-$STAGE-$t" \
-    --query Table.DeletionProtectionEnabled --output text; done | tr '\n' ' ' | sed 's/ $//')"
+    --query Table.DeletionProtectionEnabled --output text; done | tr 'A-Z\n' 'a-z ' | sed 's/ $//')"
 
 step "2. infra/deploy.sh deploy $STAGE once more (update, same zips)"
 uuids="$(aws lambda list-event-source-mappings --query 'sort(EventSourceMappings[].UUID)' --output text)"
