@@ -185,7 +185,7 @@ check_gone() {
     [[ $(aws logs describe-log-groups --log-group-name-prefix "/aws/lambda/tradeflow-$stage-$name" \
       --query 'length(logGroups)' --output text) == 0 ]] || left+=("log group $name")
   done
-  check "destroy $stage leaves nothing but the retained tables (stack, functions, mappings, schedule, queues, tables ${GONE_TABLES[*]}, roles, log groups)" \
+  check "destroy $stage leaves none of: stack, functions, mappings, schedule, queues, tables ${GONE_TABLES[*]}, roles, log groups" \
     "" "${left[*]}"
 }
 
