@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # local/delete-stack.sh [stage]  (default: local)
 # Deletes stack tradeflow-<stage> (and with it its queues and tables), waits for
-# it to be gone and removes local/.state/<stage>.env. Idempotent.
+# it to be gone, deletes the executions and orders tables the template retains
+# (DeletionPolicy: Retain; a local stage starts clean) and removes
+# local/.state/<stage>.env. Idempotent.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -26,4 +28,11 @@ elif [[ $out == *"does not exist"* ]]; then
 else
   die "describe-stacks $stack: $out"
 fi
+for table in executions orders; do
+  table="tradeflow-${stage}-${table}"
+  aws dynamodb describe-table --table-name "$table" >/dev/null 2>&1 || continue
+  aws dynamodb update-table --table-name "$table" --no-deletion-protection-enabled >/dev/null
+  aws dynamodb delete-table --table-name "$table" >/dev/null
+  log "deleted retained table $table"
+done
 rm -f "$STATE_DIR/${stage}.env"

@@ -35,6 +35,8 @@ start=$SECONDS
 params=(
   "ParameterKey=Stage,ParameterValue=${stage}"
   "ParameterKey=DeployFunctions,ParameterValue=false"
+  # Local stages are throwaway: delete-stack.sh deletes the retained tables too.
+  "ParameterKey=DataDeletionProtection,ParameterValue=false"
 )
 # create-stack/update-stack, not `aws cloudformation deploy`: the emulator
 # executes change sets but never fills in the stack's Outputs afterwards.
@@ -70,7 +72,17 @@ else
 fi
 
 # TTL: which tables and attributes come from the template, names from the stack.
-ttl_specs="$("$VENV/bin/python" "$LOCAL_DIR/lib/template_ttl.py" "$TEMPLATE")"
+# "<LogicalId> <attribute>" of each resource whose TimeToLiveSpecification is enabled (the
+# template's layout: resources at two spaces of indent, the specification's keys at eight).
+ttl_specs="$(awk '
+  /^[^ #]/ { in_resources = ($0 ~ /^Resources:/) }
+  in_resources && /^  [A-Za-z0-9]+:$/ { id = $1; sub(/:$/, "", id); ttl = 0; attr = ""; on = 0 }
+  in_resources && /^      TimeToLiveSpecification:/ { ttl = 1; next }
+  ttl && /^        AttributeName:/ { attr = $2 }
+  ttl && /^        Enabled: *(true|"true")/ { on = 1 }
+  ttl && !/^        / { ttl = 0 }
+  ttl && attr != "" && on { print id, attr; ttl = 0 }
+' "$TEMPLATE")"
 while read -r logical_id attribute; do
   [[ -n $logical_id ]] || continue
   table="$(aws cloudformation describe-stack-resource --stack-name "$stack" \
@@ -90,8 +102,13 @@ done <<<"$ttl_specs"
 
 tmp="$(mktemp "$STATE_DIR/.${stage}.env.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
-aws cloudformation describe-stacks --stack-name "$stack" --output json \
-  | "$VENV/bin/python" "$LOCAL_DIR/lib/outputs_env.py" >"$tmp"
+# Output keys in SCREAMING_SNAKE_CASE (SignalsDlqName -> SIGNALS_DLQ_NAME), sorted.
+aws cloudformation describe-stacks --stack-name "$stack" --output text \
+  --query 'Stacks[0].Outputs[].[OutputKey, OutputValue]' \
+  | while IFS=$'\t' read -r key value; do
+    key="$(sed -E 's/([A-Z]+)([A-Z][a-z])/\1_\2/g; s/([a-z0-9])([A-Z])/\1_\2/g' <<<"$key")"
+    printf '%s=%s\n' "${key^^}" "$value"
+  done | sort >"$tmp"
 grep -q '^SIGNALS_QUEUE_NAME=' "$tmp" \
   || die "stack $stack has no SignalsQueueName output; describe-stacks returned: $(cat "$tmp")"
 mv "$tmp" "$env_file"

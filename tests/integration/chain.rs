@@ -286,8 +286,9 @@ async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_comp
         )
         .await;
     let chain = stack.start_chain(stack.functions(&[]).await).await;
-    // maxReceiveCount is 3: three failed deliveries, then the queue's redrive moves it.
-    let dlq = eventually(Duration::from_secs(60), || async {
+    // maxReceiveCount is 5: five failed deliveries (1 s apart here), then the queue's redrive
+    // moves it.
+    let dlq = eventually(Duration::from_secs(90), || async {
         let bodies = stack.drain("SignalsDlqName").await;
         (!bodies.is_empty()).then_some(bodies)
     })
@@ -300,7 +301,7 @@ async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_comp
         .stats
         .failed_records
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(failed, 3, "failed once per delivery, nothing else failed");
+    assert_eq!(failed, 5, "failed once per delivery, nothing else failed");
     chain.stop().await;
     let counts = executions_by_status(&stack.dynamo, &stack.output("ExecutionsTableName"))
         .await

@@ -91,9 +91,21 @@ impl TestStack {
         }
     }
 
+    /// Deletes the stack, then the tables the template retains (executions, orders).
     pub async fn delete(self) {
         let cfn = aws_sdk_cloudformation::Client::new(&self.sdk);
         let _ = delete_stack(&cfn, &self.stage).await;
+        for output in ["ExecutionsTableName", "OrdersTableName"] {
+            let table = self.output(output);
+            let _ = self
+                .dynamo
+                .update_table()
+                .table_name(&table)
+                .deletion_protection_enabled(false)
+                .send()
+                .await;
+            let _ = self.dynamo.delete_table().table_name(&table).send().await;
+        }
     }
 
     pub fn output(&self, key: &str) -> String {

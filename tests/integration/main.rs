@@ -6,5 +6,6 @@
 mod chain;
 mod generator;
 mod helpers;
+mod iam;
 mod metrics;
 mod watch;

@@ -1,0 +1,468 @@
+//! Each function's IAM role in infra/template.yaml grants exactly what is called with it: the SDK
+//! calls its code makes (recorded while the chain runs on the emulator), the calls its event
+//! source mapping makes on its behalf, and its log stream.
+//!
+//! How the calls are recorded: every function is built by its own `Handler::from_aws` (the code
+//! the Lambda runs) from an `SdkConfig` of its own whose HTTP client records each request — the
+//! operation from the `X-Amz-Target` header, the table or queue from the JSON body — before
+//! sending it on. So the function code carries no test hook, and a call added to an adapter shows
+//! up here by itself. The role's grants are read from the template (a YAML parser that keeps the
+//! CloudFormation tags), as (action, logical id of the resource) pairs; the recorded calls are
+//! mapped to the same pairs through the stack's outputs.
+//!
+//! [`ON_PATHS_NOT_RUN`] lists grants for calls this run does not reach (failure paths), each with
+//! its reason: extend it when code adds such a call, and nowhere else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use serde_json::json;
+use serde_norway::Value;
+use tradeflow_local::chain::Functions;
+use tradeflow_local::invoke::InProcess;
+use tradeflow_telemetry::Telemetry;
+
+use crate::helpers::*;
+
+/// (role, action, resource logical id, why the chain run below does not make the call).
+const ON_PATHS_NOT_RUN: &[(&str, &str, &str, &str)] = &[
+    (
+        "DispatcherRole",
+        "dynamodb:DeleteItem",
+        "LeasesTable",
+        "releases the lease of a fan-out whose request could not be sent (issue 8)",
+    ),
+    (
+        "ExecutorRole",
+        "dynamodb:GetItem",
+        "OrdersTable",
+        "OrderStore::get: reads back an order an earlier attempt placed (issue 8)",
+    ),
+];
+
+/// The actions Lambda's SQS event source mapping needs on its queue, with the function's role.
+const EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+/// The actions the Lambda runtime needs on the function's log group.
+const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+
+type Grants = BTreeSet<(String, String)>;
+
+// ------------------------------------------------------------------ recording
+
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<Grants>>);
+
+impl Calls {
+    fn take(&self) -> Grants {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[derive(Debug)]
+struct RecordingClient {
+    inner: SharedHttpClient,
+    calls: Calls,
+}
+
+impl HttpClient for RecordingClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RecordingConnector {
+            inner: self.inner.http_connector(settings, components),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RecordingConnector {
+    inner: SharedHttpConnector,
+    calls: Calls,
+}
+
+impl HttpConnector for RecordingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.calls.0.lock().unwrap().insert(iam_call(&request));
+        self.inner.call(request)
+    }
+}
+
+/// (IAM action, `table:<name>` or `queue:<name>`) of a DynamoDB or SQS (JSON protocol) request.
+fn iam_call(request: &HttpRequest) -> (String, String) {
+    let unknown = || {
+        (
+            format!("<unrecognised request to {}>", request.uri()),
+            String::new(),
+        )
+    };
+    let Some((prefix, operation)) = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.split_once('.'))
+    else {
+        return unknown();
+    };
+    let body: serde_json::Value = request
+        .body()
+        .bytes()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let action = match prefix {
+        p if p.starts_with("DynamoDB_") => format!("dynamodb:{operation}"),
+        // IAM authorises SQS's batch operations by their single-message action.
+        "AmazonSQS" => format!(
+            "sqs:{}",
+            operation.strip_suffix("Batch").unwrap_or(operation)
+        ),
+        _ => return unknown(),
+    };
+    // A queue and a table may share a name (tradeflow-<stage>-executions): keep the kind.
+    let resource = if let Some(table) = body["TableName"].as_str() {
+        format!("table:{table}")
+    } else if let Some(queue) = body["QueueUrl"].as_str().and_then(|u| u.rsplit('/').next()) {
+        format!("queue:{queue}")
+    } else {
+        format!("<no table or queue in {body}>")
+    };
+    (action, resource)
+}
+
+/// A copy of `sdk` whose HTTP client records the calls made through it.
+fn recording(sdk: &aws_config::SdkConfig) -> (aws_config::SdkConfig, Calls) {
+    let calls = Calls::default();
+    // The emulator speaks plain HTTP (AWS_ENDPOINT_URL=http://127.0.0.1:<port>).
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let sdk = sdk
+        .to_builder()
+        .http_client(SharedHttpClient::new(RecordingClient {
+            inner,
+            calls: calls.clone(),
+        }))
+        .build();
+    (sdk, calls)
+}
+
+// ------------------------------------------------------------------ template
+
+fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
+    match value {
+        Value::Tagged(t) if t.tag == tag => t.value.as_str(),
+        _ => None,
+    }
+}
+
+/// `!GetAtt X.Arn` -> X.
+fn arn_of(value: &Value) -> String {
+    tagged(value, "GetAtt")
+        .and_then(|s| s.strip_suffix(".Arn"))
+        .unwrap_or_else(|| panic!("a role's Resource must be `!GetAtt <Resource>.Arn`: {value:?}"))
+        .to_owned()
+}
+
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// Role logical id -> its (action, resource logical id) grants.
+fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
+    let mut roles = BTreeMap::new();
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+            continue;
+        }
+        let mut grants = Grants::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                for action in one_or_many(&statement["Action"]) {
+                    for target in one_or_many(&statement["Resource"]) {
+                        grants.insert((action.as_str().unwrap().to_owned(), arn_of(target)));
+                    }
+                }
+            }
+        }
+        roles.insert(id.as_str().unwrap().to_owned(), grants);
+    }
+    roles
+}
+
+/// Per function (cargo package name): its role, log group and event source queues.
+struct FunctionSpec {
+    role: String,
+    log_group: String,
+    sources: Vec<String>,
+}
+
+fn function_specs(template: &Value) -> BTreeMap<String, FunctionSpec> {
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut by_logical_id = BTreeMap::new();
+    for (id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Lambda::Function") {
+            continue;
+        }
+        let p = &resource["Properties"];
+        let name = tagged(&p["FunctionName"], "Sub")
+            .and_then(|n| n.strip_prefix("tradeflow-${Stage}-"))
+            .unwrap()
+            .to_owned();
+        let role = tagged(&p["Role"], "GetAtt")
+            .and_then(|r| r.strip_suffix(".Arn"))
+            .unwrap()
+            .to_owned();
+        let log_group = tagged(&p["LoggingConfig"]["LogGroup"], "Ref")
+            .unwrap()
+            .to_owned();
+        by_logical_id.insert(
+            id.as_str().unwrap().to_owned(),
+            (
+                name,
+                FunctionSpec {
+                    role,
+                    log_group,
+                    sources: Vec::new(),
+                },
+            ),
+        );
+    }
+    for resource in resources.values() {
+        if resource["Type"].as_str() != Some("AWS::Lambda::EventSourceMapping") {
+            continue;
+        }
+        let p = &resource["Properties"];
+        let function = tagged(&p["FunctionName"], "Ref").unwrap();
+        by_logical_id.get_mut(function).unwrap().1.sources.push(
+            tagged(&p["EventSourceArn"], "GetAtt")
+                .and_then(|a| a.strip_suffix(".Arn"))
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    by_logical_id.into_values().collect()
+}
+
+/// `table:<name>` / `queue:<name>` -> logical id, for the tables and queues the template exports.
+fn logical_ids(template: &Value, stack: &TestStack) -> HashMap<String, String> {
+    let mut ids = HashMap::new();
+    for (key, output) in template["Outputs"].as_mapping().unwrap() {
+        let value = &output["Value"];
+        // `!Ref <Table>` is a table's name, `!GetAtt <Queue>.QueueName` a queue's.
+        let logical = tagged(value, "Ref").map(|t| ("table", t)).or_else(|| {
+            tagged(value, "GetAtt")
+                .and_then(|a| a.strip_suffix(".QueueName"))
+                .map(|q| ("queue", q))
+        });
+        if let (Some((kind, logical)), Ok(physical)) =
+            (logical, stack.outputs.get(key.as_str().unwrap()))
+        {
+            ids.insert(format!("{kind}:{physical}"), logical.to_owned());
+        }
+    }
+    ids
+}
+
+#[test]
+fn the_template_parses_into_roles_and_functions() {
+    // The parsing half, without the emulator: every function has a role with grants, and the
+    // forms the test understands are the only ones used (it panics on any other).
+    let template: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let roles = role_grants(&template);
+    let specs = function_specs(&template);
+    assert_eq!(
+        specs.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "pipeline-executor",
+            "signal-generator",
+            "trigger-dispatcher"
+        ]
+    );
+    for spec in specs.values() {
+        assert!(!roles[&spec.role].is_empty());
+    }
+    for (role, action, resource, _) in ON_PATHS_NOT_RUN {
+        assert!(
+            roles[*role].contains(&((*action).to_owned(), (*resource).to_owned())),
+            "{role} should grant {action} on {resource} (ON_PATHS_NOT_RUN)"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ the run
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn each_role_grants_exactly_the_calls_its_function_makes() {
+    let sdk = emulator().await;
+    let stack = TestStack::deploy(sdk.clone()).await;
+    let template: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    stack
+        .seed(&[
+            pipeline("p-all", &["AAPL", "MSFT", "NVDA", "TSLA", "SPY"], json!([])),
+            pipeline("p-two", &["AAPL", "NVDA"], json!([])),
+        ])
+        .await;
+
+    // The functions' environment as on AWS: queue URLs (a template `!Ref`), so no GetQueueUrl.
+    let mut env: HashMap<String, String> = stack
+        .outputs
+        .function_env()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (var, output) in [
+        ("SIGNALS_QUEUE_URL", "SignalsQueueName"),
+        ("SIGNALS_DLQ_URL", "SignalsDlqName"),
+        ("EXECUTIONS_QUEUE_URL", "ExecutionsQueueName"),
+        ("EXECUTIONS_DLQ_URL", "ExecutionsDlqName"),
+    ] {
+        env.insert(var.to_owned(), stack.queue_url(output).await);
+    }
+    env.insert("GENERATOR_BACKFILL_BARS".into(), "24".into());
+    let lookup = |k: &str| env.get(k).cloned();
+
+    let (generator_sdk, generator_calls) = recording(&sdk);
+    let (dispatcher_sdk, dispatcher_calls) = recording(&sdk);
+    let (executor_sdk, executor_calls) = recording(&sdk);
+    let telemetry = |name: &str| Telemetry::init(name);
+    let gt = telemetry(signal_generator::FUNCTION_NAME);
+    let generator = signal_generator::Handler::from_aws(
+        &generator_sdk,
+        &signal_generator::Config::from_lookup(lookup).unwrap(),
+        &gt,
+    )
+    .await
+    .unwrap();
+    let dt = telemetry(trigger_dispatcher::FUNCTION_NAME);
+    let dispatcher = trigger_dispatcher::Handler::from_aws(
+        &dispatcher_sdk,
+        &trigger_dispatcher::Config::from_lookup(lookup).unwrap(),
+        &dt,
+    )
+    .await
+    .unwrap();
+    let et = telemetry(pipeline_executor::FUNCTION_NAME);
+    let executor = pipeline_executor::Handler::from_aws(
+        &executor_sdk,
+        &pipeline_executor::Config::from_lookup(lookup).unwrap(),
+        &et,
+    )
+    .unwrap();
+    let functions = Functions {
+        generator: Arc::new(InProcess::new(generator, gt).unwrap()),
+        dispatcher: Arc::new(InProcess::new(dispatcher, dt).unwrap()),
+        executor: Arc::new(InProcess::new(executor, et).unwrap()),
+    };
+    let chain = stack.start_chain(functions).await;
+
+    // The generator until it has published (synthetic data: some minute fires a signal), and
+    // signals of our own so every pipeline runs.
+    let mut t = now();
+    for _ in 0..30 {
+        chain.fire_generator(t).await.unwrap();
+        let published = generator_calls
+            .take()
+            .iter()
+            .any(|(action, _)| action == "sqs:SendMessage");
+        if published {
+            break;
+        }
+        t += 300;
+    }
+    stack
+        .send(
+            "SignalsQueueName",
+            &[signal_body(
+                "iam-1",
+                "rsi_oversold",
+                "5",
+                1_750_000_200,
+                &[("AAPL", "BULLISH", 80.0), ("NVDA", "BEARISH", 70.0)],
+            )],
+        )
+        .await;
+    assert!(
+        chain.wait_idle(Duration::from_secs(60)).await.unwrap(),
+        "queues drain"
+    );
+    chain.stop().await;
+
+    let ids = logical_ids(&template, &stack);
+    let to_grants = |calls: &Calls| -> Grants {
+        calls
+            .take()
+            .into_iter()
+            .map(|(action, name)| {
+                let id = ids
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("<not a resource of the stack: {name:?}>"));
+                (action, id)
+            })
+            .collect()
+    };
+    let called: BTreeMap<&str, Grants> = BTreeMap::from([
+        ("signal-generator", to_grants(&generator_calls)),
+        ("trigger-dispatcher", to_grants(&dispatcher_calls)),
+        ("pipeline-executor", to_grants(&executor_calls)),
+    ]);
+    let roles = role_grants(&template);
+    let specs = function_specs(&template);
+    let mut problems = Vec::new();
+    for (function, spec) in &specs {
+        let granted = &roles[&spec.role];
+        let mut needed: Grants = called[function.as_str()].clone();
+        for queue in &spec.sources {
+            needed.extend(
+                EVENT_SOURCE_ACTIONS
+                    .iter()
+                    .map(|a| ((*a).to_owned(), queue.clone())),
+            );
+        }
+        needed.extend(
+            LOG_ACTIONS
+                .iter()
+                .map(|a| ((*a).to_owned(), spec.log_group.clone())),
+        );
+        let allowed_unused: Grants = ON_PATHS_NOT_RUN
+            .iter()
+            .filter(|(role, ..)| *role == spec.role)
+            .map(|(_, action, resource, _)| ((*action).to_owned(), (*resource).to_owned()))
+            .collect();
+        for missing in needed.difference(granted) {
+            problems.push(format!(
+                "{function} calls {missing:?} but {} does not grant it",
+                spec.role
+            ));
+        }
+        for extra in granted.difference(&needed) {
+            if !allowed_unused.contains(extra) {
+                problems.push(format!(
+                    "{} grants {extra:?} but {function} never called it (remove it, or list the path in ON_PATHS_NOT_RUN)",
+                    spec.role
+                ));
+            }
+        }
+    }
+    stack.delete().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
