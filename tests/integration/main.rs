@@ -7,4 +7,5 @@ mod chain;
 mod generator;
 mod helpers;
 mod metrics;
+mod soak;
 mod watch;
