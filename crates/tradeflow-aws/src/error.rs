@@ -4,7 +4,9 @@
 //! (`Held`, `AlreadyExists`, `false`...). What is left is either worth retrying (throttling, 5xx,
 //! timeouts, connection failures, unparseable responses) or not (validation, missing table or
 //! queue, access denied, a request the SDK could not build). The SDK error is kept, boxed, as the
-//! `source` so logs show the service's code and message.
+//! `source` so logs show the service's code and message. An item over DynamoDB's 400 KB limit
+//! ("Item size has exceeded the maximum allowed size") is a `ValidationException`: permanent,
+//! never retried (the executor records such a run FAILED or rejects it, see `execute.rs`).
 
 use std::error::Error as StdError;
 

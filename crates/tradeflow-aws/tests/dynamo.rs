@@ -21,8 +21,8 @@ use tradeflow_core::ids;
 use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
-    BeginOutcome, ClaimOutcome, CursorStore, ExecutionStore, Lease, LeaseStore, OrderStore,
-    PipelineStore, PlaceOutcome,
+    BeginOutcome, ClaimOutcome, CursorStore, ExecutionStore, HoldOutcome, Lease, LeaseStore,
+    OrderStore, PipelineStore, PlaceOutcome,
 };
 use tradeflow_core::vocab::Ticker;
 
@@ -283,6 +283,74 @@ async fn a_lease_is_held_by_one_execution_until_it_expires_or_is_released() {
     assert!(gone.item.is_none());
 }
 
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn a_run_holds_its_lease_unless_another_live_execution_has_it() {
+    let config = emulator().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = create_table(&client, "leases", "lease_key").await;
+    let store = DynamoLeaseStore::new(client.clone(), &table);
+    let t0 = 1_700_000_000;
+    let expires =
+        |raw: &std::collections::HashMap<String, AttributeValue>| raw["expires_at"].clone();
+
+    // Absent: held, enqueued, with its expiry and TTL.
+    assert_eq!(
+        store.hold(&lease("exe-a", t0 + 121), t0).await.unwrap(),
+        HoldOutcome::Held
+    );
+    let raw = raw_get(&client, &table, "lease_key", "p1#AAPL").await;
+    assert_eq!(raw["execution_id"], AttributeValue::S("exe-a".into()));
+    assert_eq!(raw["pipeline_id"], AttributeValue::S("p1".into()));
+    assert_eq!(raw["ticker"], AttributeValue::S("AAPL".into()));
+    assert_eq!(expires(&raw), AttributeValue::N((t0 + 121).to_string()));
+    assert_eq!(raw["enqueued"], AttributeValue::Bool(true));
+    assert_eq!(
+        raw["ttl"],
+        AttributeValue::N((t0 + 121 + LEASE_TTL_GRACE_SECS).to_string())
+    );
+    // Ours: extended to a later expiry, a shorter one keeps the longer.
+    assert_eq!(
+        store.hold(&lease("exe-a", t0 + 300), t0 + 5).await.unwrap(),
+        HoldOutcome::Held
+    );
+    assert_eq!(
+        store.hold(&lease("exe-a", t0 + 200), t0 + 6).await.unwrap(),
+        HoldOutcome::Held
+    );
+    let raw = raw_get(&client, &table, "lease_key", "p1#AAPL").await;
+    assert_eq!(expires(&raw), AttributeValue::N((t0 + 300).to_string()));
+    // Another live execution's: lost, nothing changed.
+    assert_eq!(
+        store
+            .hold(&lease("exe-b", t0 + 400), t0 + 300)
+            .await
+            .unwrap(),
+        HoldOutcome::Lost {
+            execution_id: "exe-a".into(),
+            expires_at: t0 + 300
+        }
+    );
+    // Expired: taken over.
+    assert_eq!(
+        store
+            .hold(&lease("exe-b", t0 + 500), t0 + 301)
+            .await
+            .unwrap(),
+        HoldOutcome::Held
+    );
+    let raw = raw_get(&client, &table, "lease_key", "p1#AAPL").await;
+    assert_eq!(raw["execution_id"], AttributeValue::S("exe-b".into()));
+    // A claim by the dispatcher for a held, enqueued lease of the same execution is not re-sent.
+    assert_eq!(
+        store
+            .claim(&lease("exe-b", t0 + 500), t0 + 302)
+            .await
+            .unwrap(),
+        ClaimOutcome::AlreadyEnqueued
+    );
+}
+
 fn request(signal_id: &str) -> ExecutionRequest {
     let mut request = fixtures::request("p1", signal_id, 1_700_000_000);
     request.signal_context.confidence = 75.5;
@@ -458,6 +526,32 @@ async fn an_order_is_written_once() {
     let raw = raw_get(&client, &table, "order_id", &first.order_id).await;
     let stored: PaperOrder = tradeflow_aws::item::from_item(raw).unwrap();
     assert_eq!(stored, first);
+    // Read back as stored (the first attempt's), absent as None.
+    assert_eq!(store.get(&first.order_id).await.unwrap(), Some(first));
+    assert_eq!(store.get("ord-absent").await.unwrap(), None);
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn an_execution_record_over_the_item_size_limit_is_a_permanent_error() {
+    let config = emulator().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = create_executions_table(&client).await;
+    let store = DynamoExecutionStore::new(client.clone(), &table);
+    let mut big = request("sig-big");
+    big.signal_context
+        .metadata
+        .values
+        .insert("notes".into(), json!("x".repeat(450 * 1024)));
+    let err = store
+        .begin(&big, 1_700_000_000, 1_700_000_121)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Permanent { .. }),
+        "{}",
+        error_chain(&err)
+    );
 }
 
 #[tokio::test]

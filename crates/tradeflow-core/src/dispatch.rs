@@ -5,7 +5,8 @@
 //! fan-out with a conditional write (held → skipped); send the claimed requests in batches of 10;
 //! mark their leases enqueued. Fails closed: a message whose pipelines could not be loaded, whose
 //! lease could not be claimed or whose request could not be sent is reported failed, so the queue
-//! redelivers it; its already-enqueued fan-outs are not sent again on the retry.
+//! redelivers it; its already-enqueued fan-outs are not sent again on the retry, and the lease of
+//! a request that could not be sent is released.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -289,6 +290,15 @@ impl Dispatcher {
                     "execution_queue",
                     &format!("sending {}: {}", f.request.execution_id, u.reason),
                 ));
+                // Nothing is queued for it: free the lease it claimed (only if still ours), so the
+                // pair does not look held until its expiry. The redelivery claims it again.
+                if let Err(e) = self
+                    .leases
+                    .release(&f.lease.pipeline_id, &f.lease.ticker, &f.lease.execution_id)
+                    .await
+                {
+                    tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not release the lease of an unsent request; it expires by itself");
+                }
             }
         }
 
@@ -559,6 +569,44 @@ mod tests {
         let mut ids: Vec<_> = reqs.iter().map(|r| r.pipeline_id.clone()).collect();
         ids.sort();
         assert_eq!(ids, vec!["p1", "p2"], "each request enqueued exactly once");
+    }
+
+    /// Fault 4 of issue 8: a request that could not be sent frees the lease its fan-out claimed,
+    /// so the pair does not look held with nothing queued; the other fan-outs keep theirs.
+    #[tokio::test]
+    async fn an_unsent_request_releases_the_lease_it_claimed() {
+        let w = world(vec![
+            pipeline("p1", &["AAPL"], json!([])),
+            pipeline("p2", &["AAPL"], json!([])),
+        ]);
+        let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
+        // p2's entry fails on every attempt of this delivery.
+        w.queue.fail_entries_next_calls(&["e1"], 5);
+        let r = w
+            .dispatcher
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        assert!(
+            w.leases.get("p2", &aapl).is_none(),
+            "p2's lease is held with nothing queued"
+        );
+        let p1 = w.leases.get("p1", &aapl).unwrap();
+        assert!(p1.enqueued);
+        // A signal rejected by the queue (sender's fault) frees its lease too.
+        w.queue.reject_entries(&["e0"]);
+        let r = w
+            .dispatcher
+            .dispatch(
+                &[msg("m2", body("s2", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m2"]);
+        assert!(w.leases.get("p2", &aapl).is_none());
     }
 
     #[tokio::test]

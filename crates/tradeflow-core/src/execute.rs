@@ -1,27 +1,55 @@
-//! The pipeline-executor's logic: run each execution request at most once.
+//! The pipeline-executor's logic: run each execution request at most once, while holding its
+//! (pipeline, ticker) lease.
 //!
 //! Per message: parse the request (a bad body is a poison message); load the pipeline; start the
-//! run with one conditional write (a redelivery of a finished run, or of one another worker is
-//! running, is acknowledged without running anything); run the pipeline's steps in order under its
-//! max runtime, recording each step's status and duration; write the final status; release the
-//! (pipeline, ticker) lease. A transient failure puts the execution back to PENDING and fails the
-//! message, so the queue redelivers it.
+//! run with one conditional write whose in-progress expiry is the invocation's deadline (a
+//! redelivery of a finished run is acknowledged and frees the lease if it re-claimed it; one that
+//! finds the run in progress is retried, so it comes back and takes over a dead attempt); hold the
+//! lease for as long as the run may last (a run whose lease another execution holds ends SKIPPED,
+//! `lease_lost`); run the pipeline's steps in order within the attempt's time, recording each
+//! step's status and duration; write the final status; release the lease. A transient failure
+//! puts the execution back to PENDING and fails the message, so the queue redelivers it; a
+//! permanent store error ends the run FAILED when that can still be recorded, else rejects the
+//! message (to the DLQ) with its reason. Design: `docs/data-model.md`, "Run lifecycle".
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::error::error_chain;
+use crate::error::{StoreError, error_chain};
 use crate::execution::{
-    ExecutionRecord, ExecutionRequest, ExecutionStatus, StepResult, StepStatus,
+    ExecutionRecord, ExecutionRequest, ExecutionStatus, MAX_STEP_OUTPUTS, StepResult, StepStatus,
+    bounded_text,
 };
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
-use crate::ports::{BeginOutcome, Clock, ExecutionStore, LeaseStore, PipelineStore};
+use crate::ports::{
+    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore,
+};
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
 use crate::vocab::InboundMessage;
 
-/// Labels of [`Outcome::Retry`].
-pub const RETRY_LABELS: [&str; 3] = ["pipeline_store", "execution_store", "step_transient"];
+/// Labels of [`Outcome::Retry`], the one list (metrics initialise a series per label from it).
+pub const RETRY_LABELS: [&str; 6] = [
+    "pipeline_store",
+    "execution_store",
+    "step_transient",
+    "in_progress",
+    "lease_store",
+    "order_store",
+];
+
+/// Decision of a run that found its lease held by another live execution (SKIPPED).
+pub const DECISION_LEASE_LOST: &str = "lease_lost";
+
+/// Every decision a SKIPPED run can end with, the one list (metrics label skipped runs with it).
+pub const SKIP_DECISIONS: [&str; 3] =
+    ["pipeline_inactive", "pipeline_missing", DECISION_LEASE_LOST];
+
+/// Time kept back from the invocation's deadline to write the result after the steps.
+pub const SAFETY_MARGIN_MS: i64 = 2_000;
+
+/// Added to the invocation's deadline for the in-progress expiry (clock skew between workers).
+pub const IN_PROGRESS_GRACE_SECS: i64 = 1;
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +58,13 @@ pub enum Outcome {
     Finished(Box<ExecutionRecord>),
     /// A redelivery of a run that had already ended: nothing ran.
     Duplicate(ExecutionStatus),
-    /// Another worker is running it: nothing ran, the message is acknowledged.
+    /// Another attempt took the run over while this one ran (its in-progress expiry passed):
+    /// this attempt's result was not written; the message is acknowledged.
     InProgressElsewhere,
-    /// A transient failure: the message must be redelivered.
+    /// A transient failure, or the run is in progress elsewhere: the message must be redelivered.
     Retry { label: &'static str, reason: String },
-    /// A bad body (poison message).
+    /// A bad body (poison message), or a run that cannot be recorded (a permanent store error):
+    /// it goes to the DLQ.
     Rejected { reason: String },
 }
 
@@ -63,6 +93,44 @@ pub struct Executor {
     leases: Arc<dyn LeaseStore>,
     steps: BuiltinSteps,
     clock: Arc<dyn Clock>,
+}
+
+/// The time of one attempt.
+#[derive(Debug, Clone, Copy)]
+struct AttemptTime {
+    now: i64,
+    /// Unix ms by which the steps must be done: the pipeline's max runtime, or the invocation's
+    /// deadline less [`SAFETY_MARGIN_MS`], whichever comes first.
+    run_until_ms: i64,
+    /// Unix seconds after which another delivery may take the run over (and the lease expires):
+    /// the invocation's deadline plus [`IN_PROGRESS_GRACE_SECS`]; without a deadline, the max
+    /// runtime.
+    in_progress_until: i64,
+    max_runtime: u32,
+}
+
+impl AttemptTime {
+    fn new(now_ms: i64, deadline: Deadline, max_runtime: u32) -> Self {
+        let now = now_ms.div_euclid(1000);
+        let max_ms = now_ms.saturating_add(i64::from(max_runtime) * 1000);
+        if deadline.is_none() {
+            return AttemptTime {
+                now,
+                run_until_ms: max_ms,
+                in_progress_until: now + i64::from(max_runtime),
+                max_runtime,
+            };
+        }
+        let deadline_ms = deadline.epoch_ms();
+        AttemptTime {
+            now,
+            run_until_ms: max_ms.min(deadline_ms.saturating_sub(SAFETY_MARGIN_MS)),
+            // Rounded up to the second: the attempt may live until the deadline itself.
+            in_progress_until: deadline_ms.saturating_add(999).div_euclid(1000)
+                + IN_PROGRESS_GRACE_SECS,
+            max_runtime,
+        }
+    }
 }
 
 impl Executor {
@@ -95,10 +163,10 @@ impl Executor {
         out
     }
 
-    /// Runs one message. `deadline` is when the invocation must be done; nothing uses it yet (it
-    /// is passed down so in-progress expiry and step budgets can be based on it).
+    /// Runs one message. `deadline` is when the invocation must be done: it bounds the steps and
+    /// sets the run's in-progress expiry (and its lease's), after which another delivery may take
+    /// a dead attempt over.
     pub async fn execute(&self, message: &InboundMessage, deadline: Deadline) -> MessageReport {
-        let _ = deadline;
         let started = Instant::now();
         let (outcome, lag_ms) = match ExecutionRequest::parse(&message.body) {
             Err(e) => (
@@ -109,7 +177,7 @@ impl Executor {
             ),
             Ok(request) => {
                 let lag = self.clock.now_ms() - request.enqueued_at_ms;
-                (self.run(&request).await, Some(lag.max(0)))
+                (self.run(&request, deadline).await, Some(lag.max(0)))
             }
         };
         MessageReport {
@@ -120,7 +188,7 @@ impl Executor {
         }
     }
 
-    async fn run(&self, request: &ExecutionRequest) -> Outcome {
+    async fn run(&self, request: &ExecutionRequest, deadline: Deadline) -> Outcome {
         let pipeline = match self.pipelines.get_pipeline(&request.pipeline_id).await {
             Ok(p) => p,
             Err(e) => return retry("pipeline_store", error_chain(&e)),
@@ -128,36 +196,65 @@ impl Executor {
         let max_runtime = pipeline
             .as_ref()
             .map_or(DEFAULT_MAX_RUNTIME_SECS, |p| p.max_runtime_secs);
-        let now = self.clock.now();
+        let time = AttemptTime::new(self.clock.now_ms(), deadline, max_runtime);
+        let now = time.now;
         let attempt = match self
             .executions
-            .begin(request, now, now + i64::from(max_runtime))
+            .begin(request, now, time.in_progress_until)
             .await
         {
             Ok(BeginOutcome::Started { attempt }) => attempt,
-            Ok(BeginOutcome::AlreadyFinished(status)) => return Outcome::Duplicate(status),
-            Ok(BeginOutcome::InProgress { .. }) => return Outcome::InProgressElsewhere,
-            Err(e) => return retry("execution_store", error_chain(&e)),
+            Ok(BeginOutcome::AlreadyFinished(status)) => {
+                // A re-send of a finished run re-claimed the lease at dispatch: free it (only if
+                // this execution holds it), or the pair stays blocked with nothing running.
+                self.release_lease(request).await;
+                return Outcome::Duplicate(status);
+            }
+            Ok(BeginOutcome::InProgress { until }) => {
+                // Comes back after the visibility timeout: by then a dead attempt has expired.
+                return retry(
+                    "in_progress",
+                    format!("running in another attempt until {until}"),
+                );
+            }
+            Err(e) if e.is_retryable() => return retry("execution_store", error_chain(&e)),
+            Err(e) => {
+                return Outcome::Rejected {
+                    reason: format!("the execution cannot be recorded: {}", error_chain(&e)),
+                };
+            }
         };
-        let mut record =
-            ExecutionRecord::started(request, now, attempt, now + i64::from(max_runtime));
+        let mut record = ExecutionRecord::started(request, now, attempt, time.in_progress_until);
 
         let final_status = match pipeline {
             Some(p) if p.is_active && p.user_id == request.user_id => {
-                match self
-                    .run_steps(request, p, now, &mut record, max_runtime)
-                    .await
-                {
+                let lease = Lease {
+                    pipeline_id: request.pipeline_id.clone(),
+                    ticker: request.ticker.clone(),
+                    execution_id: request.execution_id.clone(),
+                    expires_at: time.in_progress_until,
+                };
+                match self.leases.hold(&lease, now).await {
+                    Ok(HoldOutcome::Held) => {}
+                    Ok(HoldOutcome::Lost {
+                        execution_id,
+                        expires_at,
+                    }) => {
+                        return self
+                            .lease_lost(request, record, attempt, &execution_id, expires_at)
+                            .await;
+                    }
+                    Err(e) => {
+                        self.release_execution(request, attempt).await;
+                        return retry("lease_store", error_chain(&e));
+                    }
+                }
+                match self.run_steps(request, p, time, &mut record).await {
                     Ok(status) => status,
                     Err(transient) => {
-                        // Back to PENDING so the redelivery can start at once.
-                        if let Err(e) = self
-                            .executions
-                            .release(&request.execution_id, attempt)
-                            .await
-                        {
-                            tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
-                        }
+                        // Back to PENDING so the redelivery can start at once; the lease stays
+                        // ours until the in-progress expiry, and the redelivery holds it again.
+                        self.release_execution(request, attempt).await;
                         return retry("step_transient", transient.to_string());
                     }
                 }
@@ -176,8 +273,56 @@ impl Executor {
                 ExecutionStatus::Skipped
             }
         };
-        let error = record.error.take();
-        if let Err(e) = record.finish(final_status, self.clock.now(), error) {
+        self.finish(request, record, final_status, true).await
+    }
+
+    /// Another live execution holds the lease: this run must not start. If an earlier attempt of
+    /// this execution got as far as placing its order, the run is recorded COMPLETED with that
+    /// order; else SKIPPED with the holder named. Nothing is released (the lease is not ours).
+    async fn lease_lost(
+        &self,
+        request: &ExecutionRequest,
+        mut record: ExecutionRecord,
+        attempt: u32,
+        holder: &str,
+        expires_at: i64,
+    ) -> Outcome {
+        let order_id = crate::ids::order_id(&request.execution_id);
+        let status = match self.steps.orders().get(&order_id).await {
+            Ok(Some(order)) => {
+                record.order_id = Some(order.order_id);
+                record.decision = Some("order_placed".into());
+                record.error = Some(format!(
+                    "lease taken by execution {holder} after an earlier attempt placed the order"
+                ));
+                ExecutionStatus::Completed
+            }
+            Ok(None) => {
+                record.decision = Some(DECISION_LEASE_LOST.into());
+                record.error = Some(format!(
+                    "lease held by execution {holder} until {expires_at}: not run"
+                ));
+                ExecutionStatus::Skipped
+            }
+            Err(e) => {
+                self.release_execution(request, attempt).await;
+                return retry("order_store", error_chain(&e));
+            }
+        };
+        self.finish(request, record, status, false).await
+    }
+
+    /// Writes the final record and, when `release_lease`, frees the lease if still ours.
+    async fn finish(
+        &self,
+        request: &ExecutionRequest,
+        mut record: ExecutionRecord,
+        status: ExecutionStatus,
+        release_lease: bool,
+    ) -> Outcome {
+        let attempt = record.attempts;
+        let error = record.error.take().map(bounded_text);
+        if let Err(e) = record.finish(status, self.clock.now(), error) {
             return Outcome::Rejected {
                 reason: e.to_string(),
             };
@@ -188,49 +333,91 @@ impl Executor {
                 tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
                 return Outcome::InProgressElsewhere;
             }
-            Err(e) => {
-                if let Err(e) = self
-                    .executions
-                    .release(&request.execution_id, attempt)
-                    .await
-                {
-                    tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
-                }
+            Err(e) if e.is_retryable() => {
+                self.release_execution(request, attempt).await;
                 return retry("execution_store", error_chain(&e));
             }
+            Err(e) => match self.finish_failed(&record, &e).await {
+                Ok(Some(failed)) => record = failed,
+                Ok(None) => return Outcome::InProgressElsewhere,
+                Err(reason) => return Outcome::Rejected { reason },
+            },
         }
+        if release_lease {
+            self.release_lease(request).await;
+        }
+        Outcome::Finished(Box::new(record))
+    }
+
+    /// The result could not be written (a permanent store error): one try to write a minimal
+    /// FAILED record naming the error (no step outputs). `Ok(None)`: another attempt took over.
+    /// `Err`: that failed too; the reason for the DLQ.
+    async fn finish_failed(
+        &self,
+        record: &ExecutionRecord,
+        cause: &StoreError,
+    ) -> Result<Option<ExecutionRecord>, String> {
+        let mut failed = record.clone();
+        failed.status = ExecutionStatus::Failed;
+        failed.steps.clear();
+        failed.error = Some(bounded_text(format!(
+            "the result could not be recorded: {}",
+            error_chain(cause)
+        )));
+        match self.executions.finish(&failed).await {
+            Ok(true) => Ok(Some(failed)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(format!(
+                "the result could not be recorded: {}; nor a FAILED record: {}",
+                error_chain(cause),
+                error_chain(&e)
+            )),
+        }
+    }
+
+    /// Frees the (pipeline, ticker) lease if this execution holds it. A failure is only logged:
+    /// the lease expires by itself at its in-progress expiry.
+    async fn release_lease(&self, request: &ExecutionRequest) {
         if let Err(e) = self
             .leases
             .release(&request.pipeline_id, &request.ticker, &request.execution_id)
             .await
         {
-            // The lease expires by itself at its deadline; the run itself is done.
             tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release lease");
         }
-        Outcome::Finished(Box::new(record))
     }
 
-    /// Runs the steps; `Err` is a transient failure of one of them.
+    /// Puts this attempt's RUNNING record back to PENDING for the redelivery. A failure is only
+    /// logged: the redelivery takes over after the in-progress expiry.
+    async fn release_execution(&self, request: &ExecutionRequest, attempt: u32) {
+        if let Err(e) = self
+            .executions
+            .release(&request.execution_id, attempt)
+            .await
+        {
+            tracing::warn!(execution_id = %request.execution_id, error = %error_chain(&e), "could not release execution for retry");
+        }
+    }
+
+    /// Runs the steps within the attempt's time; `Err` is a transient failure of one of them.
     async fn run_steps(
         &self,
         request: &ExecutionRequest,
         pipeline: Pipeline,
-        now: i64,
+        time: AttemptTime,
         record: &mut ExecutionRecord,
-        max_runtime: u32,
     ) -> Result<ExecutionStatus, StepTransient> {
         let kinds = pipeline.steps.clone();
         let mut ctx = StepContext {
             request: request.clone(),
             pipeline,
-            now,
+            now: time.now,
             bars: Vec::new(),
             bias: None,
             plan: None,
             quantity: None,
             order: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(u64::from(max_runtime));
         let mut stopped: Option<(StepStatus, String)> = None;
         let mut status = ExecutionStatus::Completed;
         for kind in kinds {
@@ -251,11 +438,13 @@ impl Executor {
                 continue;
             };
             let started = Instant::now();
-            let remaining = deadline.saturating_duration_since(started);
+            let left_ms = time.run_until_ms.saturating_sub(self.clock.now_ms()).max(0);
+            let remaining = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
             let result = match tokio::time::timeout(remaining, step.run(&mut ctx)).await {
                 Ok(r) => r,
                 Err(_) => Err(StepError::Permanent(format!(
-                    "max runtime of {max_runtime} s exceeded"
+                    "out of time: the max runtime of {} s or the invocation's deadline came",
+                    time.max_runtime
                 ))),
             };
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -269,8 +458,8 @@ impl Executor {
                         step: kind.as_str().into(),
                         status: StepStatus::Completed,
                         duration_ms,
-                        summary: out.summary,
-                        outputs: out.outputs,
+                        summary: bounded_text(out.summary),
+                        outputs: out.outputs.into_iter().take(MAX_STEP_OUTPUTS).collect(),
                     });
                 }
                 Err(StepError::Transient(reason)) => {
@@ -284,7 +473,7 @@ impl Executor {
                         step: kind.as_str().into(),
                         status: StepStatus::Failed,
                         duration_ms,
-                        summary: reason.clone(),
+                        summary: bounded_text(reason.clone()),
                         outputs: Default::default(),
                     });
                     record.error = Some(format!("step {} failed: {reason}", kind.as_str()));
@@ -486,7 +675,14 @@ mod tests {
         let req = request("p1", Direction::Bullish);
         w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
         let r = w.executor.execute(&message(&req), Deadline::none()).await;
-        assert_eq!(r.outcome, Outcome::InProgressElsewhere);
+        // Issue 8, fault 1: retried (it comes back), no longer acknowledged as running elsewhere.
+        assert!(matches!(
+            r.outcome,
+            Outcome::Retry {
+                label: "in_progress",
+                ..
+            }
+        ));
         assert!(w.orders.all().is_empty());
         // The other worker crashed: after its in-progress window another delivery takes over.
         w.clock.set(NOW + 101);
@@ -625,5 +821,300 @@ mod tests {
         assert!(r.failed());
         assert!(matches!(r.outcome, Outcome::Rejected { .. }));
         let _ = &w.pipelines;
+    }
+
+    // ---- issue 8: the run lifecycle (lease and in-progress expiry) ----
+
+    async fn stored(w: &World, req: &ExecutionRequest) -> ExecutionRecord {
+        w.executions
+            .get_execution(&req.execution_id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    fn lease_of(req: &ExecutionRequest, execution_id: &str, expires_at: i64) -> Lease {
+        Lease {
+            pipeline_id: req.pipeline_id.clone(),
+            ticker: req.ticker.clone(),
+            execution_id: execution_id.into(),
+            expires_at,
+        }
+    }
+
+    /// Fault 1: a redelivery that finds the run in progress must come back (batch item failure),
+    /// not be acknowledged and lost.
+    #[tokio::test]
+    async fn a_redelivery_that_finds_the_run_in_progress_comes_back_later() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Retry {
+                    label: "in_progress",
+                    ..
+                }
+            ),
+            "{:?}",
+            r.outcome
+        );
+        assert!(r.failed());
+        assert!(w.orders.all().is_empty());
+    }
+
+    /// Fault 1: the in-progress expiry is the invocation's deadline (plus a second of grace), so
+    /// the delivery after a crash or timeout takes the run over instead of leaving it RUNNING.
+    #[tokio::test]
+    async fn a_dead_attempt_is_taken_over_once_its_lambda_deadline_passed() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        // The function times out after 120 s: the result is never written (the store calls after
+        // `begin` fail), as if Lambda had killed the attempt.
+        w.executions.failures.fail_after(1, 2);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 120) * 1000))
+            .await;
+        assert!(r.failed());
+        let rec = stored(&w, &req).await;
+        assert_eq!(rec.status, ExecutionStatus::Running);
+        assert_eq!(rec.in_progress_until, Some(NOW + 121));
+        // The queue redelivers after its visibility timeout (longer than the function's timeout).
+        w.clock.set(NOW + 130);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 250) * 1000))
+            .await;
+        let rec = finished(&r);
+        assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Completed, 2));
+        assert_eq!(w.orders.all().len(), 1);
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    /// Fault 2: a re-sent finished request re-claimed the lease at dispatch; the executor must
+    /// free it (only if it is this execution's).
+    #[tokio::test]
+    async fn a_resent_finished_request_releases_the_lease_it_claimed_again() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(finished(&r).status, ExecutionStatus::Completed);
+        // The dispatcher re-sends it (redelivery after a partial failure): its claim succeeds.
+        let lease = lease_of(&req, &req.execution_id, NOW + 720);
+        w.leases.claim(&lease, NOW).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(r.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert!(
+            w.leases.get("p1", &req.ticker).is_none(),
+            "the pair stays blocked with nothing running"
+        );
+        // Someone else's lease is left alone.
+        w.leases.insert(lease_of(&req, "other", NOW + 720), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert_eq!(r.outcome, Outcome::Duplicate(ExecutionStatus::Completed));
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "other"
+        );
+    }
+
+    /// Fault 3: a run whose lease expired and was claimed by a newer signal must not run.
+    #[tokio::test]
+    async fn a_run_whose_lease_a_newer_signal_took_is_skipped_with_a_reason() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Skipped, "{rec:?}");
+        assert_eq!(rec.decision.as_deref(), Some("lease_lost"));
+        assert!(rec.error.as_deref().unwrap().contains("newer"));
+        assert!(w.orders.all().is_empty());
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "newer"
+        );
+    }
+
+    /// Fault 3: the run holds the lease for as long as it may run (its in-progress expiry), even
+    /// when the dispatcher's claim expired meanwhile.
+    #[tokio::test]
+    async fn a_run_holds_its_lease_for_as_long_as_it_may_run() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        // The dispatcher's claim ran out before this delivery.
+        w.leases
+            .insert(lease_of(&req, &req.execution_id, NOW - 1), true);
+        w.executions.failures.fail_after(1, 2);
+        let r = w
+            .executor
+            .execute(&message(&req), Deadline::at_ms((NOW + 120) * 1000))
+            .await;
+        assert!(r.failed());
+        let held = w.leases.get("p1", &req.ticker).unwrap();
+        assert_eq!(held.lease.execution_id, req.execution_id);
+        assert_eq!(held.lease.expires_at, NOW + 121);
+    }
+
+    fn earlier_order(req: &ExecutionRequest, quantity: u64) -> crate::order::PaperOrder {
+        crate::order::PaperOrder {
+            order_id: crate::ids::order_id(&req.execution_id),
+            execution_id: req.execution_id.clone(),
+            pipeline_id: req.pipeline_id.clone(),
+            user_id: req.user_id.clone(),
+            ticker: req.ticker.clone(),
+            signal_id: req.signal_context.signal_id.clone(),
+            side: crate::order::OrderSide::Buy,
+            quantity,
+            entry_price: 100.0,
+            stop_price: 95.0,
+            target_price: 110.0,
+            mode: "paper".into(),
+            created_at: NOW - 30,
+        }
+    }
+
+    /// Fault 3: an earlier attempt placed the order, then lost the lease: the run is recorded
+    /// COMPLETED with that order, not SKIPPED beside an order.
+    #[tokio::test]
+    async fn a_run_that_lost_its_lease_after_placing_its_order_completes_with_it() {
+        use crate::ports::OrderStore;
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.orders.place(&earlier_order(&req, 7)).await.unwrap();
+        w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        assert_eq!(
+            rec.order_id.as_deref(),
+            Some(crate::ids::order_id(&req.execution_id).as_str())
+        );
+        assert_eq!(w.orders.all().len(), 1);
+        assert_eq!(
+            w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
+            "newer"
+        );
+    }
+
+    /// Fault 9: the order an earlier attempt placed is read back; the record describes it.
+    #[tokio::test]
+    async fn an_order_placed_by_an_earlier_attempt_is_read_back_into_the_record() {
+        use crate::ports::OrderStore;
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.orders.place(&earlier_order(&req, 7)).await.unwrap();
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        let step = rec.steps.iter().find(|s| s.step == "paper_order").unwrap();
+        assert_eq!(step.outputs.get("quantity"), Some(&7.0), "{step:?}");
+        assert_eq!(step.outputs.get("entry_price"), Some(&100.0), "{step:?}");
+        assert_eq!(w.orders.all(), vec![earlier_order(&req, 7)]);
+    }
+
+    /// Fault 9: a permanent store error writing the result is recorded as FAILED, not retried.
+    #[tokio::test]
+    async fn a_permanent_error_writing_the_result_ends_the_run_failed() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.failures.fail_permanently_after(1, 1);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Failed, "{rec:?}");
+        assert!(rec.error.as_deref().unwrap().contains("permanent"));
+        let s = stored(&w, &req).await;
+        assert_eq!(s.status, ExecutionStatus::Failed);
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    /// Fault 9: a permanent store error starting the run is not retried: it is rejected with its
+    /// reason (to the DLQ).
+    #[tokio::test]
+    async fn a_permanent_error_starting_the_run_is_rejected_not_retried() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.executions.failures.fail_permanently_after(0, 1);
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(
+            matches!(r.outcome, Outcome::Rejected { .. }),
+            "{:?}",
+            r.outcome
+        );
+        assert!(w.orders.all().is_empty());
+    }
+
+    /// Fault 7: a request whose record cannot be stored never places an order.
+    #[tokio::test]
+    async fn a_request_too_large_to_record_never_places_an_order() {
+        let w = world();
+        let mut req = request("p1", Direction::Bullish);
+        // Larger than any valid signal's metadata (signals are bounded at 16 KiB), e.g. from an
+        // older dispatcher: 450 KB would not fit a DynamoDB item.
+        req.signal_context
+            .metadata
+            .values
+            .insert("notes".into(), json!("x".repeat(450 * 1024)));
+        let r = w.executor.execute(&message(&req), Deadline::none()).await;
+        assert!(w.orders.all().is_empty(), "an order was placed");
+        assert!(
+            !matches!(r.outcome, Outcome::Retry { .. }),
+            "retried: {:?}",
+            r.outcome
+        );
+        // Whatever was recorded fits.
+        if let Some(rec) = w.executions.get_execution(&req.execution_id).await.unwrap() {
+            assert!(serde_json::to_vec(&rec).unwrap().len() < crate::fakes::MAX_ITEM_BYTES);
+            assert_ne!(rec.status, ExecutionStatus::Running);
+        }
+    }
+
+    /// Fault 7: the worst-case record of a maximal valid signal fits a DynamoDB item.
+    #[tokio::test]
+    async fn the_largest_record_of_a_valid_signal_fits_a_dynamodb_item() {
+        use crate::signal::{MAX_ID_BYTES, MAX_METADATA_BYTES, Signal};
+        let mut v = json!({
+            "signal_id": "s".repeat(MAX_ID_BYTES), "signal_type": "rsi_oversold",
+            "source": "g".repeat(MAX_ID_BYTES), "timestamp": NOW,
+            "tickers": [{"ticker": "AAPL", "signal": "BULLISH", "confidence": 75,
+                         "reasoning": "r".repeat(crate::signal::MAX_REASONING_BYTES)}],
+            "metadata": {"timeframe": "5", "notes": ""}
+        });
+        let base = serde_json::to_vec(&v["metadata"]).unwrap().len();
+        v["metadata"]["notes"] = "x".repeat(MAX_METADATA_BYTES - base).into();
+        let signal = Signal::parse(&v.to_string()).unwrap();
+        let w = world();
+        let mut req = request("p1", Direction::Bullish);
+        req.signal_context.signal_id = signal.signal_id.clone();
+        req.signal_context.source = signal.source.clone();
+        req.signal_context.metadata = signal.metadata.clone();
+        req.execution_id =
+            crate::ids::execution_id(&req.pipeline_id, req.ticker.as_str(), &signal.signal_id);
+        let mut rec = ExecutionRecord::started(&req, NOW, 3, NOW + 720);
+        for kind in crate::pipeline::StepKind::ALL {
+            let mut outputs = std::collections::BTreeMap::new();
+            for i in 0..MAX_STEP_OUTPUTS {
+                outputs.insert(format!("output_{i:02}_{}", "k".repeat(40)), f64::MAX);
+            }
+            rec.steps.push(StepResult {
+                step: kind.as_str().into(),
+                status: StepStatus::Failed,
+                duration_ms: f64::MAX,
+                summary: bounded_text("y".repeat(100_000)),
+                outputs,
+            });
+        }
+        rec.error = Some(bounded_text("e".repeat(1_000_000)));
+        rec.decision = Some("lease_lost".into());
+        rec.order_id = Some(crate::ids::order_id(&req.execution_id));
+        // The request passes the executor's own bound, and its record with every text and output
+        // at its bound stays far below DynamoDB's 400 KB.
+        assert!(ExecutionRequest::parse(&req.to_json()).is_ok());
+        let size = serde_json::to_vec(&rec).unwrap().len();
+        assert!(size < 100 * 1024, "{size} bytes");
+        let _ = w;
     }
 }

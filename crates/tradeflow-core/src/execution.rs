@@ -53,6 +53,32 @@ pub struct ExecutionRequest {
     pub enqueued_at_ms: i64,
 }
 
+/// Most bytes the signal context of a request may take as JSON. A valid signal's context is far
+/// smaller (metadata is bounded at [`crate::signal::MAX_METADATA_BYTES`], ids and source are short);
+/// the bound keeps every execution record well under DynamoDB's 400 KB item limit.
+pub const MAX_SIGNAL_CONTEXT_BYTES: usize = 32 * 1024;
+
+/// Most bytes kept of a free text written to an execution record (step summary, error).
+pub const MAX_RECORD_TEXT_BYTES: usize = 2 * 1024;
+
+/// Most outputs kept per step on an execution record.
+pub const MAX_STEP_OUTPUTS: usize = 16;
+
+/// `text` cut to at most [`MAX_RECORD_TEXT_BYTES`] bytes on a character boundary, marked with
+/// `…` when cut.
+pub fn bounded_text(text: String) -> String {
+    if text.len() <= MAX_RECORD_TEXT_BYTES {
+        return text;
+    }
+    let mut end = MAX_RECORD_TEXT_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = text[..end].to_owned();
+    cut.push('…');
+    cut
+}
+
 /// Why a message body is not a valid execution request (a poison message: never retryable).
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -64,6 +90,10 @@ pub enum RequestError {
         "invalid execution request: execution_id {0} does not derive from its pipeline, ticker and signal"
     )]
     ForeignId(String),
+    #[error(
+        "invalid execution request: its signal context is {0} bytes as JSON, more than the limit of {MAX_SIGNAL_CONTEXT_BYTES} (the execution could not be recorded)"
+    )]
+    TooLarge(usize),
 }
 
 impl RequestError {
@@ -85,6 +115,10 @@ impl ExecutionRequest {
         );
         if req.execution_id != expected {
             return Err(RequestError::ForeignId(req.execution_id));
+        }
+        let size = serde_json::to_vec(&req.signal_context).map_or(usize::MAX, |v| v.len());
+        if size > MAX_SIGNAL_CONTEXT_BYTES {
+            return Err(RequestError::TooLarge(size));
         }
         Ok(req)
     }

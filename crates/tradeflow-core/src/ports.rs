@@ -78,7 +78,23 @@ pub enum ClaimOutcome {
     },
 }
 
+/// What [`LeaseStore::hold`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldOutcome {
+    /// The lease is this execution's until at least the requested expiry.
+    Held,
+    /// Another execution holds it, live, until `expires_at`: this run must not start.
+    Lost {
+        execution_id: String,
+        expires_at: i64,
+    },
+}
+
 /// Leases table: at most one active run per (pipeline, ticker).
+///
+/// Lifecycle: the dispatcher `claim`s (not enqueued), sends the request, `mark_enqueued`s (or
+/// `release`s when the request could not be sent); the executor `hold`s it for as long as its run
+/// may last and `release`s it when the run has ended (or was a re-send of a finished run).
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// One conditional write: takes the lease when it is absent, expired at `now`, or held by the
@@ -86,6 +102,11 @@ pub trait LeaseStore: Send + Sync {
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError>;
     /// Records that the lease's execution request is on the queue (only if still ours).
     async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// The executor's check before a run: one conditional write that succeeds when the lease is
+    /// absent, expired at `now`, or held by `lease.execution_id`; it then holds
+    /// `lease.execution_id`, expires at `lease.expires_at` or later (a longer expiry of ours is
+    /// kept) and counts as enqueued. Otherwise reports the live holder. Idempotent.
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError>;
     /// Frees the lease if `execution_id` still holds it; a no-op otherwise.
     async fn release(
         &self,
@@ -140,6 +161,9 @@ pub enum PlaceOutcome {
 pub trait OrderStore: Send + Sync {
     /// Writes the order if no order with its id exists. Idempotent.
     async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError>;
+    /// The stored order with this id (strongly consistent), `None` when absent: what an earlier
+    /// attempt placed, so the execution record describes the order that really exists.
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError>;
 }
 
 /// Most messages one [`QueueSender::send_batch`] call takes (SQS's `SendMessageBatch` limit).

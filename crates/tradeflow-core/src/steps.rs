@@ -351,23 +351,46 @@ impl Step for PaperOrderStep {
             .place(&order)
             .await
             .map_err(|e| StepError::from_port(&e, e.is_retryable()))?;
-        let summary = match outcome {
-            PlaceOutcome::Created => format!("paper order {} placed", order.order_id),
+        let (order, summary) = match outcome {
+            PlaceOutcome::Created => {
+                let summary = format!("paper order {} placed", order.order_id);
+                (order, summary)
+            }
             PlaceOutcome::AlreadyExists => {
-                format!(
+                // An earlier attempt placed it (maybe from other prices): record that one.
+                let stored = self
+                    .orders
+                    .get(&order.order_id)
+                    .await
+                    .map_err(|e| StepError::from_port(&e, e.is_retryable()))?
+                    .ok_or_else(|| {
+                        StepError::Transient(format!(
+                            "paper order {} exists but could not be read back",
+                            order.order_id
+                        ))
+                    })?;
+                let summary = format!(
                     "paper order {} already placed by an earlier attempt",
-                    order.order_id
-                )
+                    stored.order_id
+                );
+                (stored, summary)
             }
         };
+        let outputs = [
+            ("quantity", order.quantity as f64),
+            ("entry_price", order.entry_price),
+            ("stop_price", order.stop_price),
+            ("target_price", order.target_price),
+        ];
         ctx.order = Some(order);
-        Ok(StepOutput::go(summary, &[("quantity", quantity as f64)]))
+        Ok(StepOutput::go(summary, &outputs))
     }
 }
 
 /// The built-in step implementations, looked up by kind.
 pub struct BuiltinSteps {
     steps: Vec<Box<dyn Step>>,
+    orders: Arc<dyn OrderStore>,
 }
 
 impl BuiltinSteps {
@@ -385,9 +408,18 @@ impl BuiltinSteps {
                 Box::new(BiasStep),
                 Box::new(StrategyStep),
                 Box::new(RiskStep),
-                Box::new(PaperOrderStep { orders }),
+                Box::new(PaperOrderStep {
+                    orders: Arc::clone(&orders),
+                }),
             ],
+            orders,
         }
+    }
+
+    /// The order store the paper-order step writes to (the executor reads an earlier attempt's
+    /// order back from it).
+    pub fn orders(&self) -> &dyn OrderStore {
+        self.orders.as_ref()
     }
 
     pub fn get(&self, kind: StepKind) -> Option<&dyn Step> {

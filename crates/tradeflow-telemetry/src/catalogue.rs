@@ -341,6 +341,11 @@ pub const EXECUTION_DUPLICATES: MetricDef = counter(
     "Redelivered requests acknowledged without running anything.",
     &["status"],
 );
+pub const EXECUTIONS_SKIPPED: MetricDef = counter(
+    "pipeline_executions_skipped_total",
+    "Runs that ended SKIPPED, by decision (pipeline inactive or missing, lease lost).",
+    &["decision"],
+);
 pub const EXECUTION_RETRIES: MetricDef = counter(
     "execution_retries_total",
     "Requests failed for redelivery after a transient error, by reason.",
@@ -397,6 +402,7 @@ pub const METRICS: &[MetricDef] = &[
     PIPELINE_STEP_DURATION,
     ORDERS_CREATED,
     EXECUTION_DUPLICATES,
+    EXECUTIONS_SKIPPED,
     EXECUTION_RETRIES,
     EXECUTION_QUEUE_LAG,
 ];

@@ -7,7 +7,7 @@ use tradeflow_core::execution::{ExecutionStatus, StepStatus};
 use tradeflow_core::pipeline::StepKind;
 
 use crate::catalogue as c;
-use crate::labels::{OTHER, code_name};
+use crate::labels::{OTHER, code_name, one_of};
 
 /// Instruments of the pipeline-executor. Create once per process from [`crate::Telemetry::meter`].
 ///
@@ -18,8 +18,9 @@ use crate::labels::{OTHER, code_name};
 /// | `pipeline_step_duration_seconds` | `step`, `status` (`completed`, `failed`) | steps that ran |
 /// | `orders_created_total` | — | completed runs whose decision is `order_placed` |
 /// | `execution_duplicates_total` | `status` | redeliveries of a finished run (its status), or of one running elsewhere (`running`) |
-/// | `execution_retries_total` | `reason` | messages failed for redelivery (transient errors) |
-/// | `messages_rejected_total` | `reason="invalid_request"` | poison messages |
+/// | `pipeline_executions_skipped_total` | `decision` ([`tradeflow_core::execute::SKIP_DECISIONS`]) | runs that ended SKIPPED |
+/// | `execution_retries_total` | `reason` ([`tradeflow_core::execute::RETRY_LABELS`]) | messages failed for redelivery (transient errors, run in progress elsewhere) |
+/// | `messages_rejected_total` | `reason="invalid_request"` | poison messages and runs that cannot be recorded |
 /// | `execution_queue_lag_seconds` | — | age of each request when picked up |
 #[derive(Clone, Debug)]
 pub struct ExecutorMetrics {
@@ -28,6 +29,7 @@ pub struct ExecutorMetrics {
     step_duration: Histogram<f64>,
     orders: Counter<u64>,
     duplicates: Counter<u64>,
+    skipped: Counter<u64>,
     retries: Counter<u64>,
     rejected: Counter<u64>,
     lag: Histogram<f64>,
@@ -41,6 +43,7 @@ impl ExecutorMetrics {
             step_duration: c::PIPELINE_STEP_DURATION.f64_histogram(meter),
             orders: c::ORDERS_CREATED.u64_counter(meter),
             duplicates: c::EXECUTION_DUPLICATES.u64_counter(meter),
+            skipped: c::EXECUTIONS_SKIPPED.u64_counter(meter),
             retries: c::EXECUTION_RETRIES.u64_counter(meter),
             rejected: c::MESSAGES_REJECTED.u64_counter(meter),
             lag: c::EXECUTION_QUEUE_LAG.f64_histogram(meter),
@@ -56,6 +59,11 @@ impl ExecutorMetrics {
             metrics
                 .duplicates
                 .add(0, &[KeyValue::new("status", status)]);
+        }
+        for decision in tradeflow_core::execute::SKIP_DECISIONS {
+            metrics
+                .skipped
+                .add(0, &[KeyValue::new("decision", decision)]);
         }
         for reason in tradeflow_core::execute::RETRY_LABELS {
             metrics.retries.add(0, &[KeyValue::new("reason", reason)]);
@@ -98,6 +106,13 @@ impl ExecutorMetrics {
                             KeyValue::new("status", step_status),
                         ],
                     );
+                }
+                if record.status == ExecutionStatus::Skipped {
+                    let decision = one_of(
+                        record.decision.as_deref().unwrap_or(""),
+                        &tradeflow_core::execute::SKIP_DECISIONS,
+                    );
+                    self.skipped.add(1, &[KeyValue::new("decision", decision)]);
                 }
                 if record.status == ExecutionStatus::Completed
                     && record.decision.as_deref() == Some("order_placed")
@@ -303,6 +318,71 @@ mod tests {
             );
         }
         assert_eq!(s.series("pipeline_executions_total").len(), 3);
+    }
+
+    #[test]
+    fn skipped_runs_are_counted_by_decision_and_new_retry_reasons_start_at_zero() {
+        let t = TestMeter::new();
+        let m = ExecutorMetrics::new(&t.meter());
+        let s = t.snapshot();
+        for decision in ["pipeline_inactive", "pipeline_missing", "lease_lost"] {
+            assert!(
+                s.find(
+                    "pipeline_executions_skipped_total",
+                    &[("decision", decision)]
+                )
+                .is_some()
+            );
+        }
+        for reason in ["in_progress", "lease_store", "order_store"] {
+            assert!(
+                s.find("execution_retries_total", &[("reason", reason)])
+                    .is_some()
+            );
+        }
+        m.record_batch(&[
+            report(
+                finished(ExecutionStatus::Skipped, Some("lease_lost"), &[]),
+                1,
+                None,
+            ),
+            report(
+                finished(ExecutionStatus::Skipped, Some("made_up"), &[]),
+                1,
+                None,
+            ),
+            report(
+                Outcome::Retry {
+                    label: "in_progress",
+                    reason: "running until 1".into(),
+                },
+                1,
+                None,
+            ),
+        ]);
+        let s = t.snapshot();
+        assert_eq!(
+            s.counter(
+                "pipeline_executions_skipped_total",
+                &[("decision", "lease_lost")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            s.counter(
+                "pipeline_executions_skipped_total",
+                &[("decision", "other")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            s.counter("execution_retries_total", &[("reason", "in_progress")]),
+            1.0
+        );
+        assert_eq!(
+            s.counter("pipeline_executions_total", &[("status", "skipped")]),
+            2.0
+        );
     }
 
     #[test]

@@ -140,7 +140,13 @@ fn log_report(r: &MessageReport) {
             tracing::info!(message_id = %r.message_id, status = status.as_str(), "duplicate delivery of a finished execution; nothing ran")
         }
         Outcome::InProgressElsewhere => {
-            tracing::info!(message_id = %r.message_id, "execution is running elsewhere; nothing ran")
+            tracing::info!(message_id = %r.message_id, "another attempt took the execution over; this attempt's result was not written")
+        }
+        Outcome::Retry {
+            label: "in_progress",
+            reason,
+        } => {
+            tracing::info!(message_id = %r.message_id, reason = "in_progress", detail = %reason, "execution is running in another attempt; redelivered later (taken over if that attempt died)")
         }
         Outcome::Retry { label, reason } => {
             tracing::warn!(message_id = %r.message_id, reason = *label, detail = %reason, "execution failed transiently; it will be redelivered")

@@ -3,14 +3,19 @@
 //! Item: `lease_key` (`<pipeline_id>#<ticker>`), `pipeline_id`, `ticker`, `execution_id`,
 //! `expires_at` (N, Unix seconds), `enqueued` (BOOL) and `ttl` (N, `expires_at` + 1 day) so that
 //! DynamoDB deletes old leases. Expiry is always checked on read too: TTL deletion is lazy.
+//!
+//! The dispatcher claims a lease (`enqueued` false) and marks it enqueued once its request is on
+//! the queue, or releases it when the request could not be sent; the executor holds it (extending
+//! `expires_at` to its run's in-progress expiry) and releases it when the run ended.
 
 use super::condition_held;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use tradeflow_core::error::StoreError;
-use tradeflow_core::ports::{ClaimOutcome, Lease, LeaseStore};
+use tradeflow_core::ports::{ClaimOutcome, HoldOutcome, Lease, LeaseStore};
 use tradeflow_core::vocab::Ticker;
 
 use super::expr::Expr;
@@ -173,6 +178,74 @@ impl LeaseStore for DynamoLeaseStore {
             );
         }
         Ok(())
+    }
+
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut item = lease_item(lease);
+        item.remove(KEY);
+        item.insert("enqueued".to_owned(), AttributeValue::Bool(true));
+        let mut e = Expr::default();
+        let sets: Vec<String> = item
+            .into_iter()
+            .map(|(name, value)| {
+                let n = e.name(&name);
+                let v = e.value(&name, value);
+                format!("{n} = {v}")
+            })
+            .collect();
+        let update = format!("SET {}", sets.join(", "));
+        // Free, expired, or ours with an expiry no later than the one asked for (a longer expiry
+        // of ours is kept: DynamoDB has no max(), so that case is answered below).
+        let condition = format!(
+            "attribute_not_exists({key}) OR {exp} < {now} OR ({eid} = {me} AND {exp} <= {until})",
+            key = e.name(KEY),
+            exp = e.name("expires_at"),
+            now = e.value("now", AttributeValue::N(now.to_string())),
+            eid = e.name("execution_id"),
+            me = e.value("me", AttributeValue::S(lease.execution_id.clone())),
+            until = e.value("until", AttributeValue::N(lease.expires_at.to_string())),
+        );
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(key.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(_) => return Ok(HoldOutcome::Held),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => ccf.item().cloned(),
+                _ => return Err(store_error("UpdateItem", err)),
+            },
+        };
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            entity: ENTITY,
+            key: key.clone(),
+            reason: reason.to_owned(),
+        };
+        let old =
+            old.ok_or_else(|| corrupt("the hold's condition failed but no item was returned"))?;
+        let holder =
+            get_s(&old, "execution_id").ok_or_else(|| corrupt("execution_id is missing"))?;
+        let expires_at =
+            get_i64(&old, "expires_at").ok_or_else(|| corrupt("expires_at is missing"))?;
+        if holder != lease.execution_id {
+            return Ok(HoldOutcome::Lost {
+                execution_id: holder.to_owned(),
+                expires_at,
+            });
+        }
+        // Ours already, until later than asked: keep that expiry, only mark it enqueued.
+        self.mark_enqueued(lease).await?;
+        Ok(HoldOutcome::Held)
     }
 
     async fn release(

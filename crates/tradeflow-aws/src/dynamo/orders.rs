@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use tradeflow_core::error::StoreError;
 use tradeflow_core::order::PaperOrder;
 use tradeflow_core::ports::{OrderStore, PlaceOutcome};
 
 use super::expr::Expr;
 use crate::error::{store_error, store_permanent};
-use crate::item::to_item;
+use crate::item::{from_item, to_item};
 
 const KEY: &str = "order_id";
 
@@ -63,5 +64,27 @@ impl OrderStore for DynamoOrderStore {
             }
             Err(err) => Err(store_error("PutItem", err)),
         }
+    }
+
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(order_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        output
+            .item
+            .map(|item| {
+                from_item(item).map_err(|e| StoreError::Corrupt {
+                    entity: "order",
+                    key: order_id.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
     }
 }

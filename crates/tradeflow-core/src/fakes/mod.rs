@@ -28,18 +28,78 @@ fn transient(operation: &'static str) -> StoreError {
     }
 }
 
+/// DynamoDB's item size limit (400 KB, counted here as the item's JSON length: close enough for
+/// the records we write, and never smaller than DynamoDB's own count for them).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The error DynamoDB gives for an item over [`MAX_ITEM_BYTES`] (a `ValidationException`).
+fn item_too_large(operation: &'static str, size: usize) -> StoreError {
+    StoreError::Permanent {
+        operation,
+        source: format!(
+            "ValidationException: Item size has exceeded the maximum allowed size ({size} bytes)"
+        )
+        .into(),
+    }
+}
+
+fn item_size(record: &ExecutionRecord) -> usize {
+    serde_json::to_vec(record).map_or(usize::MAX, |v| v.len())
+}
+
 /// Counts down injected failures; `true` when this call must fail.
+///
+/// `fail_next(n)`: the next `n` calls fail. `fail_after(ok, n)`: `ok` calls succeed, then `n`
+/// fail. `fail_permanently_after(ok, n)`: the same with permanent errors (a store refusing the
+/// request, e.g. a validation error) instead of transient ones.
 #[derive(Debug, Default)]
-pub struct FailureSwitch(AtomicU32);
+pub struct FailureSwitch {
+    fail: AtomicU32,
+    skip: AtomicU32,
+    permanent: std::sync::atomic::AtomicBool,
+}
 
 impl FailureSwitch {
     pub fn fail_next(&self, calls: u32) {
-        self.0.store(calls, Ordering::SeqCst);
+        self.fail_after(0, calls);
+    }
+    pub fn fail_after(&self, ok_calls: u32, calls: u32) {
+        self.permanent.store(false, Ordering::SeqCst);
+        self.skip.store(ok_calls, Ordering::SeqCst);
+        self.fail.store(calls, Ordering::SeqCst);
+    }
+    pub fn fail_permanently_after(&self, ok_calls: u32, calls: u32) {
+        self.fail_after(ok_calls, calls);
+        self.permanent.store(true, Ordering::SeqCst);
     }
     fn trip(&self) -> bool {
-        self.0
+        if self.fail.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        if self
+            .skip
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
+        {
+            return false;
+        }
+        self.fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+    /// The injected error of this call, if it must fail.
+    fn error(&self, operation: &'static str) -> Option<StoreError> {
+        if !self.trip() {
+            return None;
+        }
+        Some(if self.permanent.load(Ordering::SeqCst) {
+            StoreError::Permanent {
+                operation,
+                source: "injected permanent failure".into(),
+            }
+        } else {
+            transient(operation)
+        })
     }
 }
 
@@ -85,8 +145,8 @@ impl MemoryPipelineStore {
 #[async_trait]
 impl PipelineStore for MemoryPipelineStore {
     async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("scan"));
+        if let Some(e) = self.failures.error("scan") {
+            return Err(e);
         }
         self.loads.fetch_add(1, Ordering::SeqCst);
         Ok(lock(&self.items)
@@ -96,8 +156,8 @@ impl PipelineStore for MemoryPipelineStore {
             .collect())
     }
     async fn get_pipeline(&self, id: &str) -> Result<Option<Pipeline>, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("get_item"));
+        if let Some(e) = self.failures.error("get_item") {
+            return Err(e);
         }
         Ok(lock(&self.items).get(id).cloned())
     }
@@ -142,8 +202,8 @@ impl MemoryLeaseStore {
 #[async_trait]
 impl LeaseStore for MemoryLeaseStore {
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("put_item"));
+        if let Some(e) = self.failures.error("put_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         let key = Lease::key(&lease.pipeline_id, &lease.ticker);
@@ -171,8 +231,8 @@ impl LeaseStore for MemoryLeaseStore {
         Ok(ClaimOutcome::Claimed)
     }
     async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        if self.failures.trip() {
-            return Err(transient("update_item"));
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         if let Some(old) = items.get_mut(&Lease::key(&lease.pipeline_id, &lease.ticker))
@@ -182,14 +242,43 @@ impl LeaseStore for MemoryLeaseStore {
         }
         Ok(())
     }
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
+        }
+        let mut items = lock(&self.items);
+        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut expires_at = lease.expires_at;
+        if let Some(old) = items.get(&key) {
+            if old.lease.execution_id == lease.execution_id {
+                expires_at = expires_at.max(old.lease.expires_at);
+            } else if old.lease.expires_at >= now {
+                return Ok(HoldOutcome::Lost {
+                    execution_id: old.lease.execution_id.clone(),
+                    expires_at: old.lease.expires_at,
+                });
+            }
+        }
+        items.insert(
+            key,
+            StoredLease {
+                lease: Lease {
+                    expires_at,
+                    ..lease.clone()
+                },
+                enqueued: true,
+            },
+        );
+        Ok(HoldOutcome::Held)
+    }
     async fn release(
         &self,
         pipeline_id: &str,
         ticker: &Ticker,
         execution_id: &str,
     ) -> Result<(), StoreError> {
-        if self.failures.trip() {
-            return Err(transient("delete_item"));
+        if let Some(e) = self.failures.error("delete_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         let key = Lease::key(pipeline_id, ticker);
@@ -226,8 +315,8 @@ impl ExecutionStore for MemoryExecutionStore {
         now: i64,
         in_progress_until: i64,
     ) -> Result<BeginOutcome, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("update_item"));
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         let (attempt, created_at) = match items.get(&request.execution_id) {
@@ -249,12 +338,20 @@ impl ExecutionStore for MemoryExecutionStore {
         };
         let mut record = ExecutionRecord::started(request, now, attempt, in_progress_until);
         record.created_at = created_at;
+        let size = item_size(&record);
+        if size > MAX_ITEM_BYTES {
+            return Err(item_too_large("update_item", size));
+        }
         items.insert(request.execution_id.clone(), record);
         Ok(BeginOutcome::Started { attempt })
     }
     async fn finish(&self, record: &ExecutionRecord) -> Result<bool, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("put_item"));
+        if let Some(e) = self.failures.error("put_item") {
+            return Err(e);
+        }
+        let size = item_size(record);
+        if size > MAX_ITEM_BYTES {
+            return Err(item_too_large("put_item", size));
         }
         let mut items = lock(&self.items);
         let current = items.get(&record.execution_id);
@@ -268,8 +365,8 @@ impl ExecutionStore for MemoryExecutionStore {
         }
     }
     async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError> {
-        if self.failures.trip() {
-            return Err(transient("update_item"));
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         if let Some(r) = items.get_mut(execution_id)
@@ -301,8 +398,8 @@ impl MemoryOrderStore {
 #[async_trait]
 impl OrderStore for MemoryOrderStore {
     async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("put_item"));
+        if let Some(e) = self.failures.error("put_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         if items.contains_key(&order.order_id) {
@@ -310,6 +407,12 @@ impl OrderStore for MemoryOrderStore {
         }
         items.insert(order.order_id.clone(), order.clone());
         Ok(PlaceOutcome::Created)
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
+        if let Some(e) = self.failures.error("get_item") {
+            return Err(e);
+        }
+        Ok(lock(&self.items).get(order_id).cloned())
     }
 }
 
@@ -322,8 +425,8 @@ pub struct MemoryCursorStore {
 #[async_trait]
 impl CursorStore for MemoryCursorStore {
     async fn get_cursor(&self, stream: &str) -> Result<Option<i64>, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("get_item"));
+        if let Some(e) = self.failures.error("get_item") {
+            return Err(e);
         }
         Ok(lock(&self.items).get(stream).copied())
     }
@@ -333,8 +436,8 @@ impl CursorStore for MemoryCursorStore {
         expected: Option<i64>,
         to: i64,
     ) -> Result<bool, StoreError> {
-        if self.failures.trip() {
-            return Err(transient("update_item"));
+        if let Some(e) = self.failures.error("update_item") {
+            return Err(e);
         }
         let mut items = lock(&self.items);
         if items.get(stream).copied() != expected {
