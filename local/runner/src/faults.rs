@@ -30,7 +30,8 @@ use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest};
 use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
-    BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, Lease, LeaseStore, OrderStore,
+    BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, HoldOutcome, Lease, LeaseStore,
+    OrderStore,
     OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender,
 };
 use tradeflow_core::vocab::Ticker;
@@ -404,6 +405,17 @@ impl LeaseStore for FaultyLeases {
         }
         Ok(outcome)
     }
+    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        let outcome = self.faults.store("hold", self.inner.hold(lease, now)).await?;
+        if outcome == HoldOutcome::Held {
+            let at = now_ms();
+            lock(&self.faults.log.claimed_ms)
+                .entry(lease.execution_id.clone())
+                .or_insert(at);
+            lock(&self.faults.log.last_claimed_ms).insert(lease.execution_id.clone(), at);
+        }
+        Ok(outcome)
+    }
     async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
         self.faults
             .store("mark_enqueued", self.inner.mark_enqueued(lease))
@@ -539,6 +551,9 @@ impl OrderStore for FaultyOrders {
             f.stop(kind).await;
         }
         Ok(outcome)
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
+        self.faults.store("get_order", self.inner.get(order_id)).await
     }
 }
 

@@ -9,6 +9,8 @@
 //!                       [--duplicate-rate 0.1] [--crash-rate 0.05] [--transient-rate 0.05]
 //!                       [--dispatcher-crash-rate 0.05] [--deadline-rate 0.02]
 //!                       [--contention-rate 0.1] [--send-rate 25] [--drain-secs 900]
+//!                       [--executor-pollers 4] [--dispatcher-pollers 2] [--executor-batch 5]
+//!                       [--executor-timeout-secs 8] [--retry-delay-secs 12]
 //!                                                       fault-injection soak (RELIABILITY.md)
 //! ```
 
@@ -163,6 +165,15 @@ async fn main() -> anyhow::Result<()> {
                 contention_rate: args.num("contention-rate", defaults.contention_rate)?,
                 send_rate: args.num("send-rate", defaults.send_rate)?,
                 drain_timeout: Duration::from_secs(args.num("drain-secs", 900)?),
+                executor_pollers: args.num("executor-pollers", defaults.executor_pollers)?,
+                executor_batch: args.num("executor-batch", defaults.executor_batch)?,
+                executor_timeout: Duration::from_secs(
+                    args.num("executor-timeout-secs", defaults.executor_timeout.as_secs())?,
+                ),
+                retry_delay: Duration::from_secs(
+                    args.num("retry-delay-secs", defaults.retry_delay.as_secs())?,
+                ),
+                dispatcher_pollers: args.num("dispatcher-pollers", defaults.dispatcher_pollers)?,
                 plan,
                 ..defaults
             };

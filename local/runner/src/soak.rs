@@ -62,6 +62,7 @@ pub struct SoakConfig {
     /// The soak pipelines' `max_runtime_secs` (lease length at dispatch).
     pub max_runtime_secs: u32,
     pub executor_pollers: usize,
+    pub executor_batch: usize,
     pub dispatcher_pollers: usize,
     pub drain_timeout: Duration,
     pub progress_every: Duration,
@@ -81,6 +82,7 @@ impl Default for SoakConfig {
             retry_delay: Duration::from_secs(12),
             max_runtime_secs: 30,
             executor_pollers: 4,
+            executor_batch: 5,
             dispatcher_pollers: 2,
             drain_timeout: Duration::from_secs(900),
             progress_every: Duration::from_secs(5),
@@ -294,6 +296,9 @@ pub async fn run_soak(
     outputs: &StackOutputs,
     config: &SoakConfig,
 ) -> anyhow::Result<SoakReport> {
+    if config.retry_delay <= config.executor_timeout {
+        bail!("the retry delay must exceed the executor timeout (and its 1 s in-progress grace)");
+    }
     let started = Instant::now();
     let tag = format!(
         "soak{}t{}",
@@ -421,6 +426,24 @@ pub async fn run_soak(
             timeout: config.executor_timeout,
         }),
     };
+    // The template's rule for the queues' visibility timeout (6 x the consumer's function
+    // timeout), applied to the soak's short timeouts: a batch whose receive or result got lost
+    // comes back after a minute, not after the deployed 12 minutes.
+    for (queue, timeout) in [
+        ("SignalsQueueName", config.dispatcher_timeout),
+        ("ExecutionsQueueName", config.executor_timeout),
+    ] {
+        let url = tradeflow_aws::resolve_queue_url(&sqs, outputs.get(queue)?).await?;
+        sqs.set_queue_attributes()
+            .queue_url(&url)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                (6 * timeout.as_secs()).to_string(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("setting the visibility timeout of {queue}"))?;
+    }
     let mapping = |batch_size, window_ms, pollers| MappingConfig {
         batch_size,
         batching_window: Duration::from_millis(window_ms),
@@ -435,7 +458,7 @@ pub async fn run_soak(
         functions,
         ChainConfig {
             signals: mapping(10, 200, config.dispatcher_pollers),
-            executions: mapping(5, 0, config.executor_pollers),
+            executions: mapping(config.executor_batch, 0, config.executor_pollers),
         },
     )
     .await?;
