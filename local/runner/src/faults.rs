@@ -31,8 +31,7 @@ use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
     BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, HoldOutcome, Lease, LeaseStore,
-    OrderStore,
-    OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender,
+    OrderStore, OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender,
 };
 use tradeflow_core::vocab::Ticker;
 
@@ -406,7 +405,10 @@ impl LeaseStore for FaultyLeases {
         Ok(outcome)
     }
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
-        let outcome = self.faults.store("hold", self.inner.hold(lease, now)).await?;
+        let outcome = self
+            .faults
+            .store("hold", self.inner.hold(lease, now))
+            .await?;
         if outcome == HoldOutcome::Held {
             let at = now_ms();
             lock(&self.faults.log.claimed_ms)
@@ -553,7 +555,9 @@ impl OrderStore for FaultyOrders {
         Ok(outcome)
     }
     async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
-        self.faults.store("get_order", self.inner.get(order_id)).await
+        self.faults
+            .store("get_order", self.inner.get(order_id))
+            .await
     }
 }
 

@@ -120,6 +120,8 @@ pub struct SoakReport {
     pub stuck_running: Vec<String>,
     pub stale_leases: Vec<String>,
     pub faults: Vec<(&'static str, u64)>,
+    /// Injected faults over the opportunities they had, in %.
+    pub rates: Vec<(&'static str, f64)>,
     pub elapsed: Duration,
     pub drained: bool,
 }
@@ -170,6 +172,9 @@ impl SoakReport {
         }
         for (k, v) in &self.faults {
             row(&format!("fault/observed: {k}"), v.to_string());
+        }
+        for (k, v) in &self.rates {
+            row(&format!("rate: {k}"), format!("{v:.1} %"));
         }
         row("elapsed (s)", format!("{:.0}", self.elapsed.as_secs_f64()));
         row(
@@ -625,6 +630,38 @@ pub async fn run_soak(
         &same_batch,
     )
     .await?;
+    let c = &faults.log.counters;
+    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+    let g = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
+    report.rates = vec![
+        (
+            "signals delivered twice / signals",
+            pct(sent_twice as u64, config.signals as u64),
+        ),
+        (
+            "execution requests sent twice / sent",
+            pct(g(&c.requests_duplicated), g(&c.requests_sent)),
+        ),
+        (
+            "executor crashes / attempts started",
+            pct(g(&c.executor_crashes), g(&c.attempts_started)),
+        ),
+        (
+            "transient errors / store and queue calls",
+            pct(
+                g(&c.transient_store) + g(&c.transient_queue),
+                g(&c.store_calls) + g(&c.queue_calls),
+            ),
+        ),
+        (
+            "dispatcher crashes / sends",
+            pct(g(&c.dispatcher_crashes), g(&c.dispatcher_sends)),
+        ),
+        (
+            "invocations ended by their deadline / stalls injected",
+            pct(g(&c.invocations_timed_out), g(&c.stalls)),
+        ),
+    ];
     report.signals = config.signals;
     report.signals_sent_twice = sent_twice;
     report.elapsed = elapsed;
@@ -1072,7 +1109,8 @@ fn dlq_label(why: &str) -> String {
         "last invocation crashed"
     } else if cause.contains("timed out") {
         "last invocation timed out"
-    } else if cause.contains("batch item failure") {
+    } else if cause.contains("batch item failure") || cause.contains("records of the batch failed")
+    {
         "reported failed by the function"
     } else {
         cause
