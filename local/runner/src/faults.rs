@@ -265,6 +265,17 @@ impl Faults {
         operation: &'static str,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.store_seen(operation, call, |_| {}).await
+    }
+
+    /// As [`Faults::store`]; `seen` gets the real call's result whenever the call went through,
+    /// also when a transient error is reported after it (the write happened).
+    async fn store_seen<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+        seen: impl FnOnce(&T),
+    ) -> Result<T, StoreError> {
         self.log
             .counters
             .store_calls
@@ -280,10 +291,18 @@ impl Faults {
             }
         };
         match self.transient() {
-            None => call.await,
+            None => {
+                let r = call.await;
+                if let Ok(v) = &r {
+                    seen(v);
+                }
+                r
+            }
             Some(Transient::Before) => Err(injected()),
             Some(Transient::After) => {
-                let _ = call.await;
+                if let Ok(v) = call.await {
+                    seen(&v);
+                }
                 Err(injected())
             }
         }
@@ -325,14 +344,16 @@ impl Faults {
         }
     }
 
-    fn close_attempt(&self, execution_id: &str) {
-        let Some(idx) = lock(&self.current).get(execution_id).copied() else {
-            return;
-        };
-        if let Some(a) = lock(&self.log.attempts).get_mut(idx)
-            && a.end_ms.is_none()
+    /// Ends attempt `attempt` of `execution_id` now (its result write or its release).
+    fn close_attempt(&self, execution_id: &str, attempt: u32) {
+        let now = now_ms();
+        let mut attempts = lock(&self.log.attempts);
+        if let Some(a) = attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.execution_id == execution_id && a.attempt == attempt && a.end_ms.is_none())
         {
-            a.end_ms = Some(now_ms());
+            a.end_ms = Some(now);
         }
     }
 
@@ -383,26 +404,26 @@ pub struct FaultyLeases {
 #[async_trait]
 impl LeaseStore for FaultyLeases {
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
-        let outcome = self
-            .faults
-            .store("claim", self.inner.claim(lease, now))
-            .await?;
-        let at = now_ms();
-        match &outcome {
-            ClaimOutcome::Held { execution_id, .. } => lock(&self.faults.log.skips).push(Skip {
-                execution_id: lease.execution_id.clone(),
-                holder: execution_id.clone(),
-                at_ms: at,
-            }),
-            ClaimOutcome::Claimed => {
-                lock(&self.faults.log.claimed_ms)
-                    .entry(lease.execution_id.clone())
-                    .or_insert(at);
-                lock(&self.faults.log.last_claimed_ms).insert(lease.execution_id.clone(), at);
-            }
-            ClaimOutcome::AlreadyEnqueued => {}
-        }
-        Ok(outcome)
+        let log = &self.faults.log;
+        self.faults
+            .store_seen("claim", self.inner.claim(lease, now), |outcome| {
+                let at = now_ms();
+                match outcome {
+                    ClaimOutcome::Held { execution_id, .. } => lock(&log.skips).push(Skip {
+                        execution_id: lease.execution_id.clone(),
+                        holder: execution_id.clone(),
+                        at_ms: at,
+                    }),
+                    ClaimOutcome::Claimed => {
+                        lock(&log.claimed_ms)
+                            .entry(lease.execution_id.clone())
+                            .or_insert(at);
+                        lock(&log.last_claimed_ms).insert(lease.execution_id.clone(), at);
+                    }
+                    ClaimOutcome::AlreadyEnqueued => {}
+                }
+            })
+            .await
     }
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
         let outcome = self
@@ -429,14 +450,16 @@ impl LeaseStore for FaultyLeases {
         ticker: &Ticker,
         execution_id: &str,
     ) -> Result<(), StoreError> {
+        let log = &self.faults.log;
         self.faults
-            .store(
+            .store_seen(
                 "release_lease",
                 self.inner.release(pipeline_id, ticker, execution_id),
+                |_| {
+                    lock(&log.released_ms).insert(execution_id.to_owned(), now_ms());
+                },
             )
-            .await?;
-        lock(&self.faults.log.released_ms).insert(execution_id.to_owned(), now_ms());
-        Ok(())
+            .await
     }
 }
 
@@ -506,7 +529,8 @@ impl ExecutionStore for FaultyExecutions {
             .faults
             .store("finish", self.inner.finish(record))
             .await?;
-        self.faults.close_attempt(&record.execution_id);
+        self.faults
+            .close_attempt(&record.execution_id, record.attempts);
         if written {
             lock(&self.faults.log.finished_ms).insert(record.execution_id.clone(), now_ms());
         }
@@ -514,7 +538,7 @@ impl ExecutionStore for FaultyExecutions {
     }
 
     async fn release(&self, execution_id: &str, attempt: u32) -> Result<(), StoreError> {
-        self.faults.close_attempt(execution_id);
+        self.faults.close_attempt(execution_id, attempt);
         self.faults
             .store(
                 "release_execution",
