@@ -107,6 +107,8 @@ struct AttemptTime {
     /// runtime.
     in_progress_until: i64,
     max_runtime: u32,
+    /// Whether `run_until_ms` is the invocation's deadline (sooner than the max runtime).
+    cut_by_deadline: bool,
 }
 
 impl AttemptTime {
@@ -119,12 +121,15 @@ impl AttemptTime {
                 run_until_ms: max_ms,
                 in_progress_until: now + i64::from(max_runtime),
                 max_runtime,
+                cut_by_deadline: false,
             };
         }
         let deadline_ms = deadline.epoch_ms();
+        let until_deadline_ms = deadline_ms.saturating_sub(SAFETY_MARGIN_MS);
         AttemptTime {
             now,
-            run_until_ms: max_ms.min(deadline_ms.saturating_sub(SAFETY_MARGIN_MS)),
+            run_until_ms: max_ms.min(until_deadline_ms),
+            cut_by_deadline: until_deadline_ms < max_ms,
             // Rounded up to the second: the attempt may live until the deadline itself.
             in_progress_until: deadline_ms.saturating_add(999).div_euclid(1000)
                 + IN_PROGRESS_GRACE_SECS,
@@ -442,8 +447,12 @@ impl Executor {
             let remaining = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
             let result = match tokio::time::timeout(remaining, step.run(&mut ctx)).await {
                 Ok(r) => r,
+                // The invocation's deadline is no fault of the run: another invocation has time.
+                Err(_) if time.cut_by_deadline => Err(StepError::Transient(
+                    "the invocation's deadline came before the step finished".into(),
+                )),
                 Err(_) => Err(StepError::Permanent(format!(
-                    "out of time: the max runtime of {} s or the invocation's deadline came",
+                    "max runtime of {} s exceeded",
                     time.max_runtime
                 ))),
             };
@@ -1070,6 +1079,33 @@ mod tests {
             assert!(serde_json::to_vec(&rec).unwrap().len() < crate::fakes::MAX_ITEM_BYTES);
             assert_ne!(rec.status, ExecutionStatus::Running);
         }
+    }
+
+    /// Steps get the time left before the invocation's deadline (less the margin to write the
+    /// result); running out of it is not the run's fault: retried, not FAILED.
+    #[tokio::test]
+    async fn a_run_cut_short_by_the_invocation_deadline_is_retried_not_failed() {
+        let w = world();
+        let req = request("p1", Direction::Bullish);
+        w.market
+            .delay_ms
+            .store(5_000, std::sync::atomic::Ordering::SeqCst);
+        let deadline = Deadline::at_ms(NOW * 1000 + SAFETY_MARGIN_MS + 200);
+        let r = w.executor.execute(&message(&req), deadline).await;
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Retry {
+                    label: "step_transient",
+                    ..
+                }
+            ),
+            "{:?}",
+            r.outcome
+        );
+        assert!(r.duration < Duration::from_secs(2), "{:?}", r.duration);
+        assert_eq!(stored(&w, &req).await.status, ExecutionStatus::Pending);
+        assert!(w.orders.all().is_empty());
     }
 
     /// Fault 7: the worst-case record of a maximal valid signal fits a DynamoDB item.

@@ -570,6 +570,8 @@ impl QueueSender for MemoryQueue {
 pub struct FlakyMarket<M> {
     pub inner: M,
     pub failures: FailureSwitch,
+    /// Milliseconds each call takes (a slow source), 0 by default.
+    pub delay_ms: AtomicU32,
 }
 
 impl<M> FlakyMarket<M> {
@@ -577,6 +579,13 @@ impl<M> FlakyMarket<M> {
         FlakyMarket {
             inner,
             failures: FailureSwitch::default(),
+            delay_ms: AtomicU32::new(0),
+        }
+    }
+    async fn pause(&self) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(delay))).await;
         }
     }
 }
@@ -590,6 +599,7 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
         now: i64,
         count: usize,
     ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
+        self.pause().await;
         if self.failures.trip() {
             return Err(crate::market::MarketDataError::Io {
                 path: "injected".into(),
@@ -607,6 +617,7 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
         history: usize,
         count: usize,
     ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
+        self.pause().await;
         if self.failures.trip() {
             return Err(crate::market::MarketDataError::Io {
                 path: "injected".into(),
