@@ -978,10 +978,11 @@ async fn account(
                         }
                     }
                     "RUNNING" => report.stuck_running.push(format!(
-                        "{x}: RUNNING, attempts {}, in_progress_until {} ({} s before the check)",
+                        "{x}: RUNNING, attempts {}, in_progress_until {} ({} s before the check){}",
                         n(item, "attempts").unwrap_or(0),
                         n(item, "in_progress_until").unwrap_or(0),
-                        check - n(item, "in_progress_until").unwrap_or(0)
+                        check - n(item, "in_progress_until").unwrap_or(0),
+                        dlq.get(x).map_or(String::new(), |why| format!("; {why}"))
                     )),
                     other => match dlq.get(x) {
                         Some(why) => *report.in_dlq.entry(dlq_label(why)).or_default() += 1,
