@@ -8,4 +8,5 @@ mod generator;
 mod helpers;
 mod iam;
 mod metrics;
+mod soak;
 mod watch;

@@ -47,6 +47,15 @@ impl<F: Function> InProcess<F> {
         })
     }
 
+    /// With another timeout than the template's (the soak's short invocations): the deadline
+    /// each invocation gets. Enforcing it is the caller's part ([`crate::faults::Faulty`]).
+    pub fn with_timeout(function: F, telemetry: Telemetry, timeout: Duration) -> Self {
+        InProcess {
+            service: tradeflow_lambda::service(function, telemetry),
+            timeout,
+        }
+    }
+
     /// The function's timeout, as infra/template.yaml declares it.
     pub fn timeout(&self) -> Duration {
         self.timeout

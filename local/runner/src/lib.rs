@@ -14,7 +14,9 @@
 
 pub mod chain;
 pub mod esm;
+pub mod faults;
 pub mod invoke;
 pub mod load;
 pub mod progress;
+pub mod soak;
 pub mod stack;

@@ -5,6 +5,13 @@
 //! tradeflow-local seed  [--stack NAME] [--file PATH]   put the sample pipelines
 //! tradeflow-local demo  [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX]
 //! tradeflow-local load  [--stack NAME] [--watch URL] [--signals N] [--pipelines N]   load harness
+//! tradeflow-local soak  [--stack NAME] [--signals N] [--pipelines N] [--seed S] [--tickers N]
+//!                       [--duplicate-rate 0.1] [--crash-rate 0.05] [--transient-rate 0.05]
+//!                       [--dispatcher-crash-rate 0.05] [--deadline-rate 0.02]
+//!                       [--contention-rate 0.1] [--send-rate 25] [--drain-secs 900]
+//!                       [--executor-pollers 4] [--dispatcher-pollers 2] [--executor-batch 5]
+//!                       [--executor-timeout-secs 8] [--retry-delay-secs 12]
+//!                                                       fault-injection soak (RELIABILITY.md)
 //! ```
 
 use std::collections::HashMap;
@@ -138,9 +145,49 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        "soak" => {
+            let outputs = StackOutputs::load(&cfn, &stack).await?;
+            let defaults = tradeflow_local::soak::SoakConfig::default();
+            let plan = tradeflow_local::faults::FaultPlan {
+                seed: args.num("seed", defaults.plan.seed)?,
+                duplicate_rate: args.num("duplicate-rate", defaults.plan.duplicate_rate)?,
+                crash_rate: args.num("crash-rate", defaults.plan.crash_rate)?,
+                transient_rate: args.num("transient-rate", defaults.plan.transient_rate)?,
+                dispatcher_crash_rate: args
+                    .num("dispatcher-crash-rate", defaults.plan.dispatcher_crash_rate)?,
+                deadline_rate: args.num("deadline-rate", defaults.plan.deadline_rate)?,
+                ..defaults.plan
+            };
+            let config = tradeflow_local::soak::SoakConfig {
+                signals: args.num("signals", 10_000)?,
+                pipelines: args.num("pipelines", defaults.pipelines)?,
+                tickers: args.num("tickers", 0)?,
+                contention_rate: args.num("contention-rate", defaults.contention_rate)?,
+                send_rate: args.num("send-rate", defaults.send_rate)?,
+                drain_timeout: Duration::from_secs(args.num("drain-secs", 900)?),
+                executor_pollers: args.num("executor-pollers", defaults.executor_pollers)?,
+                executor_batch: args.num("executor-batch", defaults.executor_batch)?,
+                executor_timeout: Duration::from_secs(
+                    args.num("executor-timeout-secs", defaults.executor_timeout.as_secs())?,
+                ),
+                retry_delay: Duration::from_secs(
+                    args.num("retry-delay-secs", defaults.retry_delay.as_secs())?,
+                ),
+                dispatcher_pollers: args.num("dispatcher-pollers", defaults.dispatcher_pollers)?,
+                plan,
+                ..defaults
+            };
+            let report = tradeflow_local::soak::run_soak(&sdk, &outputs, &config).await?;
+            println!("\n{}", report.table());
+            print!("{}", report.verdict());
+            if report.broken() {
+                bail!("the soak found broken invariants (ids above)");
+            }
+            Ok(())
+        }
         _ => {
             eprintln!(
-                "usage: tradeflow-local env|seed|demo|load [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX] [--file PATH] [--signals N] [--pipelines N]"
+                "usage: tradeflow-local env|seed|demo|load|soak [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX] [--file PATH] [--signals N] [--pipelines N]"
             );
             Ok(())
         }
