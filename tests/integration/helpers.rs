@@ -143,6 +143,32 @@ impl TestStack {
         }
     }
 
+    /// The deployed queue's `maxReceiveCount` (its redrive policy): how many failed deliveries a
+    /// poison message gets before the queue moves it to the DLQ.
+    pub async fn max_receive_count(&self, output: &str) -> u64 {
+        let url = self.queue_url(output).await;
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .unwrap();
+        let policy: serde_json::Value = serde_json::from_str(
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
+                .expect("the queue has a redrive policy"),
+        )
+        .unwrap();
+        match &policy["maxReceiveCount"] {
+            serde_json::Value::Number(n) => n.as_u64().unwrap(),
+            serde_json::Value::String(s) => s.parse().unwrap(),
+            other => panic!("maxReceiveCount {other}"),
+        }
+    }
+
     pub async fn send(&self, output: &str, bodies: &[String]) {
         let url = self.queue_url(output).await;
         for body in bodies {
