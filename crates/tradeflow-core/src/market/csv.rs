@@ -29,6 +29,22 @@ pub struct CsvReplay {
 }
 
 impl CsvReplay {
+    /// The series' bars closed by `now`. Times are strictly increasing, so that is a prefix.
+    fn closed(
+        &self,
+        ticker: &str,
+        timeframe: Timeframe,
+        now: i64,
+    ) -> Result<&[Bar], MarketDataError> {
+        let bars = self
+            .bars(ticker, timeframe)
+            .ok_or_else(|| MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            })?;
+        Ok(&bars[..bars.partition_point(|b| b.close_time(timeframe) <= now)])
+    }
+
     /// Loads every `*.csv` file of `dir` (see the type's documentation).
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, MarketDataError> {
         let dir = dir.as_ref();
@@ -126,17 +142,11 @@ impl MarketData for CsvReplay {
         now: i64,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError> {
-        let bars = self
-            .bars(ticker, timeframe)
-            .ok_or_else(|| MarketDataError::UnknownTicker {
-                ticker: ticker.to_owned(),
-                timeframe,
-            })?;
-        // Times are strictly increasing, so "closed by now" is a prefix.
-        let end = bars.partition_point(|b| b.close_time(timeframe) <= now);
-        let start = end.saturating_sub(count);
-        Ok(bars[start..end].to_vec())
+        let closed = self.closed(ticker, timeframe, now)?;
+        let start = closed.len().saturating_sub(count);
+        Ok(closed[start..].to_vec())
     }
+
     async fn closed_bars_after(
         &self,
         ticker: &str,
@@ -146,13 +156,7 @@ impl MarketData for CsvReplay {
         history: usize,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError> {
-        let bars = self
-            .bars(ticker, timeframe)
-            .ok_or_else(|| MarketDataError::UnknownTicker {
-                ticker: ticker.to_owned(),
-                timeframe,
-            })?;
-        let closed = &bars[..bars.partition_point(|b| b.close_time(timeframe) <= now)];
+        let closed = self.closed(ticker, timeframe, now)?;
         let split = closed.partition_point(|b| b.time <= after);
         let start = split.saturating_sub(history);
         let end = split.saturating_add(count).min(closed.len());

@@ -37,6 +37,17 @@ const SALT_LOW: u64 = 0x6c6f_7700_0000_0005;
 const SALT_VOLUME: u64 = 0x766f_6c75_6d65_0006;
 
 impl SyntheticFeed {
+    /// The series of a valid ticker (any instrument symbol has one).
+    fn series(&self, ticker: &str, timeframe: Timeframe) -> Result<SeriesParams, MarketDataError> {
+        if !is_valid_ticker(ticker) {
+            return Err(MarketDataError::UnknownTicker {
+                ticker: ticker.to_owned(),
+                timeframe,
+            });
+        }
+        Ok(SeriesParams::new(self.seed, ticker, timeframe))
+    }
+
     /// Largest number of bars one [`MarketData::closed_bars`] call returns.
     pub const MAX_BARS: usize = 100_000;
 
@@ -60,12 +71,7 @@ impl MarketData for SyntheticFeed {
         now: i64,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError> {
-        if !is_valid_ticker(ticker) {
-            return Err(MarketDataError::UnknownTicker {
-                ticker: ticker.to_owned(),
-                timeframe,
-            });
-        }
+        let series = self.series(ticker, timeframe)?;
         let tf = timeframe.seconds();
         // Bar k is closed when (k + 1) * tf <= now, i.e. k <= now / tf - 1.
         let last = now.div_euclid(tf) - 1;
@@ -74,9 +80,9 @@ impl MarketData for SyntheticFeed {
             return Ok(Vec::new());
         }
         let first = (last - count + 1).max(0);
-        let series = SeriesParams::new(self.seed, ticker, timeframe);
         Ok((first..=last).map(|k| series.bar(k, timeframe)).collect())
     }
+
     async fn closed_bars_after(
         &self,
         ticker: &str,
@@ -86,12 +92,7 @@ impl MarketData for SyntheticFeed {
         history: usize,
         count: usize,
     ) -> Result<Vec<Bar>, MarketDataError> {
-        if !is_valid_ticker(ticker) {
-            return Err(MarketDataError::UnknownTicker {
-                ticker: ticker.to_owned(),
-                timeframe,
-            });
-        }
+        let series = self.series(ticker, timeframe)?;
         let tf = timeframe.seconds();
         let last = now.div_euclid(tf) - 1;
         // The last bar that opened at or before `after`, among the closed ones.
@@ -101,7 +102,6 @@ impl MarketData for SyntheticFeed {
         let first = split.saturating_sub(history - 1).max(0);
         let next = split.saturating_add(1).max(0);
         let end = next.saturating_add(count - 1).min(last);
-        let series = SeriesParams::new(self.seed, ticker, timeframe);
         Ok((first..=end).map(|k| series.bar(k, timeframe)).collect())
     }
 }
