@@ -48,10 +48,7 @@ watch_url="$(bash local/watch.sh start watch-e2e)"
 step "unit, handler and integration tests (the ignored emulator, watch and metrics tests included)"
 RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_OTLP_ENDPOINT="$otlp_endpoint" \
   TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
-  cargo test --workspace -- --include-ignored --skip soak:: 2>&1 | tee "$STATE_DIR/cargo-test.log"
-# The 500-signal fault-injection soak (tests/integration/soak.rs) is skipped here until it passes:
-# it still finds fan-outs skipped behind a lease whose request went to the DLQ (RELIABILITY.md, Soak).
-# Run it by hand: cargo test -p tradeflow-tests --test integration -- --include-ignored soak::
+  cargo test --workspace -- --include-ignored 2>&1 | tee "$STATE_DIR/cargo-test.log"
 
 step "demo smoke run (in-process, 3 scans)"
 bash local/deploy-stack.sh demo-smoke > /dev/null

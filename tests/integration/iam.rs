@@ -324,7 +324,8 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
     // The functions' environment as on AWS: queue URLs (a template `!Ref`), so no GetQueueUrl.
     let mut env: HashMap<String, String> = stack
         .outputs
-        .function_env()
+        .function_env(&sdk)
+        .await
         .unwrap()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -9,4 +9,5 @@ mod helpers;
 mod iam;
 mod metrics;
 mod soak;
+mod template;
 mod watch;

@@ -59,6 +59,7 @@ fn dispatch(c: &mut Criterion) {
             message_id: format!("m{i}"),
             body: s.to_json(),
             sent_at_ms: None,
+            receive_count: None,
         })
         .collect();
     group.throughput(Throughput::Elements(bodies.len() as u64));

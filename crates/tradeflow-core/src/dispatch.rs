@@ -354,6 +354,7 @@ mod tests {
             message_id: id.into(),
             body,
             sent_at_ms: Some(T0 * 1000 - 500),
+            receive_count: None,
         }
     }
 

@@ -38,6 +38,9 @@ pub const RETRY_LABELS: [&str; 6] = [
     "order_store",
 ];
 
+/// Decision of a run whose last delivery before the DLQ failed too (FAILED).
+pub const DECISION_RETRIES_EXHAUSTED: &str = "retries_exhausted";
+
 /// Decision of a run that found its lease held by another live execution (SKIPPED).
 pub const DECISION_LEASE_LOST: &str = "lease_lost";
 
@@ -100,6 +103,7 @@ pub struct Executor {
     leases: Arc<dyn LeaseStore>,
     steps: BuiltinSteps,
     clock: Arc<dyn Clock>,
+    max_deliveries: Option<u32>,
 }
 
 /// The time of one attempt.
@@ -159,7 +163,15 @@ impl Executor {
             leases,
             steps,
             clock,
+            max_deliveries: None,
         }
+    }
+
+    /// The queue's `maxReceiveCount`: a delivery with this receive count is the last before the
+    /// DLQ. `None` (unknown): never give up, the queue decides.
+    pub fn with_max_deliveries(mut self, max: Option<u32>) -> Self {
+        self.max_deliveries = max;
+        self
     }
 
     /// Runs every message of a batch, one after the other, within the invocation's `deadline`.
@@ -189,7 +201,16 @@ impl Executor {
             ),
             Ok(request) => {
                 let lag = self.clock.now_ms() - request.enqueued_at_ms;
-                (self.run(&request, deadline).await, Some(lag.max(0)))
+                let outcome = match self.run(&request, deadline).await {
+                    Outcome::Retry { label, reason }
+                        if label != "in_progress" && self.is_last_delivery(message) =>
+                    {
+                        self.give_up(&request, deadline, message, label, reason)
+                            .await
+                    }
+                    outcome => outcome,
+                };
+                (outcome, Some(lag.max(0)))
             }
         };
         MessageReport {
@@ -288,6 +309,80 @@ impl Executor {
             }
         };
         self.finish(request, record, final_status, true).await
+    }
+
+    fn is_last_delivery(&self, message: &InboundMessage) -> bool {
+        matches!(
+            (message.receive_count, self.max_deliveries),
+            (Some(n), Some(max)) if n >= max
+        )
+    }
+
+    /// The last delivery before the DLQ failed like the others. Failing the message again would
+    /// leave the run PENDING in the DLQ and the lease the dispatcher claimed for it blocking the
+    /// (pipeline, ticker) with nothing running. Instead the run ends FAILED with the reason (or
+    /// COMPLETED, if an earlier attempt placed its order) and frees the lease. What cannot be
+    /// recorded (the executions or orders table is down too, or a live attempt holds the run)
+    /// stays a failure and goes to the DLQ as before.
+    async fn give_up(
+        &self,
+        request: &ExecutionRequest,
+        deadline: Deadline,
+        message: &InboundMessage,
+        label: &'static str,
+        reason: String,
+    ) -> Outcome {
+        let time = AttemptTime::new(self.clock.now_ms(), deadline, DEFAULT_MAX_RUNTIME_SECS);
+        let attempt = match self
+            .executions
+            .begin(request, time.now, time.in_progress_until)
+            .await
+        {
+            Ok(BeginOutcome::Started { attempt }) => attempt,
+            Ok(BeginOutcome::AlreadyFinished(status)) => {
+                if let Err(e) = self.release_lease(request).await {
+                    return retry("lease_store", error_chain(&e));
+                }
+                return Outcome::Duplicate(status);
+            }
+            Ok(BeginOutcome::InProgress { .. }) | Err(_) => return retry(label, reason),
+        };
+        let mut record =
+            ExecutionRecord::started(request, time.now, attempt, time.in_progress_until);
+        let order_id = crate::ids::order_id(&request.execution_id);
+        let status = match self.steps.orders().get(&order_id).await {
+            Ok(Some(order)) => {
+                record.order_id = Some(order.order_id);
+                record.decision = Some("order_placed".into());
+                ExecutionStatus::Completed
+            }
+            Ok(None) => {
+                record.decision = Some(DECISION_RETRIES_EXHAUSTED.into());
+                ExecutionStatus::Failed
+            }
+            Err(_) => {
+                self.release_execution(request, attempt).await;
+                return retry(label, reason);
+            }
+        };
+        let deliveries = message.receive_count.unwrap_or_default();
+        let max = self.max_deliveries.unwrap_or_default();
+        record.error = Some(match status {
+            ExecutionStatus::Completed => format!(
+                "an earlier attempt placed the order; delivery {deliveries} of {max} failed: \
+                 {label}: {reason}"
+            ),
+            _ => format!("gave up on delivery {deliveries} of {max}: {label}: {reason}"),
+        });
+        tracing::warn!(
+            execution_id = %request.execution_id,
+            deliveries,
+            label,
+            reason = %reason,
+            "last delivery before the DLQ failed: run recorded {} and lease freed",
+            status.as_str()
+        );
+        self.finish(request, record, status, true).await
     }
 
     /// Another live execution holds the lease: this run must not start. If an earlier attempt of
@@ -536,7 +631,7 @@ mod tests {
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use crate::pipeline::Pipeline;
-    use crate::ports::{ExecutionStore, Lease};
+    use crate::ports::{ExecutionStore, Lease, OrderStore};
     use crate::vocab::{Direction, Timeframe};
     use serde_json::json;
 
@@ -601,6 +696,7 @@ mod tests {
             message_id: format!("m-{}", req.execution_id),
             body: req.to_json(),
             sent_at_ms: None,
+            receive_count: None,
         }
     }
 
@@ -831,6 +927,7 @@ mod tests {
                     message_id: "bad".into(),
                     body: "{}".into(),
                     sent_at_ms: None,
+                    receive_count: None,
                 },
                 Deadline::none(),
             )
@@ -936,6 +1033,156 @@ mod tests {
             w.leases.get("p1", &req.ticker).unwrap().lease.execution_id,
             "other"
         );
+    }
+
+    fn delivery(req: &ExecutionRequest, receive_count: u32) -> InboundMessage {
+        InboundMessage {
+            receive_count: Some(receive_count),
+            ..message(req)
+        }
+    }
+
+    /// The soak's last "lost" signals: a request that fails on every delivery went to the DLQ
+    /// PENDING, and the lease the dispatcher claimed for it kept the pair blocked with nothing
+    /// running. On the last delivery the run ends FAILED with the reason and the lease is freed.
+    #[tokio::test]
+    async fn the_last_delivery_of_a_failing_run_ends_it_failed_and_frees_the_lease() {
+        let mut w = world();
+        w.executor = w.executor.with_max_deliveries(Some(5));
+        let req = request("p1", Direction::Bullish);
+        w.leases
+            .insert(lease_of(&req, &req.execution_id, NOW + 720), true);
+        // Deliveries 1-4 fail transiently and come back; the pair stays held meanwhile.
+        for n in 1..=4 {
+            w.market.failures.fail_next(1);
+            let r = w
+                .executor
+                .execute(&delivery(&req, n), Deadline::none())
+                .await;
+            assert!(
+                matches!(
+                    r.outcome,
+                    Outcome::Retry {
+                        label: "step_transient",
+                        ..
+                    }
+                ),
+                "delivery {n}: {:?}",
+                r.outcome
+            );
+            assert!(w.leases.get("p1", &req.ticker).is_some());
+        }
+        w.market.failures.fail_next(1);
+        let r = w
+            .executor
+            .execute(&delivery(&req, 5), Deadline::none())
+            .await;
+        assert!(!r.failed(), "{:?}", r.outcome);
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Failed);
+        assert_eq!(rec.decision.as_deref(), Some(DECISION_RETRIES_EXHAUSTED));
+        let error = rec.error.as_deref().unwrap();
+        assert!(error.contains("delivery 5 of 5"), "{error}");
+        assert!(error.contains("step_transient"), "{error}");
+        assert_eq!(stored(&w, &req).await.status, ExecutionStatus::Failed);
+        assert!(
+            w.leases.get("p1", &req.ticker).is_none(),
+            "the pair stays blocked"
+        );
+        assert!(w.orders.all().is_empty());
+    }
+
+    /// A store outage before the run started (the pipeline could not be read) on the last
+    /// delivery: the run is recorded FAILED and the lease freed, as long as the executions table
+    /// answers.
+    #[tokio::test]
+    async fn the_last_delivery_records_a_run_that_never_started() {
+        let mut w = world();
+        w.executor = w.executor.with_max_deliveries(Some(5));
+        let req = request("p1", Direction::Bullish);
+        w.leases
+            .insert(lease_of(&req, &req.execution_id, NOW + 720), true);
+        w.pipelines.failures.fail_next(1);
+        let r = w
+            .executor
+            .execute(&delivery(&req, 7), Deadline::none())
+            .await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Failed);
+        assert!(rec.error.as_deref().unwrap().contains("pipeline_store"));
+        assert!(w.leases.get("p1", &req.ticker).is_none());
+    }
+
+    /// An earlier attempt placed the order before failing: the last delivery records the run
+    /// COMPLETED with that order, never FAILED beside an order.
+    #[tokio::test]
+    async fn the_last_delivery_keeps_an_order_an_earlier_attempt_placed() {
+        let mut w = world();
+        w.executor = w.executor.with_max_deliveries(Some(5));
+        let req = request("p1", Direction::Bullish);
+        w.orders.place(&earlier_order(&req, 3)).await.unwrap();
+        w.pipelines.failures.fail_next(1);
+        let r = w
+            .executor
+            .execute(&delivery(&req, 5), Deadline::none())
+            .await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Completed);
+        assert_eq!(rec.decision.as_deref(), Some("order_placed"));
+        assert_eq!(rec.order_id, Some(crate::ids::order_id(&req.execution_id)));
+    }
+
+    /// What the last delivery must not give up on: a run in progress in a live attempt (that
+    /// attempt finishes it), a run it cannot record (the executions table is down: the DLQ keeps
+    /// the message), and any delivery before the last, or without a known limit.
+    #[tokio::test]
+    async fn the_last_delivery_leaves_live_runs_and_unrecordable_ones_to_the_queue() {
+        let mut w = world();
+        w.executor = w.executor.with_max_deliveries(Some(5));
+        let req = request("p1", Direction::Bullish);
+        w.executions.begin(&req, NOW - 10, NOW + 100).await.unwrap();
+        let r = w
+            .executor
+            .execute(&delivery(&req, 5), Deadline::none())
+            .await;
+        assert!(matches!(
+            r.outcome,
+            Outcome::Retry {
+                label: "in_progress",
+                ..
+            }
+        ));
+        assert_eq!(stored(&w, &req).await.status, ExecutionStatus::Running);
+
+        let other = request("p1", Direction::Bearish);
+        w.executions.failures.fail_next(3);
+        let r = w
+            .executor
+            .execute(&delivery(&other, 5), Deadline::none())
+            .await;
+        assert!(matches!(
+            r.outcome,
+            Outcome::Retry {
+                label: "execution_store",
+                ..
+            }
+        ));
+
+        let third = request("off", Direction::Bullish);
+        w.market.failures.fail_next(1);
+        w.pipelines.failures.fail_next(1);
+        let r = w
+            .executor
+            .execute(&delivery(&third, 4), Deadline::none())
+            .await;
+        assert!(r.failed());
+        w.executor = w.executor.with_max_deliveries(None);
+        w.pipelines.failures.fail_next(1);
+        let r = w
+            .executor
+            .execute(&delivery(&third, 50), Deadline::none())
+            .await;
+        assert!(r.failed());
     }
 
     /// Fault 3: a run whose lease expired and was claimed by a newer signal must not run.

@@ -362,12 +362,16 @@ impl BarError {
 // ---------------------------------------------------------------------------------------------
 
 /// One received queue message, as the dispatcher and the executor take it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct InboundMessage {
     pub message_id: String,
     pub body: String,
     /// When the queue received it (SQS `SentTimestamp`), Unix milliseconds.
     pub sent_at_ms: Option<i64>,
+    /// How many times the queue has handed it out, this delivery included (SQS
+    /// `ApproximateReceiveCount`): compared with the queue's `maxReceiveCount`, it says whether a
+    /// failure now sends the message to the DLQ.
+    pub receive_count: Option<u32>,
 }
 
 #[cfg(test)]

@@ -336,6 +336,7 @@ impl World {
             message_id: format!("s{id}"),
             body,
             sent_at_ms: None,
+            receive_count: None,
         };
         let report = self
             .dispatcher
@@ -385,6 +386,7 @@ impl World {
             message_id: format!("r{rid}"),
             body,
             sent_at_ms: None,
+            receive_count: None,
         };
         let handle = tokio::spawn(RUN.scope(run, async move {
             executor.execute(&message, deadline).await.failed()

@@ -44,11 +44,16 @@ pub fn inbound_messages(
             .attributes
             .get("SentTimestamp")
             .and_then(|v| v.parse::<i64>().ok());
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse::<u32>().ok());
         match record.body {
             Some(body) => messages.push(InboundMessage {
                 message_id,
                 body,
                 sent_at_ms,
+                receive_count,
             }),
             None => missing.push(MissingBody { message_id }),
         }
@@ -166,6 +171,8 @@ mod tests {
         m.body = body.map(str::to_owned);
         m.attributes
             .insert("SentTimestamp".into(), "1700000000123".into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
         m
     }
 
@@ -176,6 +183,7 @@ mod tests {
         let (messages, missing) = inbound_messages(event).unwrap();
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].sent_at_ms, Some(1_700_000_000_123));
+        assert_eq!(messages[0].receive_count, Some(3));
         assert_eq!(
             missing,
             vec![MissingBody {

@@ -27,6 +27,10 @@ pub struct Config {
     pub market: MarketSource,
     /// Timeframe of the market snapshot when the signal carries none.
     pub default_timeframe: Timeframe,
+    /// The executions queue's `maxReceiveCount` (`MAX_RECEIVE_COUNT`): on that delivery a run
+    /// that fails again is recorded FAILED and its lease freed instead of going to the DLQ
+    /// unfinished. Unset: the queue decides alone.
+    pub max_receive_count: Option<u32>,
 }
 
 impl Config {
@@ -43,8 +47,19 @@ impl Config {
             orders_table: s.required("ORDERS_TABLE"),
             market: MarketSource::from_settings(&mut s),
             default_timeframe: s.parsed("DEFAULT_TIMEFRAME", Timeframe::M5, Timeframe::parse),
+            max_receive_count: s.parsed("MAX_RECEIVE_COUNT", None, |v| {
+                parse_receive_count(v).map(Some)
+            }),
         };
         s.finish(config)
+    }
+}
+
+/// SQS accepts a `maxReceiveCount` from 1 to 1,000.
+fn parse_receive_count(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1000 (the queue's maxReceiveCount)".into()),
     }
 }
 
@@ -87,7 +102,8 @@ impl Handler {
             )),
             BuiltinSteps::new(market, orders, config.default_timeframe),
             Arc::new(SystemClock),
-        );
+        )
+        .with_max_deliveries(config.max_receive_count);
         Ok(Handler::new(executor, telemetry))
     }
 }
@@ -460,5 +476,28 @@ mod tests {
         let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
         assert_eq!(c.market, MarketSource::Synthetic { seed: 9 });
         assert_eq!(c.default_timeframe, Timeframe::M5);
+        assert_eq!(c.max_receive_count, None);
+    }
+
+    #[test]
+    fn config_reads_the_queues_max_receive_count() {
+        let mut env = HashMap::from([
+            ("PIPELINES_TABLE", "p"),
+            ("EXECUTIONS_TABLE", "e"),
+            ("LEASES_TABLE", "l"),
+            ("ORDERS_TABLE", "o"),
+            ("MAX_RECEIVE_COUNT", "5"),
+        ]);
+        let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.max_receive_count, Some(5));
+        for bad in ["0", "1001", "five", "-1"] {
+            env.insert("MAX_RECEIVE_COUNT", bad);
+            let err = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap_err();
+            assert!(
+                err.problems[0].starts_with("MAX_RECEIVE_COUNT="),
+                "{bad}: {:?}",
+                err.problems
+            );
+        }
     }
 }

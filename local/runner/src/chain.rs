@@ -38,7 +38,8 @@ impl Functions {
         telemetry: &(dyn Fn(&str) -> Telemetry + Sync),
     ) -> anyhow::Result<Self> {
         let mut env: HashMap<String, String> = outputs
-            .function_env()?
+            .function_env(sdk)
+            .await?
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();

@@ -91,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
         "env" => {
             let outputs = StackOutputs::load(&cfn, &stack).await?;
             let mut env: Vec<(String, String)> = outputs
-                .function_env()?
+                .function_env(&sdk)
+                .await?
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .chain(demo_env())

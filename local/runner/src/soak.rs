@@ -337,7 +337,8 @@ pub async fn run_soak(
     // The two functions, built as their `from_aws` builds them, on faulty ports.
     let faults = Faults::new(config.plan);
     let env: HashMap<String, String> = outputs
-        .function_env()?
+        .function_env(sdk)
+        .await?
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
@@ -402,7 +403,8 @@ pub async fn run_soak(
             econf.default_timeframe,
         ),
         Arc::new(SystemClock),
-    );
+    )
+    .with_max_deliveries(econf.max_receive_count);
     let dtel = Telemetry::init(trigger_dispatcher::FUNCTION_NAME);
     let etel = Telemetry::init(pipeline_executor::FUNCTION_NAME);
     let same_batch: SameBatch = Arc::default();

@@ -101,7 +101,24 @@ impl StackOutputs {
 
     /// Environment of the functions for this stack (what infra/template.yaml gives them in AWS),
     /// with queue names where the template has URLs: the functions resolve names at start-up.
-    pub fn function_env(&self) -> anyhow::Result<HashMap<&'static str, String>> {
+    /// `MAX_RECEIVE_COUNT` is the deployed executions queue's (its redrive policy), as the
+    /// template sets it beside that queue.
+    pub async fn function_env(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> anyhow::Result<HashMap<&'static str, String>> {
+        let mut env = self.names_env()?;
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let queue = self.get("ExecutionsQueueName")?;
+        let url = tradeflow_aws::resolve_queue_url(&sqs, queue).await?;
+        if let Some(max) = max_receive_count(&sqs, &url).await? {
+            env.insert("MAX_RECEIVE_COUNT", max.to_string());
+        }
+        Ok(env)
+    }
+
+    /// The table and queue names of [`StackOutputs::function_env`].
+    fn names_env(&self) -> anyhow::Result<HashMap<&'static str, String>> {
         let mut env = HashMap::new();
         for (var, output) in [
             ("SIGNALS_QUEUE_URL", "SignalsQueueName"),
@@ -118,6 +135,38 @@ impl StackOutputs {
         }
         Ok(env)
     }
+}
+
+/// The `maxReceiveCount` of the queue at `url` (its redrive policy); `None` without one.
+pub async fn max_receive_count(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> anyhow::Result<Option<u32>> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .with_context(|| format!("reading the redrive policy of {url}"))?;
+    let Some(raw) = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+    else {
+        return Ok(None);
+    };
+    let policy: serde_json::Value =
+        serde_json::from_str(raw).with_context(|| format!("redrive policy of {url}: {raw}"))?;
+    // CloudFormation may hand the number over as a string.
+    let max = match &policy["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .with_context(|| format!("redrive policy of {url} has no maxReceiveCount: {raw}"))?;
+    Ok(Some(max))
 }
 
 /// Where the SDK sends requests, for messages: the `AWS_ENDPOINT_URL` value, or AWS itself.
