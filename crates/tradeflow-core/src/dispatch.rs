@@ -2,15 +2,18 @@
 //!
 //! Per batch: parse every body on its own (a bad one fails alone); match against the cached
 //! pipeline index; fan out one execution per (pipeline, ticker) per batch; claim a lease per
-//! fan-out with a conditional write (held → skipped); send the claimed requests in batches of 10;
-//! mark their leases enqueued. Fails closed: a message whose pipelines could not be loaded, whose
+//! fan-out with a conditional write (held → skipped), `claim_concurrency` at a time; send the
+//! claimed requests in batches of 10. Fails closed: a message whose pipelines could not be loaded, whose
 //! lease could not be claimed or whose request could not be sent is reported failed, so the queue
-//! redelivers it; its already-enqueued fan-outs are not sent again on the retry, and the lease of
-//! a request that could not be sent is released.
+//! redelivers it; the lease of a request that certainly could not be sent is released. A
+//! redelivery sends again the requests whose lease is still theirs (the executor runs each
+//! execution once), and skips those whose run has started (`AlreadyEnqueued`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
 
 use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
@@ -31,13 +34,22 @@ pub struct DispatcherConfig {
     /// How long the pipeline index is reused across invocations before it is reloaded.
     pub cache_ttl: Duration,
     pub send_retry: RetryPolicy,
+    /// Lease writes (claims, marks, releases) in flight at once per batch. One at a time, a
+    /// batch of 20 signals x 100 matching pipelines (2,000 claims and 2,000 marks at ~5-10 ms)
+    /// would pass the function's 30 s timeout.
+    pub claim_concurrency: usize,
 }
+
+/// Default of [`DispatcherConfig::claim_concurrency`]: far below DynamoDB's per-partition limits
+/// (each lease is its own item), and enough to hide a round trip's latency.
+pub const DEFAULT_CLAIM_CONCURRENCY: usize = 32;
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
         DispatcherConfig {
             cache_ttl: Duration::from_secs(30),
             send_retry: RetryPolicy::default(),
+            claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
         }
     }
 }
@@ -105,6 +117,9 @@ struct FanOut {
     message_index: usize,
     lease: Lease,
     request: ExecutionRequest,
+    /// The lease was already this execution's: an earlier delivery of the message may have sent
+    /// the request (see [`ClaimOutcome::Reclaimed`]).
+    sent_before: bool,
 }
 
 impl Dispatcher {
@@ -236,35 +251,41 @@ impl Dispatcher {
                         lease_expires_at: expires_at,
                         enqueued_at_ms: now_ms,
                     },
+                    sent_before: false,
                 });
             }
         }
         report.matched = fanouts.len();
 
-        // 4. Claim a lease per fan-out.
-        let mut failed_messages: HashSet<usize> = HashSet::new();
+        // 4. Claim a lease per fan-out, `claim_concurrency` at a time (results in fan-out order).
+        let concurrency = self.config.claim_concurrency.max(1);
+        let claims: Vec<(FanOut, Result<ClaimOutcome, StoreError>)> = stream::iter(fanouts)
+            .map(|f| async move {
+                let outcome = self.leases.claim(&f.lease, now).await;
+                (f, outcome)
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
         let mut to_send: Vec<FanOut> = Vec::new();
-        for f in fanouts {
-            if failed_messages.contains(&f.message_index) {
-                // Its message is retried anyway; claiming more would only hold leases longer.
-                continue;
-            }
-            match self.leases.claim(&f.lease, now).await {
+        for (mut f, outcome) in claims {
+            match outcome {
                 Ok(ClaimOutcome::Claimed) => to_send.push(f),
+                Ok(ClaimOutcome::Reclaimed) => {
+                    f.sent_before = true;
+                    to_send.push(f);
+                }
                 Ok(ClaimOutcome::AlreadyEnqueued) => report.already_enqueued += 1,
                 Ok(ClaimOutcome::Held { .. }) => report.skipped_running += 1,
-                Err(e) => {
-                    failed_messages.insert(f.message_index);
-                    report.failures.push(infra_failure(
-                        &messages[f.message_index],
-                        "lease_store",
-                        &format!(
-                            "claiming lease {}: {}",
-                            f.lease.execution_id,
-                            error_chain(&e)
-                        ),
-                    ));
-                }
+                Err(e) => report.failures.push(infra_failure(
+                    &messages[f.message_index],
+                    "lease_store",
+                    &format!(
+                        "claiming lease {}: {}",
+                        f.lease.execution_id,
+                        error_chain(&e)
+                    ),
+                )),
             }
         }
 
@@ -283,6 +304,7 @@ impl Dispatcher {
             .map(|(n, f)| (format!("e{n}"), f))
             .collect();
         let sent = send_all(self.executions.as_ref(), outgoing, self.config.send_retry).await;
+        let mut unsent: Vec<&FanOut> = Vec::new();
         for u in &sent.undelivered {
             if let Some(f) = by_entry.get(&u.id) {
                 report.failures.push(infra_failure(
@@ -290,8 +312,20 @@ impl Dispatcher {
                     "execution_queue",
                     &format!("sending {}: {}", f.request.execution_id, u.reason),
                 ));
-                // Nothing is queued for it: free the lease it claimed (only if still ours), so the
-                // pair does not look held until its expiry. The redelivery claims it again.
+                if !u.maybe_sent && !f.sent_before {
+                    unsent.push(f);
+                }
+            }
+        }
+        // Certainly not queued: free the leases they claimed (only if still theirs), so the
+        // pairs do not look held until their expiry. The redelivery claims them again. A request
+        // that may be on the queue after all keeps its lease: its call failed whole (a timeout),
+        // or an earlier delivery of the message may have sent it (`Reclaimed`). Its executor
+        // runs without re-checking the lease while the claim lasts (`execute.rs`), so freeing it
+        // could let a newer signal's run overlap. The redelivery of its message finds the lease
+        // still its own and sends it again (the executor drops the duplicate).
+        stream::iter(unsent)
+            .for_each_concurrent(concurrency, |f| async move {
                 if let Err(e) = self
                     .leases
                     .release(&f.lease.pipeline_id, &f.lease.ticker, &f.lease.execution_id)
@@ -299,19 +333,13 @@ impl Dispatcher {
                 {
                     tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not release the lease of an unsent request; it expires by itself");
                 }
-            }
-        }
+            })
+            .await;
 
-        // 6. Mark the sent ones, so a redelivery of their message does not send them again.
-        for id in &sent.sent {
-            let Some(f) = by_entry.get(id) else { continue };
-            report.enqueued += 1;
-            if let Err(e) = self.leases.mark_enqueued(&f.lease).await {
-                // Not fatal: at worst a redelivery re-sends it and the executor's idempotency
-                // drops the duplicate.
-                tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not mark lease enqueued");
-            }
-        }
+        // No "enqueued" mark per sent request (one more write per execution): a redelivery of
+        // the message finds the lease still this execution's and sends it again; the executor
+        // drops the duplicate.
+        report.enqueued += sent.sent.len();
         report
     }
 }
@@ -377,6 +405,7 @@ mod tests {
                 attempts: 2,
                 base_delay: Duration::from_millis(1),
             },
+            ..DispatcherConfig::default()
         };
         let dispatcher = Dispatcher::new(
             pipelines.clone(),
@@ -399,6 +428,98 @@ mod tests {
             .iter()
             .map(|b| ExecutionRequest::parse(b).unwrap())
             .collect()
+    }
+
+    /// A lease store whose every call takes `delay` and that records how many calls were in
+    /// flight at once.
+    struct SlowLeases {
+        inner: MemoryLeaseStore,
+        delay: Duration,
+        in_flight: std::sync::atomic::AtomicUsize,
+        max_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SlowLeases {
+        async fn slow<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, SeqCst);
+            tokio::time::sleep(self.delay).await;
+            let out = call.await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            out
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl LeaseStore for SlowLeases {
+        async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
+            self.slow(self.inner.claim(lease, now)).await
+        }
+        async fn hold(
+            &self,
+            lease: &Lease,
+            now: i64,
+        ) -> Result<crate::ports::HoldOutcome, StoreError> {
+            self.slow(self.inner.hold(lease, now)).await
+        }
+        async fn release(
+            &self,
+            pipeline_id: &str,
+            ticker: &crate::vocab::Ticker,
+            execution_id: &str,
+        ) -> Result<(), StoreError> {
+            self.slow(self.inner.release(pipeline_id, ticker, execution_id))
+                .await
+        }
+    }
+
+    /// Issue 9: 20 signals x 100 matching pipelines is 2,000 lease claims. One at a time at
+    /// 10 ms each that is 20 s of a 30 s timeout; they are issued with bounded concurrency instead: never more than the limit in flight, and the
+    /// limit is reached.
+    #[tokio::test(start_paused = true)]
+    async fn a_2000_fan_out_batch_claims_its_leases_with_bounded_concurrency() {
+        let tickers: Vec<String> = (0..20).map(|i| format!("T{i:02}")).collect();
+        let refs: Vec<&str> = tickers.iter().map(String::as_str).collect();
+        let pipelines: Vec<Pipeline> = (0..100)
+            .map(|i| pipeline(&format!("p{i:03}"), &refs, json!([])))
+            .collect();
+        let leases = Arc::new(SlowLeases {
+            inner: MemoryLeaseStore::default(),
+            delay: Duration::from_millis(10),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
+        });
+        let queue = Arc::new(MemoryQueue::default());
+        let config = DispatcherConfig::default();
+        let limit = config.claim_concurrency;
+        let dispatcher = Dispatcher::new(
+            Arc::new(MemoryPipelineStore::with(pipelines)),
+            leases.clone(),
+            queue.clone(),
+            Arc::new(ManualClock::at(T0)),
+            config,
+        );
+        let messages: Vec<InboundMessage> = tickers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| msg(&format!("m{i}"), body(&format!("s{i}"), &[(t, 80.0)])))
+            .collect();
+        let started = tokio::time::Instant::now();
+        let r = dispatcher.dispatch(&messages, Deadline::none()).await;
+        let elapsed = started.elapsed();
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        assert_eq!((r.matched, r.enqueued), (2_000, 2_000));
+        assert_eq!(queue.bodies().len(), 2_000);
+        let max = leases
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(max, limit, "claims in flight at once");
+        // Virtual time (the clock is paused): 2,000 claims at 10 ms, `limit` at a time.
+        assert!(
+            elapsed < Duration::from_millis(10 * 2_000 / limit as u64 + 100),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test]
@@ -438,7 +559,8 @@ mod tests {
         assert_eq!(reqs[0].lease_expires_at, T0 + 720);
         assert_eq!(r.lags_ms, vec![500]);
         let lease = w.leases.get("p1", &reqs[0].ticker).unwrap();
-        assert!(lease.enqueued);
+        assert_eq!(lease.lease.execution_id, reqs[0].execution_id);
+        assert_eq!(lease.lease.expires_at, reqs[0].lease_expires_at);
     }
 
     #[tokio::test]
@@ -546,13 +668,17 @@ mod tests {
         assert!(w.queue.bodies().is_empty());
     }
 
+    /// The retry of a message sends again what it sent before while the lease is still that
+    /// execution's (no "enqueued" write per request: the executor runs an execution once), and
+    /// skips a request whose run has started (the executor's `hold` marked the lease).
     #[tokio::test]
-    async fn a_queue_outage_fails_the_message_and_the_retry_sends_each_request_once() {
+    async fn a_queue_outage_fails_the_message_and_the_retry_sends_what_has_not_started() {
         let w = world(vec![
             pipeline("p1", &["AAPL"], json!([])),
             pipeline("p2", &["AAPL"], json!([])),
+            pipeline("p3", &["AAPL"], json!([])),
         ]);
-        // p1's request goes through, p2's entry keeps failing on this delivery.
+        // p1's and p3's requests go through, p2's entry keeps failing on this delivery.
         w.queue.fail_entries_next_calls(&["e1"], 2);
         let m = msg("m1", body("s1", &[("AAPL", 80.0)]));
         let r = w
@@ -561,15 +687,33 @@ mod tests {
             .await;
         assert_eq!(r.failed_message_ids(), vec!["m1"]);
         assert_eq!(r.failures[0].label, "execution_queue");
-        assert_eq!(w.queue.bodies().len(), 1);
-        // Redelivery: p1 is already enqueued, p2 is claimed again by the same execution and sent.
+        let first = sent_requests(&w.queue);
+        assert_eq!(first.len(), 2);
+        // p3's run has started before the redelivery.
+        let p3 = first.iter().find(|q| q.pipeline_id == "p3").unwrap();
+        let lease = Lease {
+            pipeline_id: "p3".into(),
+            ticker: p3.ticker.clone(),
+            execution_id: p3.execution_id.clone(),
+            expires_at: T0 + 100,
+        };
+        w.leases.hold(&lease, T0).await.unwrap();
+        // Redelivery: p1 is sent again (same execution id), p2 at last, p3 is skipped.
         let r = w.dispatcher.dispatch(&[m], Deadline::none()).await;
         assert!(r.failed_message_ids().is_empty());
-        assert_eq!((r.already_enqueued, r.enqueued), (1, 1));
+        assert_eq!((r.already_enqueued, r.enqueued), (1, 2));
         let reqs = sent_requests(&w.queue);
-        let mut ids: Vec<_> = reqs.iter().map(|r| r.pipeline_id.clone()).collect();
+        let mut ids: Vec<_> = reqs
+            .iter()
+            .map(|r| (r.pipeline_id.clone(), r.execution_id.clone()))
+            .collect();
         ids.sort();
-        assert_eq!(ids, vec!["p1", "p2"], "each request enqueued exactly once");
+        ids.dedup();
+        assert_eq!(
+            ids.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            vec!["p1", "p2", "p3"],
+            "one execution id per (pipeline, ticker)"
+        );
     }
 
     /// Fault 4 of issue 8: a request that could not be sent frees the lease its fan-out claimed,
@@ -596,7 +740,11 @@ mod tests {
             "p2's lease is held with nothing queued"
         );
         let p1 = w.leases.get("p1", &aapl).unwrap();
-        assert!(p1.enqueued);
+        assert_eq!(
+            p1.lease.execution_id,
+            sent_requests(&w.queue)[0].execution_id,
+            "p1's request was sent: its lease stays"
+        );
         // A signal rejected by the queue (sender's fault) frees its lease too.
         w.queue.reject_entries(&["e0"]);
         let r = w
@@ -608,6 +756,29 @@ mod tests {
             .await;
         assert_eq!(r.failed_message_ids(), vec!["m2"]);
         assert!(w.leases.get("p2", &aapl).is_none());
+    }
+
+    /// A request whose whole send call failed (a timeout: it may be on the queue after all)
+    /// keeps its lease: its executor may run under that claim, so freeing it could let a newer
+    /// signal's run overlap. The message is retried and sends it again.
+    #[tokio::test]
+    async fn a_request_that_may_have_been_sent_keeps_its_lease() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
+        // Both tries of this delivery (the test policy makes 2) fail whole.
+        w.queue.fail_calls(2);
+        let m = msg("m1", body("s1", &[("AAPL", 80.0)]));
+        let r = w
+            .dispatcher
+            .dispatch(std::slice::from_ref(&m), Deadline::none())
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        let held = w.leases.get("p1", &aapl).unwrap();
+        let r = w.dispatcher.dispatch(&[m], Deadline::none()).await;
+        assert!(r.failed_message_ids().is_empty());
+        let reqs = sent_requests(&w.queue);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].execution_id, held.lease.execution_id);
     }
 
     #[tokio::test]

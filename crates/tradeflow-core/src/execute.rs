@@ -104,6 +104,34 @@ pub struct Executor {
     steps: BuiltinSteps,
     clock: Arc<dyn Clock>,
     max_deliveries: Option<u32>,
+    pipeline_cache: Option<PipelineCache>,
+}
+
+/// Pipelines read by this executor instance, each reused for `ttl_ms` (one read fewer per run).
+/// A deactivation or an edit reaches the runs within the TTL, as it reaches the dispatcher's
+/// index. Bounded: emptied when it reaches [`PipelineCache::MAX_ENTRIES`].
+struct PipelineCache {
+    ttl_ms: i64,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Option<Pipeline>, i64)>>,
+}
+
+impl PipelineCache {
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn get(&self, pipeline_id: &str, now_ms: i64) -> Option<Option<Pipeline>> {
+        let entries = self.entries.lock().ok()?;
+        let (pipeline, loaded_ms) = entries.get(pipeline_id)?;
+        (now_ms - loaded_ms < self.ttl_ms).then(|| pipeline.clone())
+    }
+
+    fn put(&self, pipeline_id: &str, pipeline: &Option<Pipeline>, now_ms: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(pipeline_id.to_owned(), (pipeline.clone(), now_ms));
+        }
+    }
 }
 
 /// The time of one attempt.
@@ -164,7 +192,35 @@ impl Executor {
             steps,
             clock,
             max_deliveries: None,
+            pipeline_cache: None,
         }
+    }
+
+    /// Reuses each pipeline read for `ttl` (zero: read it for every run).
+    pub fn with_pipeline_cache(mut self, ttl: Duration) -> Self {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.pipeline_cache = (ttl_ms > 0).then(|| PipelineCache {
+            ttl_ms,
+            entries: Default::default(),
+        });
+        self
+    }
+
+    /// The pipeline, from the cache when it is fresh.
+    async fn pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError> {
+        let now_ms = self.clock.now_ms();
+        if let Some(cached) = self
+            .pipeline_cache
+            .as_ref()
+            .and_then(|c| c.get(pipeline_id, now_ms))
+        {
+            return Ok(cached);
+        }
+        let pipeline = self.pipelines.get_pipeline(pipeline_id).await?;
+        if let Some(cache) = &self.pipeline_cache {
+            cache.put(pipeline_id, &pipeline, now_ms);
+        }
+        Ok(pipeline)
     }
 
     /// The queue's `maxReceiveCount`: a delivery with this receive count is the last before the
@@ -222,7 +278,7 @@ impl Executor {
     }
 
     async fn run(&self, request: &ExecutionRequest, deadline: Deadline) -> Outcome {
-        let pipeline = match self.pipelines.get_pipeline(&request.pipeline_id).await {
+        let pipeline = match self.pipeline(&request.pipeline_id).await {
             Ok(p) => p,
             Err(e) => return retry("pipeline_store", error_chain(&e)),
         };
@@ -269,7 +325,18 @@ impl Executor {
                     execution_id: request.execution_id.clone(),
                     expires_at: time.in_progress_until,
                 };
-                match self.leases.hold(&lease, now).await {
+                // The dispatcher claimed the lease for this execution until
+                // `request.lease_expires_at`, and only this execution frees it before then: an
+                // attempt that ends by then runs under that claim without another write. A later
+                // attempt (a redelivery after the claim ran out) must hold it again, and finds out
+                // if a newer signal took it.
+                let covered = time.in_progress_until <= request.lease_expires_at;
+                let held = if covered {
+                    Ok(HoldOutcome::Held)
+                } else {
+                    self.leases.hold(&lease, now).await
+                };
+                match held {
                     Ok(HoldOutcome::Held) => {}
                     Ok(HoldOutcome::Lost {
                         execution_id,
@@ -631,7 +698,7 @@ mod tests {
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use crate::pipeline::Pipeline;
-    use crate::ports::{ExecutionStore, Lease, OrderStore};
+    use crate::ports::{ExecutionStore, Lease, OrderStore, PipelineStore};
     use crate::vocab::{Direction, Timeframe};
     use serde_json::json;
 
@@ -858,6 +925,42 @@ mod tests {
             }
         ));
         assert!(w.orders.all().is_empty());
+    }
+
+    /// With the pipeline cache, runs of one pipeline read it once per TTL (one AWS request
+    /// fewer per run); an edit (here: deactivation) reaches the runs once the TTL has passed.
+    #[tokio::test]
+    async fn the_pipeline_is_read_once_per_cache_ttl() {
+        let mut w = world();
+        w.executor = w.executor.with_pipeline_cache(Duration::from_secs(30));
+        let first = request("p1", Direction::Bullish);
+        let r = w.executor.execute(&message(&first), Deadline::none()).await;
+        assert_eq!(finished(&r).status, ExecutionStatus::Completed);
+        // Deactivated in the table; within the TTL the cached copy still runs.
+        w.pipelines
+            .put_pipeline(&pipeline("p1", false))
+            .await
+            .unwrap();
+        w.pipelines.failures.fail_next(1);
+        w.clock.advance(29);
+        let second = request("p1", Direction::Bearish);
+        let r = w
+            .executor
+            .execute(&message(&second), Deadline::none())
+            .await;
+        assert_eq!(
+            finished(&r).status,
+            ExecutionStatus::Completed,
+            "cached, no read"
+        );
+        w.pipelines.failures.fail_next(0);
+        w.clock.advance(1);
+        let mut third = request("p1", Direction::Neutral);
+        third.lease_expires_at = NOW + 30 + 720;
+        let r = w.executor.execute(&message(&third), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Skipped);
+        assert_eq!(rec.decision.as_deref(), Some("pipeline_inactive"));
     }
 
     #[tokio::test]
@@ -1189,7 +1292,9 @@ mod tests {
     #[tokio::test]
     async fn a_run_whose_lease_a_newer_signal_took_is_skipped_with_a_reason() {
         let w = world();
-        let req = request("p1", Direction::Bullish);
+        let mut req = request("p1", Direction::Bullish);
+        // The dispatcher's claim ran out before this delivery; then a newer signal took the lease.
+        req.lease_expires_at = NOW - 1;
         w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
         let r = w.executor.execute(&message(&req), Deadline::none()).await;
         let rec = finished(&r);
@@ -1208,7 +1313,8 @@ mod tests {
     #[tokio::test]
     async fn a_run_holds_its_lease_for_as_long_as_it_may_run() {
         let w = world();
-        let req = request("p1", Direction::Bullish);
+        let mut req = request("p1", Direction::Bullish);
+        req.lease_expires_at = NOW - 1;
         // The dispatcher's claim ran out before this delivery.
         w.leases
             .insert(lease_of(&req, &req.execution_id, NOW - 1), true);

@@ -67,15 +67,29 @@ impl Lease {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
-    /// The lease is ours (it was free, expired, or already ours and not yet enqueued).
+    /// The lease is ours, newly: it was free, expired, or another execution's expired lease.
+    /// Nothing of this execution can be on the queue under it yet.
     Claimed,
-    /// Ours already, and its execution request was already enqueued: do not send it again.
+    /// The lease is ours again: it was already this execution's and its run had not started (an
+    /// earlier delivery of the signal claimed it, and may have sent the request). The claim
+    /// refreshed it; the request may be sent again (the executor runs an execution once), but a
+    /// failed send must not free the lease, since the earlier request may be on the queue.
+    Reclaimed,
+    /// Ours already and its run has started (the executor's [`LeaseStore::hold`]): its request
+    /// was delivered; do not send it again.
     AlreadyEnqueued,
     /// Another execution holds it until `expires_at`.
     Held {
         execution_id: String,
         expires_at: i64,
     },
+}
+
+impl ClaimOutcome {
+    /// `Claimed` or `Reclaimed`: the lease is this execution's now.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, ClaimOutcome::Claimed | ClaimOutcome::Reclaimed)
+    }
 }
 
 /// What [`LeaseStore::hold`] found.
@@ -92,20 +106,20 @@ pub enum HoldOutcome {
 
 /// Leases table: at most one active run per (pipeline, ticker).
 ///
-/// Lifecycle: the dispatcher `claim`s (not enqueued), sends the request, `mark_enqueued`s (or
-/// `release`s when the request could not be sent); the executor `hold`s it for as long as its run
-/// may last and `release`s it when the run has ended (or was a re-send of a finished run).
+/// Lifecycle: the dispatcher `claim`s (not started), sends the request (or `release`s the lease
+/// when the request was certainly not sent); the executor runs under that claim while it lasts,
+/// `hold`s the lease when its attempt may outlast the claim (which marks the run started), and
+/// `release`s it when the run has ended (or was a re-send of a finished run).
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// One conditional write: takes the lease when it is absent, expired at `now`, or held by the
-    /// same execution id and not yet marked enqueued. Idempotent for the same lease.
+    /// same execution id whose run has not started (`Reclaimed`). Idempotent for the same lease.
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError>;
-    /// Records that the lease's execution request is on the queue (only if still ours).
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError>;
     /// The executor's check before a run: one conditional write that succeeds when the lease is
     /// absent, expired at `now`, or held by `lease.execution_id`; it then holds
     /// `lease.execution_id`, expires at `lease.expires_at` or later (a longer expiry of ours is
-    /// kept) and counts as enqueued. Otherwise reports the live holder. Idempotent.
+    /// kept) and counts as started (a claim of the same execution answers `AlreadyEnqueued`).
+    /// Otherwise reports the live holder. Idempotent.
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError>;
     /// Frees the lease if `execution_id` still holds it; a no-op otherwise.
     async fn release(

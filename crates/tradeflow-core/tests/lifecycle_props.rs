@@ -17,7 +17,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,9 +35,7 @@ use tradeflow_core::fakes::{
 };
 use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::order::PaperOrder;
-use tradeflow_core::ports::{
-    ClaimOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, OrderStore, PlaceOutcome,
-};
+use tradeflow_core::ports::{Clock, ExecutionStore, OrderStore, PlaceOutcome};
 use tradeflow_core::publish::RetryPolicy;
 use tradeflow_core::steps::BuiltinSteps;
 use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
@@ -146,44 +143,6 @@ impl OrderStore for GatedOrders {
     }
 }
 
-/// The leases table with injectable failures of `mark_enqueued` alone (the dispatcher's last
-/// write, not fatal to it).
-struct FlakyMarks {
-    inner: Arc<MemoryLeaseStore>,
-    fail_marks: AtomicU32,
-}
-
-#[async_trait]
-impl LeaseStore for FlakyMarks {
-    async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
-        self.inner.claim(lease, now).await
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        if self
-            .fail_marks
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError::Transient {
-                operation: "update_item",
-                source: "injected failure".into(),
-            });
-        }
-        self.inner.mark_enqueued(lease).await
-    }
-    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
-        self.inner.hold(lease, now).await
-    }
-    async fn release(
-        &self,
-        pipeline_id: &str,
-        ticker: &Ticker,
-        execution_id: &str,
-    ) -> Result<(), StoreError> {
-        self.inner.release(pipeline_id, ticker, execution_id).await
-    }
-}
-
 /// One step of a scenario. Indices pick among what exists at that point (modulo its count).
 #[derive(Debug, Clone)]
 enum Action {
@@ -204,8 +163,6 @@ enum Action {
     Advance(i64),
     /// The next `n` calls of a store or queue fail transiently.
     Fail { target: u8, n: u32 },
-    /// The next `mark_enqueued` fails.
-    FailMark,
     /// The next dispatch cannot send its `entry`-th request (every retry fails).
     FailSend(u8),
 }
@@ -222,7 +179,6 @@ fn action() -> impl Strategy<Value = Action> {
         2 => prop::sample::select(vec![1i64, 30, 59, 61, 119, 122, 400, 721, 800])
             .prop_map(Action::Advance),
         1 => (0u8..5, 1u32..3).prop_map(|(target, n)| Action::Fail { target, n }),
-        1 => Just(Action::FailMark),
         1 => (0u8..2).prop_map(Action::FailSend),
     ]
 }
@@ -237,7 +193,6 @@ struct World {
     clock: Arc<ManualClock>,
     pipelines: Arc<MemoryPipelineStore>,
     leases: Arc<MemoryLeaseStore>,
-    marks: Arc<FlakyMarks>,
     executions: Arc<MemoryExecutionStore>,
     queue: Arc<MemoryQueue>,
     orders: Arc<GatedOrders>,
@@ -265,10 +220,6 @@ impl World {
         let long = fixtures::pipeline("long", "u1", &["AAPL"], json!([]));
         let pipelines = Arc::new(MemoryPipelineStore::with([short, long]));
         let leases = Arc::new(MemoryLeaseStore::default());
-        let marks = Arc::new(FlakyMarks {
-            inner: leases.clone(),
-            fail_marks: AtomicU32::new(0),
-        });
         let executions = Arc::new(MemoryExecutionStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let gate = Arc::new(Mutex::new(GateState::default()));
@@ -279,7 +230,7 @@ impl World {
         });
         let dispatcher = Dispatcher::new(
             pipelines.clone(),
-            marks.clone(),
+            leases.clone(),
             queue.clone(),
             clock.clone(),
             DispatcherConfig {
@@ -288,12 +239,13 @@ impl World {
                     attempts: SEND_ATTEMPTS,
                     base_delay: Duration::from_millis(0),
                 },
+                ..DispatcherConfig::default()
             },
         );
         let executor = Arc::new(Executor::new(
             pipelines.clone(),
             executions.clone(),
-            marks.clone(),
+            leases.clone(),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 7 }),
                 orders.clone(),
@@ -305,7 +257,6 @@ impl World {
             clock,
             pipelines,
             leases,
-            marks,
             executions,
             queue,
             orders,
@@ -542,10 +493,6 @@ impl World {
                     self.kill(run, "killed at its deadline");
                 }
             }
-            Action::FailMark => {
-                self.marks.fail_marks.store(1, Ordering::SeqCst);
-                self.log.push("the next mark_enqueued fails".into());
-            }
             Action::FailSend(entry) => {
                 self.queue
                     .fail_entries_next_calls(&[&format!("e{entry}")], SEND_ATTEMPTS);
@@ -567,7 +514,6 @@ impl World {
     }
 
     fn clear_failures(&self) {
-        self.marks.fail_marks.store(0, Ordering::SeqCst);
         self.queue.fail_entries_next_calls(&["e0", "e1"], 0);
         self.leases.failures.fail_next(0);
         self.executions.failures.fail_next(0);
@@ -765,20 +711,42 @@ mod scenarios {
         ]);
     }
 
-    /// Fault 2: a finished run's request sent again (its signal was redelivered after its mark
-    /// failed) must release the lease the re-send claimed, not leave it held with nothing running.
+    /// Fault 2: a finished run's request sent again (its signal was redelivered) must release
+    /// the lease the re-send claimed, not leave it held with nothing running.
     #[test]
     fn a_resent_finished_run_releases_its_lease() {
         check(&[
-            Action::FailMark,
             Action::FailSend(1),
-            Action::Signal, // "long" sent but not marked, "short" not sent: the message fails
+            Action::Signal, // "long" sent, "short" not sent: the message fails
             Action::Deliver {
                 message: 0,
                 after_write: false,
             },
             Action::Resume(0),          // "long" completes and releases its lease
             Action::RedeliverSignal(0), // claims "long" again and re-sends it
+        ]);
+    }
+
+    /// Found by the property when the dispatcher stopped marking sent requests (issue 9): a
+    /// redelivered signal re-claims its own lease and its re-send fails; freeing the lease then
+    /// (as for a request never sent) let a newer signal's run overlap the run of the request the
+    /// first delivery did send. A re-claimed lease is kept.
+    #[test]
+    fn a_failed_resend_keeps_the_lease_of_the_request_sent_before() {
+        check(&[
+            Action::FailSend(1),
+            Action::Signal,
+            Action::FailSend(0),
+            Action::RedeliverSignal(0),
+            Action::Deliver {
+                message: 471_281_931_588_221_838,
+                after_write: false,
+            },
+            Action::Signal,
+            Action::Deliver {
+                message: 10_143_051_001_785_652_202,
+                after_write: false,
+            },
         ]);
     }
 

@@ -31,6 +31,9 @@ pub struct Config {
     /// that fails again is recorded FAILED and its lease freed instead of going to the DLQ
     /// unfinished. Unset: the queue decides alone.
     pub max_receive_count: Option<u32>,
+    /// How long a pipeline read is reused (`PIPELINE_CACHE_TTL_SECS`, default 30 as the
+    /// dispatcher's index; 0 reads it for every run). A deactivation reaches runs within it.
+    pub pipeline_cache_ttl: std::time::Duration,
 }
 
 impl Config {
@@ -50,6 +53,11 @@ impl Config {
             max_receive_count: s.parsed("MAX_RECEIVE_COUNT", None, |v| {
                 parse_receive_count(v).map(Some)
             }),
+            pipeline_cache_ttl: std::time::Duration::from_secs(s.parsed(
+                "PIPELINE_CACHE_TTL_SECS",
+                30u64,
+                str::parse::<u64>,
+            )),
         };
         s.finish(config)
     }
@@ -103,7 +111,8 @@ impl Handler {
             BuiltinSteps::new(market, orders, config.default_timeframe),
             Arc::new(SystemClock),
         )
-        .with_max_deliveries(config.max_receive_count);
+        .with_max_deliveries(config.max_receive_count)
+        .with_pipeline_cache(config.pipeline_cache_ttl);
         Ok(Handler::new(executor, telemetry))
     }
 }

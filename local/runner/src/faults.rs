@@ -414,7 +414,7 @@ impl LeaseStore for FaultyLeases {
                         holder: execution_id.clone(),
                         at_ms: at,
                     }),
-                    ClaimOutcome::Claimed => {
+                    ClaimOutcome::Claimed | ClaimOutcome::Reclaimed => {
                         lock(&log.claimed_ms)
                             .entry(lease.execution_id.clone())
                             .or_insert(at);
@@ -438,11 +438,6 @@ impl LeaseStore for FaultyLeases {
             lock(&self.faults.log.last_claimed_ms).insert(lease.execution_id.clone(), at);
         }
         Ok(outcome)
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.faults
-            .store("mark_enqueued", self.inner.mark_enqueued(lease))
-            .await
     }
     async fn release(
         &self,

@@ -12,6 +12,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::PipelineStore;
 
+use crate::calls::CallLog;
 use crate::chain::{Chain, ChainConfig, Functions};
 use crate::stack::StackOutputs;
 
@@ -25,9 +26,18 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Per execution: when the executor finished it minus when its signal was sent.
     pub latency_ms: Vec<u64>,
+    /// AWS requests the functions made, per operation (when their clients were recorded).
+    pub aws_calls: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 impl LoadReport {
+    /// AWS requests of the three functions per completed execution (the functions' own calls,
+    /// not the event source mappings' receives and deletes).
+    pub fn calls_per_execution(&self) -> Option<f64> {
+        let total: usize = self.aws_calls.as_ref()?.values().sum();
+        Some(total as f64 / self.completed.max(1) as f64)
+    }
+
     pub fn throughput(&self) -> f64 {
         self.completed as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -43,12 +53,15 @@ impl LoadReport {
     }
 
     pub fn table_header() -> &'static str {
-        "| signals | pipelines | executions | elapsed (s) | executions/s | latency p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| signals | pipelines | executions | elapsed (s) | executions/s | latency p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | AWS requests / execution |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     }
 
     pub fn table_row(&self) -> String {
+        let calls = self
+            .calls_per_execution()
+            .map_or_else(|| "not recorded".to_owned(), |c| format!("{c:.2}"));
         format!(
-            "| {} | {} | {} | {:.2} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {:.1} | {} | {} | {} | {} | {calls} |",
             self.signals,
             self.pipelines,
             self.completed,
@@ -72,6 +85,7 @@ pub async fn run_load(
     sdk: &aws_config::SdkConfig,
     outputs: &StackOutputs,
     functions: Functions,
+    calls: Option<CallLog>,
     signals: usize,
     pipelines: usize,
     timeout: Duration,
@@ -179,6 +193,7 @@ pub async fn run_load(
         completed: done.len(),
         elapsed,
         latency_ms,
+        aws_calls: calls.map(|c| c.by_operation()),
     })
 }
 

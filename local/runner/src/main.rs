@@ -122,14 +122,21 @@ async fn main() -> anyhow::Result<()> {
             let outputs = StackOutputs::load(&cfn, &stack).await?;
             let signals: usize = args.num("signals", 200)?;
             let pipelines: usize = args.num("pipelines", 2)?;
-            let functions = match args.flags.get("watch") {
-                Some(url) => Functions::watch(url),
-                None => Functions::in_process(&sdk, &outputs, &HashMap::new()).await?,
+            // In-process, the functions' AWS requests are counted (`calls`).
+            let (functions, calls) = match args.flags.get("watch") {
+                Some(url) => (Functions::watch(url), None),
+                None => {
+                    let (recorded, calls) = tradeflow_local::calls::recording(&sdk);
+                    let functions =
+                        Functions::in_process(&recorded, &outputs, &HashMap::new()).await?;
+                    (functions, Some(calls))
+                }
             };
             let report = tradeflow_local::load::run_load(
                 &sdk,
                 &outputs,
                 functions,
+                calls,
                 signals,
                 pipelines,
                 Duration::from_secs(args.num("timeout-secs", 600)?),
@@ -137,6 +144,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{}", tradeflow_local::load::LoadReport::table_header());
             println!("{}", report.table_row());
+            if let Some(calls) = &report.aws_calls {
+                println!("\nAWS requests by operation: {calls:?}");
+            }
             if report.completed < report.executions {
                 bail!(
                     "only {} of {} executions completed",

@@ -404,7 +404,8 @@ pub async fn run_soak(
         ),
         Arc::new(SystemClock),
     )
-    .with_max_deliveries(econf.max_receive_count);
+    .with_max_deliveries(econf.max_receive_count)
+    .with_pipeline_cache(econf.pipeline_cache_ttl);
     let dtel = Telemetry::init(trigger_dispatcher::FUNCTION_NAME);
     let etel = Telemetry::init(pipeline_executor::FUNCTION_NAME);
     let same_batch: SameBatch = Arc::default();

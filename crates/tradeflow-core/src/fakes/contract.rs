@@ -25,9 +25,9 @@ pub const CONTRACTS: &[&str] = &[
     "lease: claim when absent",
     "lease: claim refused while held, holder returned",
     "lease: claim after expiry (expiry is strictly after expires_at)",
-    "lease: claim again by the same execution before enqueue (idempotent, refreshed)",
-    "lease: AlreadyEnqueued after mark_enqueued, until it expires",
-    "lease: mark_enqueued only while ours, never creates a lease",
+    "lease: claim again by the same execution before its run started (Reclaimed, refreshed)",
+    "lease: AlreadyEnqueued once its run holds it, until it expires",
+    "lease: Reclaimed only over the same execution's lease, Claimed over another's",
     "lease: release only by the owner",
     "execution: begin when absent starts attempt 1",
     "execution: begin refused as InProgress while RUNNING within its window",
@@ -105,16 +105,16 @@ pub async fn lease_claim_refused_while_held(leases: &dyn LeaseStore, unique: &st
             execution_id: a.execution_id.clone(),
             expires_at: a.expires_at
         },
-        "{c}: not enqueued"
+        "{c}: not started"
     );
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.claim(&b, now + 30).await.unwrap(),
         ClaimOutcome::Held {
             execution_id: a.execution_id.clone(),
             expires_at: a.expires_at
         },
-        "{c}: enqueued"
+        "{c}: started"
     );
 }
 
@@ -125,7 +125,7 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
     let a = lease(unique, "a", now + 60);
     let b = lease(unique, "b", now + 200);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert!(
         matches!(
             leases.claim(&b, now + 60).await.unwrap(),
@@ -139,7 +139,7 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
         "{c}: free after expires_at"
     );
     assert_held_by(leases, c, &b, now + 61, "probe").await;
-    // The old holder lost it: its claim, mark and release change nothing.
+    // The old holder lost it: its claim changes nothing.
     assert_eq!(
         leases.claim(&a, now + 61).await.unwrap(),
         ClaimOutcome::Held {
@@ -150,8 +150,8 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
     );
 }
 
-/// The same execution may claim again while its request is not enqueued (a dispatcher retry);
-/// the claim replaces the lease (new expiry).
+/// The same execution may claim again while its run has not started (a dispatcher retry): the
+/// claim replaces the lease (new expiry) and says it was this execution's already.
 pub async fn lease_claim_again_before_enqueue(leases: &dyn LeaseStore, unique: &str, now: i64) {
     let c = CONTRACTS[3];
     let a = lease(unique, "a", now + 60);
@@ -162,19 +162,19 @@ pub async fn lease_claim_again_before_enqueue(leases: &dyn LeaseStore, unique: &
     };
     assert_eq!(
         leases.claim(&again, now + 10).await.unwrap(),
-        ClaimOutcome::Claimed,
+        ClaimOutcome::Reclaimed,
         "{c}"
     );
     assert_held_by(leases, c, &again, now + 10, "probe").await;
 }
 
-/// Once marked enqueued, the same execution's claim answers AlreadyEnqueued (do not send again),
-/// until the lease expires: then it is free like any expired lease.
+/// Once its run holds the lease (`hold`), the same execution's claim answers AlreadyEnqueued (do
+/// not send again), until the lease expires: then the claim takes it again (`Reclaimed`).
 pub async fn lease_already_enqueued(leases: &dyn LeaseStore, unique: &str, now: i64) {
     let c = CONTRACTS[4];
     let a = lease(unique, "a", now + 60);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.claim(&a, now + 1).await.unwrap(),
         ClaimOutcome::AlreadyEnqueued,
@@ -191,37 +191,43 @@ pub async fn lease_already_enqueued(leases: &dyn LeaseStore, unique: &str, now: 
     };
     assert_eq!(
         leases.claim(&later, now + 61).await.unwrap(),
-        ClaimOutcome::Claimed,
+        ClaimOutcome::Reclaimed,
         "{c}: expired"
     );
-    // A fresh claim is not enqueued.
+    // The claim starts it over: not started.
     assert_eq!(
         leases.claim(&later, now + 62).await.unwrap(),
-        ClaimOutcome::Claimed,
-        "{c}: a reclaimed lease starts not enqueued"
+        ClaimOutcome::Reclaimed,
+        "{c}: a reclaimed lease starts not started"
     );
 }
 
-/// `mark_enqueued` changes only a lease the execution holds, and never creates one.
-pub async fn lease_mark_enqueued_only_if_ours(leases: &dyn LeaseStore, unique: &str, now: i64) {
+/// `Reclaimed` only when the lease was the same execution's: over another execution's expired
+/// lease, or a released one, the claim is `Claimed`.
+pub async fn lease_reclaimed_only_for_the_same_execution(
+    leases: &dyn LeaseStore,
+    unique: &str,
+    now: i64,
+) {
     let c = CONTRACTS[5];
     let a = lease(unique, "a", now + 60);
-    let b = lease(unique, "b", now + 60);
-    // Absent: nothing is created.
-    leases.mark_enqueued(&b).await.unwrap();
+    let b = lease(unique, "b", now + 200);
+    assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
     assert_eq!(
-        leases.claim(&a, now).await.unwrap(),
+        leases.claim(&b, now + 61).await.unwrap(),
         ClaimOutcome::Claimed,
-        "{c}: mark on an absent lease must not create it"
+        "{c}: over another execution's expired lease"
     );
-    // Another execution's mark leaves ours not enqueued.
-    leases.mark_enqueued(&b).await.unwrap();
+    leases
+        .release(&b.pipeline_id, &b.ticker, &b.execution_id)
+        .await
+        .unwrap();
     assert_eq!(
-        leases.claim(&a, now).await.unwrap(),
+        leases.claim(&b, now + 62).await.unwrap(),
         ClaimOutcome::Claimed,
-        "{c}: another execution's mark must not mark ours"
+        "{c}: after its own release"
     );
-    assert_held_by(leases, c, &a, now, "probe").await;
+    assert_held_by(leases, c, &b, now + 62, "probe").await;
 }
 
 /// `release` frees the lease only for its holder; anyone else's release (or one of an absent
@@ -258,7 +264,7 @@ pub async fn lease_store(leases: &dyn LeaseStore, unique: &str, now: i64) {
     lease_claim_after_expiry(leases, &format!("{unique}-expiry"), now).await;
     lease_claim_again_before_enqueue(leases, &format!("{unique}-again"), now).await;
     lease_already_enqueued(leases, &format!("{unique}-enq"), now).await;
-    lease_mark_enqueued_only_if_ours(leases, &format!("{unique}-mark"), now).await;
+    lease_reclaimed_only_for_the_same_execution(leases, &format!("{unique}-reclaim"), now).await;
     lease_release_only_by_owner(leases, &format!("{unique}-release"), now).await;
     lease_hold_when_absent(leases, &format!("{unique}-hold-absent"), now).await;
     lease_hold_when_expired(leases, &format!("{unique}-hold-expired"), now).await;
@@ -719,7 +725,7 @@ pub async fn lease_hold_when_expired(leases: &dyn LeaseStore, unique: &str, now:
     let a = lease(unique, "a", now + 60);
     let b = lease(unique, "b", now + 200);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.hold(&b, now + 61).await.unwrap(),
         HoldOutcome::Held,
@@ -780,8 +786,8 @@ pub async fn lease_hold_lost_to_a_live_holder(leases: &dyn LeaseStore, unique: &
     }
     assert_eq!(
         leases.claim(&a, now).await.unwrap(),
-        ClaimOutcome::Claimed,
-        "{c}: the holder's lease is unchanged (still not enqueued)"
+        ClaimOutcome::Reclaimed,
+        "{c}: the holder's lease is unchanged (still not started)"
     );
 }
 

@@ -214,7 +214,9 @@ impl LeaseStore for MemoryLeaseStore {
         }
         let mut items = lock(&self.items);
         let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut again = false;
         if let Some(old) = items.get(&key) {
+            again = old.lease.execution_id == lease.execution_id;
             let free = old.lease.expires_at < now
                 || (old.lease.execution_id == lease.execution_id && !old.enqueued);
             if !free {
@@ -235,19 +237,11 @@ impl LeaseStore for MemoryLeaseStore {
                 enqueued: false,
             },
         );
-        Ok(ClaimOutcome::Claimed)
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        if let Some(e) = self.failures.error("update_item") {
-            return Err(e);
-        }
-        let mut items = lock(&self.items);
-        if let Some(old) = items.get_mut(&Lease::key(&lease.pipeline_id, &lease.ticker))
-            && old.lease.execution_id == lease.execution_id
-        {
-            old.enqueued = true;
-        }
-        Ok(())
+        Ok(if again {
+            ClaimOutcome::Reclaimed
+        } else {
+            ClaimOutcome::Claimed
+        })
     }
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
         if let Some(e) = self.failures.error("update_item") {
