@@ -23,7 +23,8 @@ use crate::execution::{
 };
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{
-    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore,
+    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore, RunEnd,
+    RunEndOutcome, RunLedger,
 };
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
 use crate::vocab::InboundMessage;
@@ -101,6 +102,7 @@ pub struct Executor {
     pipelines: Arc<dyn PipelineStore>,
     executions: Arc<dyn ExecutionStore>,
     leases: Arc<dyn LeaseStore>,
+    ledger: Arc<dyn RunLedger>,
     steps: BuiltinSteps,
     clock: Arc<dyn Clock>,
     max_deliveries: Option<u32>,
@@ -182,6 +184,7 @@ impl Executor {
         pipelines: Arc<dyn PipelineStore>,
         executions: Arc<dyn ExecutionStore>,
         leases: Arc<dyn LeaseStore>,
+        ledger: Arc<dyn RunLedger>,
         steps: BuiltinSteps,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -189,6 +192,7 @@ impl Executor {
             pipelines,
             executions,
             leases,
+            ledger,
             steps,
             clock,
             max_deliveries: None,
@@ -317,6 +321,7 @@ impl Executor {
         };
         let mut record = ExecutionRecord::started(request, now, attempt, time.in_progress_until);
 
+        let mut order = None;
         let final_status = match pipeline {
             Some(p) if p.is_active && p.user_id == request.user_id => {
                 let lease = Lease {
@@ -352,7 +357,10 @@ impl Executor {
                     }
                 }
                 match self.run_steps(request, p, time, &mut record).await {
-                    Ok(status) => status,
+                    Ok((status, placed)) => {
+                        order = placed;
+                        status
+                    }
                     Err(transient) => {
                         // Back to PENDING so the redelivery can start at once; the lease stays
                         // ours until the in-progress expiry, and the redelivery holds it again.
@@ -375,7 +383,8 @@ impl Executor {
                 ExecutionStatus::Skipped
             }
         };
-        self.finish(request, record, final_status, true).await
+        self.finish(request, record, final_status, order, true)
+            .await
     }
 
     fn is_last_delivery(&self, message: &InboundMessage) -> bool {
@@ -449,7 +458,7 @@ impl Executor {
             "last delivery before the DLQ failed: run recorded {} and lease freed",
             status.as_str()
         );
-        self.finish(request, record, status, true).await
+        self.finish(request, record, status, None, true).await
     }
 
     /// Another live execution holds the lease: this run must not start. If an earlier attempt of
@@ -485,16 +494,20 @@ impl Executor {
                 return retry("order_store", error_chain(&e));
             }
         };
-        self.finish(request, record, status, false).await
+        self.finish(request, record, status, None, false).await
     }
 
-    /// Writes the final record and, when `release_lease`, frees the lease if still ours.
+    /// Ends the run in one write (the [`RunLedger`]): the final record, the run's paper order
+    /// (`order`), and, when `release_lease`, the lease freed if still ours. A condition that
+    /// cancels the write is dealt with and the write tried again: an order an earlier attempt
+    /// placed is read back and recorded instead; a lease no longer ours is left alone.
     async fn finish(
         &self,
         request: &ExecutionRequest,
         mut record: ExecutionRecord,
         status: ExecutionStatus,
-        release_lease: bool,
+        mut order: Option<crate::order::PaperOrder>,
+        mut release_lease: bool,
     ) -> Outcome {
         let attempt = record.attempts;
         let error = record.error.take().map(bounded_text);
@@ -503,22 +516,78 @@ impl Executor {
                 reason: e.to_string(),
             };
         }
-        match self.executions.finish(&record).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
-                return Outcome::InProgressElsewhere;
+        // At most one retry per condition that can cancel it.
+        for _ in 0..3 {
+            let end = RunEnd {
+                record: &record,
+                order: order.as_ref(),
+                release_lease,
+            };
+            let ended = self.ledger.end_run(&end).await;
+            if let Ok(outcome) = &ended
+                && *outcome != RunEndOutcome::Written
+            {
+                tracing::debug!(execution_id = %record.execution_id, attempt, ?outcome, "the run's end was refused");
             }
-            Err(e) if e.is_retryable() => {
-                self.release_execution(request, attempt).await;
-                return retry("execution_store", error_chain(&e));
+            match ended {
+                Ok(RunEndOutcome::Written) => return Outcome::Finished(Box::new(record)),
+                Ok(RunEndOutcome::TakenOver) => {
+                    tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
+                    return Outcome::InProgressElsewhere;
+                }
+                Ok(RunEndOutcome::OrderExists) => {
+                    // An earlier attempt placed it (maybe from other prices): record that one.
+                    let order_id = crate::ids::order_id(&request.execution_id);
+                    match self.steps.orders().get(&order_id).await {
+                        Ok(Some(stored)) => {
+                            describe_earlier_order(&mut record, &stored);
+                            record.order_id = Some(stored.order_id);
+                            record.decision = Some("order_placed".into());
+                            order = None;
+                        }
+                        Ok(None) => {
+                            self.release_execution(request, attempt).await;
+                            return retry(
+                                "order_store",
+                                format!("paper order {order_id} exists but could not be read back"),
+                            );
+                        }
+                        Err(e) => {
+                            self.release_execution(request, attempt).await;
+                            return retry("order_store", error_chain(&e));
+                        }
+                    }
+                }
+                Ok(RunEndOutcome::LeaseNotOurs) => release_lease = false,
+                Err(e) if e.is_retryable() => {
+                    self.release_execution(request, attempt).await;
+                    return retry("execution_store", error_chain(&e));
+                }
+                Err(e) => return self.end_failed(request, &record, &e, release_lease).await,
             }
-            Err(e) => match self.finish_failed(&record, &e).await {
-                Ok(Some(failed)) => record = failed,
-                Ok(None) => return Outcome::InProgressElsewhere,
-                Err(reason) => return Outcome::Rejected { reason },
-            },
         }
+        self.release_execution(request, attempt).await;
+        retry(
+            "execution_store",
+            "the run's end was refused three times by changing conditions".into(),
+        )
+    }
+
+    /// The run's end could not be written (a permanent store error, e.g. a record over the item
+    /// size limit): a minimal FAILED record naming the error (no order: none was written), then
+    /// the lease freed on its own.
+    async fn end_failed(
+        &self,
+        request: &ExecutionRequest,
+        record: &ExecutionRecord,
+        cause: &StoreError,
+        release_lease: bool,
+    ) -> Outcome {
+        let record = match self.finish_failed(record, cause).await {
+            Ok(Some(failed)) => failed,
+            Ok(None) => return Outcome::InProgressElsewhere,
+            Err(reason) => return Outcome::Rejected { reason },
+        };
         if release_lease && let Err(e) = self.release_lease(request).await {
             return Outcome::FinishedLeaseHeld {
                 record: Box::new(record),
@@ -539,6 +608,8 @@ impl Executor {
         let mut failed = record.clone();
         failed.status = ExecutionStatus::Failed;
         failed.steps.clear();
+        failed.order_id = None;
+        failed.decision = None;
         failed.error = Some(bounded_text(format!(
             "the result could not be recorded: {}",
             error_chain(cause)
@@ -581,7 +652,7 @@ impl Executor {
         pipeline: Pipeline,
         time: AttemptTime,
         record: &mut ExecutionRecord,
-    ) -> Result<ExecutionStatus, StepTransient> {
+    ) -> Result<(ExecutionStatus, Option<crate::order::PaperOrder>), StepTransient> {
         let kinds = pipeline.steps.clone();
         let mut ctx = StepContext {
             request: request.clone(),
@@ -661,13 +732,18 @@ impl Executor {
                 }
             }
         }
-        if let Some(order) = &ctx.order {
+        // The order is written with the run's end, and only by a run that completed.
+        let order = ctx
+            .order
+            .take()
+            .filter(|_| status == ExecutionStatus::Completed);
+        if let Some(order) = &order {
             record.order_id = Some(order.order_id.clone());
             record.decision = Some("order_placed".into());
         } else if record.decision.is_none() && status == ExecutionStatus::Completed {
             record.decision = Some("no_order_step".into());
         }
-        Ok(status)
+        Ok((status, order))
     }
 }
 
@@ -684,6 +760,27 @@ pub struct StepTransient {
 impl StepTransient {
     pub fn is_retryable(&self) -> bool {
         true
+    }
+}
+
+/// The paper-order step's result describes the order that exists (an earlier attempt's, maybe
+/// from other prices), not the one this attempt prepared.
+fn describe_earlier_order(record: &mut ExecutionRecord, stored: &crate::order::PaperOrder) {
+    let step_name = crate::pipeline::StepKind::PaperOrder.as_str();
+    if let Some(step) = record.steps.iter_mut().find(|s| s.step == step_name) {
+        step.summary = format!(
+            "paper order {} already placed by an earlier attempt",
+            stored.order_id
+        );
+        step.outputs = [
+            ("quantity", stored.quantity as f64),
+            ("entry_price", stored.entry_price),
+            ("stop_price", stored.stop_price),
+            ("target_price", stored.target_price),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     }
 }
 
@@ -734,6 +831,11 @@ mod tests {
             pipelines.clone(),
             executions.clone(),
             leases.clone(),
+            Arc::new(MemoryRunLedger::new(
+                executions.clone(),
+                orders.clone(),
+                leases.clone(),
+            )),
             BuiltinSteps::new(market.clone(), orders.clone(), Timeframe::M5),
             clock.clone(),
         );

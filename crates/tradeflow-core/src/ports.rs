@@ -163,6 +163,42 @@ pub trait ExecutionStore: Send + Sync {
     ) -> Result<Option<ExecutionRecord>, StoreError>;
 }
 
+/// The end of a run, written by [`RunLedger::end_run`] as one: the final record, the paper order
+/// it placed, and the freed lease.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    /// The final record (COMPLETED, FAILED or SKIPPED) of attempt `record.attempts`: written only
+    /// over that attempt's RUNNING record.
+    pub record: &'a ExecutionRecord,
+    /// The run's paper order: written only if no order with its id exists.
+    pub order: Option<&'a PaperOrder>,
+    /// Free the run's (pipeline, ticker) lease: only if `record.execution_id` holds it.
+    pub release_lease: bool,
+}
+
+/// Why [`RunLedger::end_run`] wrote nothing (all or nothing: one condition failing cancels it
+/// all). When several fail, the first of this list is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEndOutcome {
+    /// Record, order and lease release are written.
+    Written,
+    /// The stored record is not this attempt's RUNNING record: another attempt took the run
+    /// over, its result is not written.
+    TakenOver,
+    /// An order with this id exists already (an earlier attempt placed it).
+    OrderExists,
+    /// The lease is not this execution's (expired and taken by another, or already free).
+    LeaseNotOurs,
+}
+
+/// The end of a run across the executions, orders and leases tables in one atomic write (a
+/// DynamoDB transaction): one request where separate writes took three, and no state where an
+/// order exists beside an unfinished run, or a finished run's lease stays held.
+#[async_trait]
+pub trait RunLedger: Send + Sync {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError>;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaceOutcome {
     Created,

@@ -31,11 +31,11 @@ use tradeflow_core::execute::Executor;
 use tradeflow_core::execution::ExecutionRequest;
 use tradeflow_core::fakes::{
     ManualClock, MemoryExecutionStore, MemoryLeaseStore, MemoryOrderStore, MemoryPipelineStore,
-    MemoryQueue, fixtures,
+    MemoryQueue, MemoryRunLedger, fixtures,
 };
 use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::order::PaperOrder;
-use tradeflow_core::ports::{Clock, ExecutionStore, OrderStore, PlaceOutcome};
+use tradeflow_core::ports::{Clock, ExecutionStore, RunEnd, RunEndOutcome, RunLedger};
 use tradeflow_core::publish::RetryPolicy;
 use tradeflow_core::steps::BuiltinSteps;
 use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
@@ -70,20 +70,29 @@ struct GateState {
     overlaps: Vec<String>,
 }
 
-/// The orders table with a gate: a run placing an order stops there (before or after the write)
-/// until the model resumes, fails or kills it.
-struct GatedOrders {
-    inner: MemoryOrderStore,
+/// The runs' end with a gate: a run ending with an order (the order step's effect, written with
+/// the run's end) stops there, before or after the write, until the model resumes, fails or
+/// kills it.
+struct GatedLedger {
+    inner: MemoryRunLedger,
     state: Arc<Mutex<GateState>>,
     after_write: Mutex<BTreeMap<u64, bool>>,
 }
 
-impl GatedOrders {
-    async fn gate(&self, order: &PaperOrder) -> GateAction {
+impl GatedLedger {
+    /// Parks the run. `live`: its end is not written yet, so it still counts as running its
+    /// (pipeline, ticker); a run parked after its end was written (all at once: record, order,
+    /// lease release) has ended and only waits to return.
+    async fn gate(&self, order: &PaperOrder, live: bool) -> GateAction {
         let Ok(run) = RUN.try_with(|r| *r) else {
             return GateAction::Proceed;
         };
         let key = format!("{}#{}", order.pipeline_id, order.ticker);
+        let entry_key = if live {
+            key.clone()
+        } else {
+            format!("ended:{key}")
+        };
         let rx = {
             let mut s = self.state.lock().unwrap();
             if let Some((other, _)) = s.parked.iter().find(|(r, (k, _))| **r != run && *k == key) {
@@ -94,11 +103,11 @@ impl GatedOrders {
                 s.overlaps.push(msg);
             }
             if s.auto {
-                s.parked.insert(run, (key, None));
+                s.parked.insert(run, (entry_key, None));
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                s.parked.insert(run, (key, Some(tx)));
+                s.parked.insert(run, (entry_key, Some(tx)));
                 Some(rx)
             }
         };
@@ -112,8 +121,11 @@ impl GatedOrders {
 }
 
 #[async_trait]
-impl OrderStore for GatedOrders {
-    async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError> {
+impl RunLedger for GatedLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        let Some(order) = end.order else {
+            return self.inner.end_run(end).await;
+        };
         let run = RUN.try_with(|r| *r).ok();
         let after = run.is_some_and(|r| {
             self.after_write
@@ -123,23 +135,20 @@ impl OrderStore for GatedOrders {
                 .copied()
                 .unwrap_or(false)
         });
-        let mut placed = None;
+        let mut written = None;
         if after {
-            placed = Some(self.inner.place(order).await?);
+            written = Some(self.inner.end_run(end).await?);
         }
-        if self.gate(order).await == GateAction::FailTransient {
+        if self.gate(order, written.is_none()).await == GateAction::FailTransient {
             return Err(StoreError::Transient {
-                operation: "put_item",
+                operation: "transact_write_items",
                 source: "injected failure at the gate".into(),
             });
         }
-        match placed {
-            Some(p) => Ok(p),
-            None => self.inner.place(order).await,
+        match written {
+            Some(w) => Ok(w),
+            None => self.inner.end_run(end).await,
         }
-    }
-    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
-        self.inner.get(order_id).await
     }
 }
 
@@ -195,7 +204,8 @@ struct World {
     leases: Arc<MemoryLeaseStore>,
     executions: Arc<MemoryExecutionStore>,
     queue: Arc<MemoryQueue>,
-    orders: Arc<GatedOrders>,
+    orders: Arc<MemoryOrderStore>,
+    ledger: Arc<GatedLedger>,
     gate: Arc<Mutex<GateState>>,
     dispatcher: Dispatcher,
     executor: Arc<Executor>,
@@ -223,8 +233,9 @@ impl World {
         let executions = Arc::new(MemoryExecutionStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let gate = Arc::new(Mutex::new(GateState::default()));
-        let orders = Arc::new(GatedOrders {
-            inner: MemoryOrderStore::default(),
+        let orders = Arc::new(MemoryOrderStore::default());
+        let ledger = Arc::new(GatedLedger {
+            inner: MemoryRunLedger::new(executions.clone(), orders.clone(), leases.clone()),
             state: gate.clone(),
             after_write: Mutex::new(BTreeMap::new()),
         });
@@ -246,6 +257,7 @@ impl World {
             pipelines.clone(),
             executions.clone(),
             leases.clone(),
+            ledger.clone(),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 7 }),
                 orders.clone(),
@@ -260,6 +272,7 @@ impl World {
             executions,
             queue,
             orders,
+            ledger,
             gate,
             dispatcher,
             executor,
@@ -323,7 +336,7 @@ impl World {
     async fn deliver(&mut self, rid: u64, after_write: bool) {
         let body = self.requests[&rid].clone();
         let run = self.id();
-        self.orders
+        self.ledger
             .after_write
             .lock()
             .unwrap()
@@ -505,7 +518,7 @@ impl World {
                     1 => self.executions.failures.fail_next(n),
                     2 => self.pipelines.failures.fail_next(n),
                     3 => self.queue.fail_calls(n),
-                    _ => self.orders.inner.failures.fail_next(n),
+                    _ => self.orders.failures.fail_next(n),
                 }
                 self.log
                     .push(format!("next {n} calls of store {target} fail"));
@@ -519,7 +532,7 @@ impl World {
         self.executions.failures.fail_next(0);
         self.pipelines.failures.fail_next(0);
         self.queue.fail_calls(0);
-        self.orders.inner.failures.fail_next(0);
+        self.orders.failures.fail_next(0);
     }
 
     /// Ends the scenario: the stopped runs go on, then every unacknowledged message is delivered

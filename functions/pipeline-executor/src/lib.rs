@@ -105,7 +105,13 @@ impl Handler {
                 config.executions_table.clone(),
             )),
             Arc::new(tradeflow_aws::DynamoLeaseStore::new(
+                dynamo.clone(),
+                config.leases_table.clone(),
+            )),
+            Arc::new(tradeflow_aws::DynamoRunLedger::new(
                 dynamo,
+                config.executions_table.clone(),
+                config.orders_table.clone(),
                 config.leases_table.clone(),
             )),
             BuiltinSteps::new(market, orders, config.default_timeframe),
@@ -217,10 +223,13 @@ mod tests {
     async fn runs_the_good_request_and_reports_only_the_bad_ones() {
         let pipeline = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
         let orders = Arc::new(MemoryOrderStore::default());
+        let executions = Arc::new(MemoryExecutionStore::default());
+        let leases = Arc::new(MemoryLeaseStore::default());
         let executor = Executor::new(
             Arc::new(MemoryPipelineStore::with([pipeline])),
-            Arc::new(MemoryExecutionStore::default()),
-            Arc::new(MemoryLeaseStore::default()),
+            executions.clone(),
+            leases.clone(),
+            Arc::new(MemoryRunLedger::new(executions, orders.clone(), leases)),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 3 }),
                 orders.clone(),
@@ -270,6 +279,11 @@ mod tests {
             Arc::new(MemoryPipelineStore::with([active, inactive])),
             executions.clone(),
             leases.clone(),
+            Arc::new(MemoryRunLedger::new(
+                executions.clone(),
+                orders.clone(),
+                leases.clone(),
+            )),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 3 }),
                 orders.clone(),

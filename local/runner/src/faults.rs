@@ -31,7 +31,8 @@ use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
     BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, HoldOutcome, Lease, LeaseStore,
-    OrderStore, OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender,
+    OrderStore, OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender, RunEnd, RunEndOutcome,
+    RunLedger,
 };
 use tradeflow_core::vocab::Ticker;
 
@@ -577,6 +578,44 @@ impl OrderStore for FaultyOrders {
         self.faults
             .store("get_order", self.inner.get(order_id))
             .await
+    }
+}
+
+/// [`RunLedger`] with transient faults and attempts that stop right before their end is written,
+/// or right after (the run's record, order and lease release are written; the invocation dies
+/// before acknowledging the message).
+pub struct FaultyLedger {
+    pub inner: Arc<dyn RunLedger>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl RunLedger for FaultyLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        let f = &self.faults;
+        let id = &end.record.execution_id;
+        if end.order.is_some()
+            && let Some(idx) = lock(&f.current).get(id).copied()
+            && let Some(a) = lock(&f.log.attempts).get_mut(idx)
+        {
+            a.placed_order = true;
+        }
+        let after = end.order.is_some()
+            && lock(&f.stops)
+                .get(id)
+                .is_some_and(|(point, _)| *point == StopPoint::AfterOrder);
+        if !after && let Some(kind) = f.take_stop(id, StopPoint::BeforeFinish) {
+            f.stop(kind).await;
+        }
+        let outcome = f.store("end_run", self.inner.end_run(end)).await?;
+        f.close_attempt(id, end.record.attempts);
+        if outcome == RunEndOutcome::Written {
+            lock(&f.log.finished_ms).insert(id.clone(), now_ms());
+        }
+        if after && let Some(kind) = f.take_stop(id, StopPoint::AfterOrder) {
+            f.stop(kind).await;
+        }
+        Ok(outcome)
     }
 }
 

@@ -22,7 +22,7 @@ use super::expr::Expr;
 use crate::error::store_error;
 use crate::item::{Item, get_bool, get_i64, get_s};
 
-const KEY: &str = "lease_key";
+pub(crate) const KEY: &str = "lease_key";
 const ENTITY: &str = "lease";
 /// How long DynamoDB keeps a lease after it expired.
 pub const LEASE_TTL_GRACE_SECS: i64 = 86_400;

@@ -44,6 +44,8 @@ pub const CONTRACTS: &[&str] = &[
     "lease: hold Lost to another live holder, nothing changed",
     "order: get None, then the placed order, the first one kept",
     "execution: a record over the item size limit is a permanent error, nothing written",
+    "ledger: end_run writes the record, the order and the lease release together",
+    "ledger: TakenOver, OrderExists, LeaseNotOurs each cancel the whole end, nothing written",
 ];
 
 fn ticker() -> Ticker {
@@ -816,4 +818,203 @@ pub async fn order_get_reads_back(orders: &dyn OrderStore, unique: &str, now: i6
         Some(&o),
         "{c}: the first order stays"
     );
+}
+
+/// The tables a [`RunLedger`] writes, as their stores (to set up and read back).
+pub struct LedgerTables<'a> {
+    pub executions: &'a dyn ExecutionStore,
+    pub orders: &'a dyn OrderStore,
+    pub leases: &'a dyn LeaseStore,
+}
+
+/// A started run (attempt 1), its claimed lease, and its finished record and order.
+async fn started_run(
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) -> (ExecutionRecord, PaperOrder, Lease) {
+    let req = request(unique, now);
+    assert_eq!(
+        t.executions.begin(&req, now, now + 100).await.unwrap(),
+        BeginOutcome::Started { attempt: 1 }
+    );
+    let lease = Lease {
+        pipeline_id: req.pipeline_id.clone(),
+        ticker: req.ticker.clone(),
+        execution_id: req.execution_id.clone(),
+        expires_at: now + 720,
+    };
+    assert_eq!(
+        t.leases.claim(&lease, now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let mut record = ExecutionRecord::started(&req, now, 1, now + 100);
+    let order = PaperOrder {
+        order_id: crate::ids::order_id(&req.execution_id),
+        execution_id: req.execution_id.clone(),
+        pipeline_id: req.pipeline_id.clone(),
+        ticker: req.ticker.clone(),
+        ..self::order(unique, now)
+    };
+    record.order_id = Some(order.order_id.clone());
+    record.decision = Some("order_placed".into());
+    record
+        .finish(ExecutionStatus::Completed, now + 5, None)
+        .expect("a valid transition");
+    (record, order, lease)
+}
+
+/// `end_run` writes all three: the final record (first `created_at` kept), the order, the lease
+/// freed (a new execution claims it `Claimed`).
+pub async fn ledger_writes_everything_together(
+    ledger: &dyn RunLedger,
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) {
+    let c = CONTRACTS[22];
+    let (record, order, lease) = started_run(t, unique, now).await;
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::Written,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await,
+        record,
+        "{c}"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap().as_ref(),
+        Some(&order),
+        "{c}"
+    );
+    let next = Lease {
+        execution_id: format!("{unique}-next"),
+        ..lease
+    };
+    assert_eq!(
+        t.leases.claim(&next, now + 6).await.unwrap(),
+        ClaimOutcome::Claimed,
+        "{c}: the lease is free"
+    );
+}
+
+/// Each condition failing cancels the whole end, and says which (in the order TakenOver,
+/// OrderExists, LeaseNotOurs); nothing of it is written.
+pub async fn ledger_cancels_whole(
+    ledger: &dyn RunLedger,
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) {
+    let c = CONTRACTS[23];
+    // The lease taken by another execution after it expired.
+    let (record, order, lease) = started_run(t, &format!("{unique}-lease"), now).await;
+    let other = Lease {
+        execution_id: format!("{unique}-other"),
+        expires_at: now + 2_000,
+        ..lease.clone()
+    };
+    assert!(t.leases.claim(&other, now + 721).await.unwrap().is_ours());
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::LeaseNotOurs,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.status,
+        ExecutionStatus::Running,
+        "{c}: record not written"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap(),
+        None,
+        "{c}: order not written"
+    );
+    // Without the release, the end goes through and the other execution keeps its lease.
+    let end = RunEnd {
+        release_lease: false,
+        ..end
+    };
+    assert_eq!(ledger.end_run(&end).await.unwrap(), RunEndOutcome::Written);
+    assert!(matches!(
+        t.leases.claim(&lease, now + 722).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+
+    // An order with the id exists already.
+    let (record, order, _) = started_run(t, &format!("{unique}-order"), now).await;
+    let earlier = PaperOrder {
+        quantity: 3,
+        ..order.clone()
+    };
+    assert_eq!(
+        t.orders.place(&earlier).await.unwrap(),
+        PlaceOutcome::Created
+    );
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::OrderExists,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.status,
+        ExecutionStatus::Running,
+        "{c}: record not written"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap(),
+        Some(earlier),
+        "{c}: the earlier order stays"
+    );
+
+    // Another attempt took the run over (attempt 2 is RUNNING): attempt 1's end is refused,
+    // even when the order and lease conditions fail too.
+    let (record, order, _) = started_run(t, &format!("{unique}-taken"), now).await;
+    let req = request(&format!("{unique}-taken"), now);
+    assert_eq!(
+        t.executions
+            .begin(&req, now + 101, now + 300)
+            .await
+            .unwrap(),
+        BeginOutcome::Started { attempt: 2 }
+    );
+    t.orders.place(&order).await.unwrap();
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::TakenOver,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.attempts,
+        2,
+        "{c}: attempt 2's record stays"
+    );
+}
+
+/// Every ledger contract.
+pub async fn run_ledger(ledger: &dyn RunLedger, t: &LedgerTables<'_>, unique: &str, now: i64) {
+    ledger_writes_everything_together(ledger, t, &format!("{unique}-all"), now).await;
+    ledger_cancels_whole(ledger, t, &format!("{unique}-cancel"), now).await;
 }

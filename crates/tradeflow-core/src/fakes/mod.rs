@@ -388,6 +388,88 @@ impl ExecutionStore for MemoryExecutionStore {
     }
 }
 
+/// [`RunLedger`] over the in-memory tables, all or nothing like DynamoDB's transaction: every
+/// condition is checked under the three tables' locks before anything is written. An injected
+/// failure of any table the end touches fails the whole write.
+#[derive(Debug, Clone)]
+pub struct MemoryRunLedger {
+    pub executions: std::sync::Arc<MemoryExecutionStore>,
+    pub orders: std::sync::Arc<MemoryOrderStore>,
+    pub leases: std::sync::Arc<MemoryLeaseStore>,
+}
+
+impl MemoryRunLedger {
+    pub fn new(
+        executions: std::sync::Arc<MemoryExecutionStore>,
+        orders: std::sync::Arc<MemoryOrderStore>,
+        leases: std::sync::Arc<MemoryLeaseStore>,
+    ) -> Self {
+        MemoryRunLedger {
+            executions,
+            orders,
+            leases,
+        }
+    }
+}
+
+#[async_trait]
+impl RunLedger for MemoryRunLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        const OP: &str = "transact_write_items";
+        if let Some(e) = self.executions.failures.error(OP) {
+            return Err(e);
+        }
+        if end.order.is_some()
+            && let Some(e) = self.orders.failures.error(OP)
+        {
+            return Err(e);
+        }
+        if end.release_lease
+            && let Some(e) = self.leases.failures.error(OP)
+        {
+            return Err(e);
+        }
+        let record = end.record;
+        let size = item_size(record);
+        if size > MAX_ITEM_BYTES {
+            return Err(item_too_large(OP, size));
+        }
+        let mut executions = lock(&self.executions.items);
+        let mut orders = lock(&self.orders.items);
+        let mut leases = lock(&self.leases.items);
+        let Some(created_at) = executions
+            .get(&record.execution_id)
+            .filter(|c| c.status == ExecutionStatus::Running && c.attempts == record.attempts)
+            .map(|c| c.created_at)
+        else {
+            return Ok(RunEndOutcome::TakenOver);
+        };
+        if let Some(order) = end.order
+            && orders.contains_key(&order.order_id)
+        {
+            return Ok(RunEndOutcome::OrderExists);
+        }
+        let lease_key = Lease::key(&record.pipeline_id, &record.ticker);
+        if end.release_lease
+            && leases
+                .get(&lease_key)
+                .is_none_or(|l| l.lease.execution_id != record.execution_id)
+        {
+            return Ok(RunEndOutcome::LeaseNotOurs);
+        }
+        let mut stored = record.clone();
+        stored.created_at = created_at;
+        executions.insert(stored.execution_id.clone(), stored);
+        if let Some(order) = end.order {
+            orders.insert(order.order_id.clone(), order.clone());
+        }
+        if end.release_lease {
+            leases.remove(&lease_key);
+        }
+        Ok(RunEndOutcome::Written)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryOrderStore {
     items: Mutex<BTreeMap<String, PaperOrder>>,
