@@ -19,6 +19,7 @@ mod sqs;
 pub use dynamo::{
     DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
     DynamoPipelineStore, DynamoRunLedger, EXECUTION_RETENTION_SECS, LEASE_TTL_GRACE_SECS,
+    PIPELINE_UPDATES_INDEX,
 };
 pub use error::{AdapterError, ErrorClass};
 pub use sqs::{SqsQueue, resolve_queue_url};

@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{create_executions_table, create_table, emulator, now, unique};
+use common::{
+    create_executions_table, create_pipelines_table, create_table, emulator, now, unique,
+};
 use tradeflow_aws::{
     DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
     DynamoPipelineStore, DynamoRunLedger,
@@ -59,7 +61,7 @@ async fn the_cursor_adapter_keeps_the_cursor_contract() {
 #[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn the_pipeline_adapter_keeps_the_pipeline_contract() {
     let client = client().await;
-    let table = create_table(&client, "pipelines", "pipeline_id").await;
+    let table = create_pipelines_table(&client).await;
     contract::pipeline_store(&DynamoPipelineStore::new(client, table), &unique("c")).await;
 }
 

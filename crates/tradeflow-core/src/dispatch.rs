@@ -19,8 +19,10 @@ use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
 use crate::execution::{ExecutionRequest, SignalContext};
 use crate::matching::PipelineIndex;
+use crate::pipeline::Pipeline;
 use crate::ports::{
-    ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineStore, QueueSender,
+    ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineChange, PipelineStore,
+    QueueSender,
 };
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::Signal;
@@ -31,8 +33,14 @@ pub const INFRA_FAILURE_LABELS: [&str; 3] = ["pipeline_store", "lease_store", "e
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
-    /// How long the pipeline index is reused across invocations before it is reloaded.
+    /// How long the pipeline index is reused across invocations before it is refreshed: with the
+    /// pipelines written since the last refresh (one Query of the `updated_at` index), or all of
+    /// them once `full_reload_interval` has passed.
     pub cache_ttl: Duration,
+    /// How often the index is rebuilt from every pipeline (one Scan of the table), whatever the
+    /// incremental refreshes saw: this catches hard deletes and writers that do not stamp
+    /// `updated_at`.
+    pub full_reload_interval: Duration,
     pub send_retry: RetryPolicy,
     /// Lease writes (claims, marks, releases) in flight at once per batch. One at a time, a
     /// batch of 20 signals x 100 matching pipelines (2,000 claims and 2,000 marks at ~5-10 ms)
@@ -48,6 +56,7 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         DispatcherConfig {
             cache_ttl: Duration::from_secs(30),
+            full_reload_interval: Duration::from_secs(15 * 60),
             send_retry: RetryPolicy::default(),
             claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
         }
@@ -99,9 +108,19 @@ impl DispatchReport {
     }
 }
 
+/// How far back an incremental refresh reads before the previous one started: writes whose
+/// `updated_at` came from a clock behind ours, and the index's propagation delay (eventually
+/// consistent, usually well under a second). Re-reading a change is harmless.
+const CHANGE_OVERLAP_MS: i64 = 10_000;
+
 struct CachedIndex {
     index: Arc<PipelineIndex>,
+    /// The indexed pipelines by id, to apply changes to.
+    pipelines: HashMap<String, Pipeline>,
+    /// When the last refresh (full or incremental) started.
     loaded_at_ms: i64,
+    /// When the last full load started.
+    full_at_ms: i64,
 }
 
 pub struct Dispatcher {
@@ -140,21 +159,49 @@ impl Dispatcher {
         }
     }
 
-    /// The pipeline index, reloaded when older than the cache TTL. Returns (index, refreshed).
+    /// The pipeline index, refreshed when older than the cache TTL. Returns (index, refreshed).
     async fn index(&self) -> Result<(Arc<PipelineIndex>, bool), StoreError> {
         let mut cache = self.cache.lock().await;
         let now = self.clock.now_ms();
-        let ttl_ms = self.config.cache_ttl.as_millis() as i64;
-        if let Some(c) = cache.as_ref()
-            && now - c.loaded_at_ms < ttl_ms
-        {
-            return Ok((Arc::clone(&c.index), false));
+        let ttl_ms = duration_ms(self.config.cache_ttl);
+        let full_ms = duration_ms(self.config.full_reload_interval);
+        if let Some(c) = cache.as_mut() {
+            if now - c.loaded_at_ms < ttl_ms {
+                return Ok((Arc::clone(&c.index), false));
+            }
+            if now - c.full_at_ms < full_ms {
+                let since = c.loaded_at_ms - CHANGE_OVERLAP_MS;
+                match self.pipelines.changed_since(since).await {
+                    Ok(changes) => {
+                        c.loaded_at_ms = now;
+                        if apply_changes(&mut c.pipelines, changes) {
+                            c.index = Arc::new(PipelineIndex::new(
+                                c.pipelines.values().cloned().collect::<Vec<_>>(),
+                            ));
+                        }
+                        return Ok((Arc::clone(&c.index), true));
+                    }
+                    // A table without the `updated_at` index (an old stack) answers with a
+                    // permanent error: the full load below still works.
+                    Err(e) if !e.is_retryable() => tracing::warn!(
+                        error = %error_chain(&e),
+                        "incremental pipeline refresh failed; loading all pipelines"
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
         }
         let pipelines = self.pipelines.load_signal_pipelines().await?;
+        let by_id: HashMap<String, Pipeline> = pipelines
+            .iter()
+            .map(|p| (p.pipeline_id.clone(), p.clone()))
+            .collect();
         let index = Arc::new(PipelineIndex::new(pipelines));
         *cache = Some(CachedIndex {
             index: Arc::clone(&index),
+            pipelines: by_id,
             loaded_at_ms: now,
+            full_at_ms: now,
         });
         Ok((index, true))
     }
@@ -342,6 +389,27 @@ impl Dispatcher {
         report.enqueued += sent.sent.len();
         report
     }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Applies changes to the indexed pipelines; `true` if any changed what the index holds.
+fn apply_changes(pipelines: &mut HashMap<String, Pipeline>, changes: Vec<PipelineChange>) -> bool {
+    let mut changed = false;
+    for change in changes {
+        match change {
+            PipelineChange::Signal(p) => {
+                if pipelines.get(&p.pipeline_id) != Some(&p) {
+                    pipelines.insert(p.pipeline_id.clone(), p);
+                    changed = true;
+                }
+            }
+            PipelineChange::Gone(id) => changed |= pipelines.remove(&id).is_some(),
+        }
+    }
+    changed
 }
 
 fn infra_failure(m: &InboundMessage, label: &'static str, reason: &str) -> MessageFailure {
@@ -783,6 +851,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pipeline_cache_is_reused_until_its_ttl() {
+        use std::sync::atomic::Ordering::SeqCst;
         let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
         w.dispatcher
             .dispatch(
@@ -790,6 +859,7 @@ mod tests {
                 Deadline::none(),
             )
             .await;
+        w.pipelines.set_write_time_ms(w.clock.now_ms() + 500);
         w.pipelines
             .put_pipeline(&pipeline("p2", &["MSFT"], json!([])))
             .await
@@ -812,9 +882,65 @@ mod tests {
             )
             .await;
         assert_eq!((r.cache_refreshed, r.matched, r.cache_size), (true, 1, 2));
+        // The refresh read only what changed: one full load at the start, then one change read.
         assert_eq!(
-            w.pipelines.loads.load(std::sync::atomic::Ordering::SeqCst),
-            2
+            (
+                w.pipelines.loads.load(SeqCst),
+                w.pipelines.change_reads.load(SeqCst)
+            ),
+            (1, 1)
         );
+    }
+
+    /// Issue 9: the refresh every 30 s reads the pipelines written since the last one (a Query
+    /// of the `updated_at` index), not the whole table: a new or edited pipeline enters the
+    /// index, a deactivated one leaves it. Writes nobody stamped (a hard delete here) are caught
+    /// by the full load every `full_reload_interval`.
+    #[tokio::test]
+    async fn the_index_is_refreshed_with_changes_and_reloaded_whole_now_and_then() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let w = world(vec![
+            pipeline("p1", &["AAPL"], json!([])),
+            pipeline("p2", &["AAPL"], json!([])),
+            pipeline("p3", &["AAPL"], json!([])),
+        ]);
+        let matched = |r: &DispatchReport| (r.matched, r.cache_size);
+        let dispatch = |id: &'static str| {
+            let m = msg(id, body(id, &[("AAPL", 80.0)]));
+            let d = &w.dispatcher;
+            async move { d.dispatch(&[m], Deadline::none()).await }
+        };
+        assert_eq!(matched(&dispatch("s1").await), (3, 3));
+        // p2 deactivated, p4 created, p3 deleted outright (no `updated_at`).
+        w.clock.advance(10);
+        w.pipelines.set_write_time_ms(w.clock.now_ms());
+        let mut off = pipeline("p2", &["AAPL"], json!([]));
+        off.is_active = false;
+        w.pipelines.put_pipeline(&off).await.unwrap();
+        w.pipelines
+            .put_pipeline(&pipeline("p4", &["AAPL"], json!([])))
+            .await
+            .unwrap();
+        w.pipelines.hard_delete("p3");
+        w.clock.advance(25);
+        let r = dispatch("s2").await;
+        assert!(r.cache_refreshed);
+        assert_eq!(
+            matched(&r),
+            (3, 3),
+            "p1, p4 and the deleted p3 (not seen yet)"
+        );
+        assert_eq!(
+            (
+                w.pipelines.loads.load(SeqCst),
+                w.pipelines.change_reads.load(SeqCst)
+            ),
+            (1, 1)
+        );
+        // 15 minutes on: the full load drops p3.
+        w.clock.advance(15 * 60);
+        let r = dispatch("s3").await;
+        assert_eq!(matched(&r), (2, 2));
+        assert_eq!(w.pipelines.loads.load(SeqCst), 2);
     }
 }

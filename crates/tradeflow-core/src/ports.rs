@@ -42,10 +42,24 @@ pub trait PipelineStore: Send + Sync {
     /// error, never a silently shorter list. Items that do not decode are skipped and logged, so one
     /// bad item cannot stop dispatch for everyone.
     async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError>;
+    /// Every pipeline written at or after `since_ms` (Unix ms: the `updated_at` every
+    /// [`PipelineStore::put_pipeline`] sets), whatever its state, all pages: the dispatcher's
+    /// incremental refresh. Writes that do not set `updated_at` (another writer, a hard delete)
+    /// are not seen here; the dispatcher's periodic full load catches them.
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError>;
     /// One pipeline by id (strongly consistent), `None` when absent.
     async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError>;
     /// Creates or replaces a pipeline (seeding, tests, admin tools).
     async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError>;
+}
+
+/// A pipeline written since a point in time ([`PipelineStore::changed_since`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineChange {
+    /// Active and signal-triggered: it (re)enters the dispatcher's index.
+    Signal(Pipeline),
+    /// Deactivated, not signal-triggered, or no longer a valid pipeline: it leaves the index.
+    Gone(String),
 }
 
 /// A running lease on one (pipeline, ticker).

@@ -131,7 +131,11 @@ fn call_of(request: &HttpRequest) -> Call {
     // A queue and a table may share a name (tradeflow-<stage>-executions): keep the kind.
     let resource = |body: &serde_json::Value| {
         if let Some(table) = body["TableName"].as_str() {
-            format!("table:{table}")
+            match body["IndexName"].as_str() {
+                // IAM authorises a Query of an index on the index's ARN.
+                Some(index) => format!("table:{table}/index/{index}"),
+                None => format!("table:{table}"),
+            }
         } else if let Some(queue) = body["QueueUrl"].as_str().and_then(|u| u.rsplit('/').next()) {
             format!("queue:{queue}")
         } else {

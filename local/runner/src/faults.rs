@@ -31,8 +31,8 @@ use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
     BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, HoldOutcome, Lease, LeaseStore,
-    OrderStore, OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender, RunEnd, RunEndOutcome,
-    RunLedger,
+    OrderStore, OutgoingMessage, PipelineChange, PipelineStore, PlaceOutcome, QueueSender, RunEnd,
+    RunEndOutcome, RunLedger,
 };
 use tradeflow_core::vocab::Ticker;
 
@@ -384,6 +384,11 @@ impl PipelineStore for FaultyPipelines {
     async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError> {
         self.faults
             .store("load_signal_pipelines", self.inner.load_signal_pipelines())
+            .await
+    }
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError> {
+        self.faults
+            .store("changed_since", self.inner.changed_since(since_ms))
             .await
     }
     async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError> {

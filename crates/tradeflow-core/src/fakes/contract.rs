@@ -46,6 +46,7 @@ pub const CONTRACTS: &[&str] = &[
     "execution: a record over the item size limit is a permanent error, nothing written",
     "ledger: end_run writes the record, the order and the lease release together",
     "ledger: TakenOver, OrderExists, LeaseNotOurs each cancel the whole end, nothing written",
+    "pipeline: changed_since returns written pipelines, inactive ones as Gone",
 ];
 
 fn ticker() -> Ticker {
@@ -693,9 +694,56 @@ pub async fn pipeline_put_get_list(pipelines: &dyn PipelineStore, unique: &str) 
     );
 }
 
+/// `changed_since` returns every pipeline written since the time given: an active one as
+/// `Signal`, an inactive one as `Gone`; nothing written after a time in the future.
+pub async fn pipeline_changed_since(pipelines: &dyn PipelineStore, unique: &str) {
+    let c = CONTRACTS[24];
+    let on = fixtures::pipeline(
+        &format!("{unique}-on"),
+        "u1",
+        &["AAPL"],
+        serde_json::json!([]),
+    );
+    let mut off = fixtures::pipeline(
+        &format!("{unique}-off"),
+        "u1",
+        &["AAPL"],
+        serde_json::json!([]),
+    );
+    off.is_active = false;
+    pipelines.put_pipeline(&on).await.unwrap();
+    pipelines.put_pipeline(&off).await.unwrap();
+    let ours = |changes: Vec<PipelineChange>| -> Vec<PipelineChange> {
+        let mut ours: Vec<PipelineChange> = changes
+            .into_iter()
+            .filter(|ch| match ch {
+                PipelineChange::Signal(p) => p.pipeline_id.starts_with(unique),
+                PipelineChange::Gone(id) => id.starts_with(unique),
+            })
+            .collect();
+        ours.sort_by_key(|ch| matches!(ch, PipelineChange::Gone(_)));
+        ours
+    };
+    assert_eq!(
+        ours(pipelines.changed_since(0).await.unwrap()),
+        vec![
+            PipelineChange::Signal(on),
+            PipelineChange::Gone(off.pipeline_id.clone())
+        ],
+        "{c}"
+    );
+    // Unix ms of the year 2286: nothing was written after it.
+    assert_eq!(
+        ours(pipelines.changed_since(10_000_000_000_000).await.unwrap()),
+        vec![],
+        "{c}: not before `since`"
+    );
+}
+
 /// Every pipeline contract.
 pub async fn pipeline_store(pipelines: &dyn PipelineStore, unique: &str) {
     pipeline_put_get_list(pipelines, unique).await;
+    pipeline_changed_since(pipelines, &format!("{unique}-changes")).await;
 }
 
 /// `hold` takes an absent lease: held by the execution until its expiry, and enqueued (the

@@ -129,17 +129,36 @@ impl Clock for ManualClock {
 #[derive(Debug, Default)]
 pub struct MemoryPipelineStore {
     items: Mutex<BTreeMap<String, Pipeline>>,
+    /// `updated_at` of each pipeline, Unix ms.
+    updated: Mutex<BTreeMap<String, i64>>,
+    /// The time `put_pipeline` stamps (the tests' clock; 0 unless set).
+    write_time_ms: AtomicI64,
     pub failures: FailureSwitch,
+    /// Full loads (`load_signal_pipelines`) served.
     pub loads: AtomicU32,
+    /// Incremental reads (`changed_since`) served.
+    pub change_reads: AtomicU32,
 }
 
 impl MemoryPipelineStore {
     pub fn with(pipelines: impl IntoIterator<Item = Pipeline>) -> Self {
         let store = MemoryPipelineStore::default();
         for p in pipelines {
+            lock(&store.updated).insert(p.pipeline_id.clone(), 0);
             lock(&store.items).insert(p.pipeline_id.clone(), p);
         }
         store
+    }
+
+    /// The `updated_at` the next writes get.
+    pub fn set_write_time_ms(&self, ms: i64) {
+        self.write_time_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Deletes a pipeline outright (no `updated_at`: an incremental read does not see it).
+    pub fn hard_delete(&self, pipeline_id: &str) {
+        lock(&self.items).remove(pipeline_id);
+        lock(&self.updated).remove(pipeline_id);
     }
 }
 
@@ -156,6 +175,29 @@ impl PipelineStore for MemoryPipelineStore {
             .cloned()
             .collect())
     }
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError> {
+        if let Some(e) = self.failures.error("query") {
+            return Err(e);
+        }
+        self.change_reads.fetch_add(1, Ordering::SeqCst);
+        let updated = lock(&self.updated);
+        let items = lock(&self.items);
+        Ok(items
+            .values()
+            .filter(|p| {
+                updated
+                    .get(&p.pipeline_id)
+                    .is_some_and(|at| *at >= since_ms)
+            })
+            .map(|p| {
+                if p.is_signal_triggered() {
+                    PipelineChange::Signal(p.clone())
+                } else {
+                    PipelineChange::Gone(p.pipeline_id.clone())
+                }
+            })
+            .collect())
+    }
     async fn get_pipeline(&self, id: &str) -> Result<Option<Pipeline>, StoreError> {
         if let Some(e) = self.failures.error("get_item") {
             return Err(e);
@@ -169,6 +211,10 @@ impl PipelineStore for MemoryPipelineStore {
             operation: "put_item",
             source: Box::new(e),
         })?;
+        lock(&self.updated).insert(
+            p.pipeline_id.clone(),
+            self.write_time_ms.load(Ordering::SeqCst),
+        );
         lock(&self.items).insert(p.pipeline_id.clone(), p.clone());
         Ok(())
     }
