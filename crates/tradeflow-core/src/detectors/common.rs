@@ -27,7 +27,13 @@ pub(super) fn smoothed_lookback(period: usize) -> usize {
 /// starts, as TA-Lib does, and fire as soon as they are defined). `None` if `index` is out of
 /// range.
 pub(super) fn window(bars: &[Bar], index: usize, lookback: usize) -> Option<&[Bar]> {
-    bars.get(index.saturating_sub(lookback)..=index)
+    let w = bars.get(index.saturating_sub(lookback)..=index)?;
+    let bar = w.last()?;
+    // A candle with garbage values is never evaluated.
+    let finite = [bar.open, bar.high, bar.low, bar.close, bar.volume]
+        .iter()
+        .all(|v| v.is_finite());
+    (finite && bar.volume >= 0.0).then_some(w)
 }
 
 pub(super) fn closes(bars: &[Bar]) -> Vec<f64> {
@@ -35,8 +41,8 @@ pub(super) fn closes(bars: &[Bar]) -> Vec<f64> {
 }
 
 /// The columns of a window of candles.
-#[allow(dead_code)] // used by the next families
 pub(super) struct Ohlcv {
+    #[allow(dead_code)]
     pub open: Vec<f64>,
     pub high: Vec<f64>,
     pub low: Vec<f64>,
@@ -44,7 +50,6 @@ pub(super) struct Ohlcv {
     pub volume: Vec<f64>,
 }
 
-#[allow(dead_code)]
 impl Ohlcv {
     pub fn of(bars: &[Bar]) -> Self {
         Ohlcv {
