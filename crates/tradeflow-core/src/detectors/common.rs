@@ -42,8 +42,6 @@ pub(super) fn closes(bars: &[Bar]) -> Vec<f64> {
 
 /// The columns of a window of candles.
 pub(super) struct Ohlcv {
-    #[allow(dead_code)]
-    pub open: Vec<f64>,
     pub high: Vec<f64>,
     pub low: Vec<f64>,
     pub close: Vec<f64>,
@@ -53,7 +51,6 @@ pub(super) struct Ohlcv {
 impl Ohlcv {
     pub fn of(bars: &[Bar]) -> Self {
         Ohlcv {
-            open: bars.iter().map(|b| b.open).collect(),
             high: bars.iter().map(|b| b.high).collect(),
             low: bars.iter().map(|b| b.low).collect(),
             close: bars.iter().map(|b| b.close).collect(),

@@ -37,18 +37,28 @@ mod adx;
 mod aroon;
 mod atr;
 mod bollinger;
+mod break_of_structure;
 mod cci;
+mod change_of_character;
 mod death_cross;
 mod ema_200_crossover;
 mod ema_crossover;
+mod fair_value_gap;
 mod golden_cross;
+mod htf_trend_alignment;
+mod liquidity_sweep;
 mod macd;
 mod mfi;
+mod momentum_divergence;
 mod obv;
+mod order_block;
 mod rsi;
 mod sar;
 mod stochastic;
 mod stochrsi;
+mod structure;
+mod swing_point_break;
+mod volume_profile_poc;
 mod volume_spike;
 mod williams_r;
 
@@ -59,19 +69,30 @@ pub use adx::{AdxConfig, AdxDetector};
 pub use aroon::{AroonConfig, AroonDetector};
 pub use atr::{AtrConfig, AtrDetector};
 pub use bollinger::{BollingerConfig, BollingerDetector, BollingerMode};
+pub use break_of_structure::{BreakOfStructureDetector, StructureConfig};
 pub use cci::{CciConfig, CciDetector};
+pub use change_of_character::{ChangeOfCharacterDetector, ChochConfig};
 pub use common::ZoneTiming;
 pub use death_cross::DeathCrossDetector;
 pub use ema_200_crossover::{Ema200Config, Ema200CrossoverDetector};
 pub use ema_crossover::{EmaCrossoverConfig, EmaCrossoverDetector};
+pub use fair_value_gap::{FairValueGapConfig, FairValueGapDetector};
 pub use golden_cross::{GoldenCrossDetector, SmaCrossConfig};
+pub use htf_trend_alignment::{HtfTrendAlignmentDetector, HtfTrendConfig};
+pub use liquidity_sweep::{LiquiditySweepConfig, LiquiditySweepDetector};
 pub use macd::{MacdConfig, MacdDetector};
 pub use mfi::{MfiConfig, MfiDetector};
+pub use momentum_divergence::{
+    DivergenceIndicator, MomentumDivergenceConfig, MomentumDivergenceDetector,
+};
 pub use obv::{ObvConfig, ObvDetector};
+pub use order_block::{OrderBlockConfig, OrderBlockDetector};
 pub use rsi::{RsiConfig, RsiDetector};
 pub use sar::{SarConfig, SarDetector};
 pub use stochastic::{StochasticConfig, StochasticDetector};
 pub use stochrsi::{StochRsiConfig, StochRsiDetector};
+pub use swing_point_break::{SwingPointBreakDetector, SwingPointConfig};
+pub use volume_profile_poc::{VolumeProfileConfig, VolumeProfileDetector};
 pub use volume_spike::{VolumeSpikeConfig, VolumeSpikeDetector};
 pub use williams_r::{WillrConfig, WillrDetector};
 
@@ -160,6 +181,15 @@ const FAMILIES: &[(&str, Build)] = &[
     family!("stochastic", StochasticDetector),
     family!("stochrsi", StochRsiDetector),
     family!("williams_r", WillrDetector),
+    family!("swing_point_break", SwingPointBreakDetector),
+    family!("break_of_structure", BreakOfStructureDetector),
+    family!("change_of_character", ChangeOfCharacterDetector),
+    family!("fair_value_gap", FairValueGapDetector),
+    family!("order_block", OrderBlockDetector),
+    family!("liquidity_sweep", LiquiditySweepDetector),
+    family!("volume_profile_poc", VolumeProfileDetector),
+    family!("momentum_divergence", MomentumDivergenceDetector),
+    family!("htf_trend_alignment", HtfTrendAlignmentDetector),
 ];
 
 /// The family keys [`detectors_from_json`] accepts, in registry order.
@@ -404,6 +434,36 @@ mod tests {
                 "willr_bullish_momentum",
                 "willr_bearish_momentum",
             ],
+        ),
+        (
+            "swing_point_generator",
+            &["swing_point_break_bullish", "swing_point_break_bearish"],
+        ),
+        (
+            "bos_generator",
+            &["break_of_structure_bullish", "break_of_structure_bearish"],
+        ),
+        ("choch_generator", &["choch_bullish", "choch_bearish"]),
+        ("fvg_generator", &["fvg_bullish", "fvg_bearish"]),
+        (
+            "order_block_generator",
+            &["order_block_bullish", "order_block_bearish"],
+        ),
+        (
+            "liquidity_sweep_generator",
+            &["liquidity_sweep_bullish", "liquidity_sweep_bearish"],
+        ),
+        (
+            "poc_break_generator",
+            &["poc_break_bullish", "poc_break_bearish"],
+        ),
+        (
+            "rsi_divergence_generator",
+            &["rsi_bullish_divergence", "rsi_bearish_divergence"],
+        ),
+        (
+            "htf_trend_alignment_generator",
+            &["htf_trend_aligned_bullish", "htf_trend_aligned_bearish"],
         ),
     ];
 
