@@ -43,8 +43,9 @@ impl Default for HtfTrendConfig {
 /// `htf_trend_aligned_bearish` (BEARISH); on the candle where the alignment starts only (the
 /// original repeated it every scan, and ignored its own timeframe). Until the generator feeds
 /// the higher series directly, a higher timeframe is the rolling aggregate of the candle's own
-/// series: its closes are every f-th close counted back from this candle. A timeframe whose
-/// EMA is not yet defined does not vote. Confidence 65 + up to 20 for the share of timeframes
+/// series: its closes are every f-th close counted back from this candle (63 of them per
+/// timeframe: the EMA's seed, the slope and 10 more, so the window is 16 × 63 = 1008 candles).
+/// A timeframe whose EMA is not yet defined does not vote. Confidence 65 + up to 20 for the share of timeframes
 /// agreeing beyond the minimum (full when all do) + up to 10 for the mean slope of the agreeing
 /// ones (full at 1 %).
 #[derive(Debug, Clone, Default)]
@@ -59,6 +60,12 @@ enum Alignment {
 }
 
 impl HtfTrendAlignmentDetector {
+    /// Closes per timeframe: the EMA's seed, the slope's candles and 10 more (the EMA is
+    /// seeded with the SMA of the oldest `ema_period` of them, as TA-Lib does).
+    fn samples(&self) -> usize {
+        self.config.ema_period + self.config.slope_bars + 10
+    }
+
     fn factors(&self) -> Vec<usize> {
         let mut f = vec![1];
         f.extend(self.config.htf_factors.iter().copied().filter(|x| *x > 1));
@@ -68,7 +75,7 @@ impl HtfTrendAlignmentDetector {
     /// The slope of each timeframe's EMA at candle `t` of `closes` (`None`: no vote).
     fn slopes(&self, closes: &[f64], t: usize) -> Vec<Option<f64>> {
         let c = &self.config;
-        let samples = 2 * c.ema_period + c.slope_bars;
+        let samples = self.samples();
         self.factors()
             .into_iter()
             .map(|f| {
@@ -118,9 +125,8 @@ impl Detector for HtfTrendAlignmentDetector {
     }
 
     fn lookback(&self) -> usize {
-        let c = &self.config;
         let max_factor = self.factors().into_iter().max().unwrap_or(1);
-        max_factor * (2 * c.ema_period + c.slope_bars)
+        max_factor * self.samples()
     }
 
     fn signal_types(&self) -> &'static [&'static str] {
@@ -205,9 +211,9 @@ mod tests {
     #[test]
     fn alignment_fires_once_when_enough_timeframes_agree() {
         let htf = HtfTrendAlignmentDetector::default();
-        // Flat for 1700 candles (every EMA flat), then a steady rise of 0.2 % per candle: the
+        // Flat for 1100 candles (every EMA flat), then a steady rise of 0.2 % per candle: the
         // own timeframe's EMA(50) turns up first (1 vote), then the 4× one: aligned (2 of 3).
-        let mut closes = vec![100.0; 1700];
+        let mut closes = vec![100.0; 1100];
         let mut c = 100.0;
         for _ in 0..300 {
             c *= 1.002;
@@ -220,7 +226,7 @@ mod tests {
             (got[0].1, got[0].2),
             ("htf_trend_aligned_bullish", Direction::Bullish)
         );
-        assert!(got[0].0 > 1700 && got[0].0 < 1800, "{got:?}");
+        assert!(got[0].0 > 1100 && got[0].0 < 1200, "{got:?}");
         let d = htf.detect(&bars, got[0].0).unwrap();
         assert_common(&d, &htf, &bars[got[0].0]);
         assert_eq!(d.metadata["alignment_count"], 2.0);
