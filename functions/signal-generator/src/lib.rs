@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
-use tradeflow_core::detectors::{all_detectors, detectors_from_json};
+use tradeflow_core::detectors::detectors_from_json;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
 use tradeflow_core::ports::QueueDepth;
 use tradeflow_core::signal::{MAX_FUTURE_SECS, MIN_TIMESTAMP};
@@ -282,6 +282,7 @@ fn log_report(report: &ScanReport, summary: &ScanSummary) {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use tradeflow_core::detectors::all_detectors;
     use tradeflow_core::fakes::{MemoryCursorStore, MemoryQueue};
     use tradeflow_core::market::SyntheticFeed;
 
