@@ -238,7 +238,8 @@ fn named(
         .collect()
 }
 
-/// Each indicator family fires exactly where its rule, applied to TA-Lib's own columns, says:
+/// Each of the 19 indicator families fires exactly where its rule, applied to TA-Lib's own
+/// columns, says:
 /// on the first candle TA-Lib's values allow, and only on the candle where the condition
 /// starts.
 #[test]
@@ -470,5 +471,88 @@ fn the_indicator_families_fire_where_ta_libs_values_say() {
         })
         .collect();
     check(&StochRsiDetector::default(), stochrsi);
-    assert_eq!(checked, 15);
+
+    // ATR against the mean of its 30 previous TA-Lib values.
+    let atr = col("atr14");
+    let atr_events: Vec<(usize, &'static str)> = (31..atr.len())
+        .filter_map(|t| {
+            let before: Option<Vec<f64>> = atr[t - 30..t].iter().copied().collect();
+            let mean = before?.iter().sum::<f64>() / 30.0;
+            let (prev, cur) = (atr[t - 1]?, atr[t]?);
+            if cur > 1.5 * mean && prev <= 1.5 * mean {
+                Some((t, "atr_volatility_spike"))
+            } else if cur < 0.7 * mean && prev >= 0.7 * mean {
+                Some((t, "atr_volatility_compression"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    check(&AtrDetector::default(), atr_events);
+
+    // Volume spike: volume ≥ 2 × TA-Lib's SMA(volume, 20) of the candles before.
+    let (volume, sma_volume) = (f.input("volume"), col("sma_volume20"));
+    let spikes: Vec<(usize, &'static str)> = (1..volume.len())
+        .filter(|&t| sma_volume[t - 1].is_some_and(|m| volume[t] / m >= 2.0))
+        .map(|t| (t, "volume_spike"))
+        .collect();
+    check(&VolumeSpikeDetector::default(), spikes);
+
+    // OBV: net flow over 10 candles from TA-Lib's OBV, a state that held on none of the 10
+    // candles before.
+    let obv = col("obv");
+    let c = f.input("close");
+    let state = |e: usize| -> Option<&'static str> {
+        let start = e.checked_sub(10)?;
+        let flow = (obv[e]? - obv[start]?) / volume[start + 1..=e].iter().sum::<f64>();
+        let dp = (c[e] - c[start]) / c[start] * 100.0;
+        if flow > 0.2 && dp < -2.0 {
+            Some("obv_bullish_divergence")
+        } else if flow < -0.2 && dp > 2.0 {
+            Some("obv_bearish_divergence")
+        } else if flow > 0.4 && dp > 2.0 {
+            Some("obv_bullish_breakout")
+        } else if flow < -0.4 && dp < -2.0 {
+            Some("obv_bearish_breakdown")
+        } else {
+            None
+        }
+    };
+    let obv_events: Vec<(usize, &'static str)> = (0..obv.len())
+        .filter_map(|e| {
+            let s = state(e)?;
+            (e.saturating_sub(10)..e)
+                .all(|p| state(p) != Some(s))
+                .then_some((e, s))
+        })
+        .collect();
+    check(&ObvDetector::default(), obv_events);
+
+    // A/D: TA-Lib's AD line change over 14 candles per unit of their volume, crossing ±0.25.
+    let ad = col("ad");
+    let slope: Vec<Option<f64>> = (0..ad.len())
+        .map(|e| {
+            let start = e.checked_sub(14)?;
+            Some((ad[e]? - ad[start]?) / volume[start + 1..=e].iter().sum::<f64>())
+        })
+        .collect();
+    let mut ad_events = named(
+        crosses(&slope, &level(&f, 0.25))
+            .into_iter()
+            .filter(|c| c.1)
+            .collect(),
+        "accumulation_signal",
+        "",
+    );
+    ad_events.extend(named(
+        crosses(&slope, &level(&f, -0.25))
+            .into_iter()
+            .filter(|c| !c.1)
+            .collect(),
+        "",
+        "distribution_signal",
+    ));
+    ad_events.sort();
+    check(&AccumulationDistributionDetector::default(), ad_events);
+    assert_eq!(checked, 19, "every indicator family");
 }
