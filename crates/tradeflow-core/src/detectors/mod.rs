@@ -348,6 +348,9 @@ mod tests {
         let expected: Vec<(&str, &[&str])> = EXPECTED.to_vec();
         assert_eq!(listed, expected);
         assert_eq!(family_keys().len(), detectors.len());
+        // The generator fetches this much history before a stream's first new candle: set by
+        // the higher-timeframe family (16 × 63) and EMA 200 (1 000).
+        assert_eq!(required_lookback(), 1_008);
     }
 
     /// Each family's source and signal types, as the original named them.
