@@ -325,22 +325,44 @@ async fn the_load_harness_completes_every_execution_of_a_small_run() {
     )
     .await
     .unwrap();
-    let report = tradeflow_local::load::run_load(
+    let capacity =
+        tradeflow_local::load::measure_emulator(&stack.sdk, &stack.outputs, Duration::from_secs(1))
+            .await
+            .unwrap();
+    assert!(
+        capacity.message_round_trips_per_sec > 0.0 && capacity.conditional_writes_per_sec > 0.0
+    );
+    let mut report = tradeflow_local::load::run_load(
         &stack.sdk,
         &stack.outputs,
         functions,
         Some(calls),
-        20,
+        tradeflow_local::load::LoadPlan::Rate {
+            per_sec: 10.0,
+            duration: Duration::from_secs(2),
+        },
         2,
         Duration::from_secs(120),
+        false,
     )
     .await
     .unwrap();
+    report.emulator = Some(capacity);
     assert_eq!(
-        (report.executions, report.completed, report.latency_ms.len()),
-        (40, 40, 40)
+        (
+            report.executions,
+            report.completed,
+            report.latency_ms.len(),
+            report.running_latency_ms.len()
+        ),
+        (40, 40, 40, 40)
     );
     assert!(report.table_row().starts_with("| 20 | 2 | 40 |"));
+    assert!(
+        report.capacity_lines().contains("% of it"),
+        "{}",
+        report.capacity_lines()
+    );
     // Issue 9: at most 4 AWS requests per executed pipeline, the lifecycle intact.
     let per_execution = report.calls_per_execution().unwrap();
     assert!(
