@@ -43,7 +43,10 @@ start() {
   "$LOCAL_DIR/setup.sh"
   mkdir -p "$STATE_DIR"
   # setsid: own session, so the emulator outlives the calling shell's job.
-  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$log_file" 2>&1 &
+  # moto_server with its DynamoDB backend serialised (local/lib/moto_server_serialised.py says
+  # why: unlocked, concurrent transactions fail with HTTP 500).
+  setsid "$VENV/bin/python" "$LOCAL_DIR/lib/moto_server_serialised.py" -H 127.0.0.1 -p "$port" \
+    </dev/null >"$log_file" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$pid_file"
   local deadline=$((SECONDS + ready_timeout))
