@@ -134,26 +134,19 @@ fn pem_bundle<'a>(ders: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
 /// Standard base64 with padding (RFC 4648 §4).
 fn base64(data: &[u8]) -> Vec<u8> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
+    let mut out = vec![b'='; data.len().div_ceil(3) * 4];
+    for (chunk, quad) in data.chunks(3).zip(out.chunks_exact_mut(4)) {
         let b = [
             chunk[0],
             chunk.get(1).copied().unwrap_or(0),
             chunk.get(2).copied().unwrap_or(0),
         ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(ALPHABET[(n >> 18) as usize & 63]);
-        out.push(ALPHABET[(n >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 {
-            ALPHABET[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if chunk.len() > 2 {
-            ALPHABET[n as usize & 63]
-        } else {
-            b'='
-        });
+        let sextets = [n >> 18, n >> 12, n >> 6, n];
+        // `chunk.len() + 1` characters carry data; the rest stay '='.
+        for (c, s) in quad.iter_mut().zip(sextets).take(chunk.len() + 1) {
+            *c = ALPHABET[(s & 63) as usize];
+        }
     }
     out
 }
