@@ -183,7 +183,7 @@ fn first_https_call(
     );
     let (tx, rx) = mpsc::channel::<(Instant, Instant)>();
     std::thread::spawn(move || -> anyhow::Result<()> {
-        let (mut tcp, _) = listener.accept()?;
+        let (tcp, _) = listener.accept()?;
         let mut first = [0u8; 1];
         tcp.peek(&mut first)?;
         let hello = Instant::now();
