@@ -1,6 +1,6 @@
 //! The HTTPS client every AWS SDK client of the functions uses: the SDK's own hyper 1 client on
-//! rustls 0.23 with the **ring** crypto provider, trusting Mozilla's root certificates compiled
-//! into the binary.
+//! rustls 0.23 with the **ring** crypto provider, trusting the roots of Amazon Trust Services,
+//! compiled into the binary.
 //!
 //! - **ring, not aws-lc.** The SDK's default (`default-https-client`) is rustls on aws-lc, whose
 //!   CPU-jitter entropy source costs ~22 ms on the first random-number request of a process,
@@ -12,12 +12,18 @@
 //!   the functions' dependency graph.
 //! - **Compiled-in roots, not the system store.** Loading the system store reads every file of
 //!   `/etc/ssl/certs` (146 on Debian, ~2.5 ms of each cold start here) when the first client is
-//!   built. The compiled-in set ([`webpki_root_certs`], Mozilla's list, the one curl and Firefox
-//!   use) costs no I/O. AWS endpoints chain to Amazon Trust Services roots, which are in it. The
-//!   price: a root added or removed by Mozilla reaches the functions with the next release
-//!   (`cargo update -p webpki-root-certs`), not with the OS image. An operator who needs a
-//!   private CA sets `SSL_CERT_FILE` (or `SSL_CERT_DIR`): then the system loader reads exactly
-//!   that, in addition to the compiled-in roots.
+//!   built. The roots here come from [`webpki_root_certs`] (Mozilla's list) with no I/O.
+//! - **Only Amazon Trust Services' roots by default.** The functions talk to AWS endpoints
+//!   only, and every AWS endpoint certificate chains to Amazon Root CA 1–4 or the Starfield
+//!   Services Root G2 that cross-signs them. Turning all ~150 Mozilla roots into the SDK's
+//!   trust store (it takes PEM, parsed when the first client is built) cost ~1.5 ms of each
+//!   cold start; five cost almost nothing. [`TrustRoots::mozilla`] keeps the whole list for
+//!   other callers.
+//! - **The price.** A root change reaches the functions with a release
+//!   (`cargo update -p webpki-root-certs`), not with the OS image; an endpoint with another CA
+//!   (a private one, an HTTPS emulator) needs `SSL_CERT_FILE` (or `SSL_CERT_DIR`): then the
+//!   system loader reads exactly that file or directory too, e.g.
+//!   `SSL_CERT_FILE=/etc/pki/tls/certs/ca-bundle.crt` on `provided.al2023`.
 
 use aws_sdk_sqs::config::SharedHttpClient;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -30,42 +36,78 @@ pub const CRYPTO_PROVIDER: &str = "ring";
 /// (`rustls-native-certs` reads exactly the file or directory they name).
 pub const NATIVE_ROOTS_VARIABLES: [&str; 2] = ["SSL_CERT_FILE", "SSL_CERT_DIR"];
 
+/// The common names of Amazon Trust Services' roots: every AWS endpoint chains to one of them.
+pub const AWS_ROOT_NAMES: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// Which of the compiled-in roots to trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CompiledIn {
+    None,
+    Aws,
+    Mozilla,
+}
+
 /// The certificates the HTTPS client trusts.
 #[derive(Debug, Clone)]
 pub struct TrustRoots {
-    compiled_in: bool,
+    compiled_in: CompiledIn,
     native: bool,
     extra_pem: Vec<Vec<u8>>,
 }
 
 impl TrustRoots {
-    /// Mozilla's roots compiled into the binary, and nothing else.
-    pub fn compiled_in() -> Self {
+    /// Amazon Trust Services' roots ([`AWS_ROOT_NAMES`]), compiled in, and nothing else.
+    pub fn aws() -> Self {
         TrustRoots {
-            compiled_in: true,
+            compiled_in: CompiledIn::Aws,
             native: false,
             extra_pem: Vec::new(),
+        }
+    }
+
+    /// All of Mozilla's roots, compiled in.
+    pub fn mozilla() -> Self {
+        TrustRoots {
+            compiled_in: CompiledIn::Mozilla,
+            ..TrustRoots::aws()
         }
     }
 
     /// No roots at all (add some with [`TrustRoots::with_pem`]).
     pub fn none() -> Self {
         TrustRoots {
-            compiled_in: false,
-            native: false,
-            extra_pem: Vec::new(),
+            compiled_in: CompiledIn::None,
+            ..TrustRoots::aws()
         }
     }
 
-    /// What the functions use: the compiled-in roots, plus the system loader's when `lookup`
-    /// gives a non-blank `SSL_CERT_FILE` or `SSL_CERT_DIR`.
+    /// What the functions use: Amazon Trust Services' roots, plus the system loader's when
+    /// `lookup` gives a non-blank `SSL_CERT_FILE` or `SSL_CERT_DIR`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let native = NATIVE_ROOTS_VARIABLES
             .iter()
             .any(|v| lookup(v).is_some_and(|value| !value.trim().is_empty()));
         TrustRoots {
             native,
-            ..TrustRoots::compiled_in()
+            ..TrustRoots::aws()
+        }
+    }
+
+    /// The compiled-in certificates trusted (DER).
+    pub fn compiled_in_certificates(&self) -> Vec<&'static [u8]> {
+        let all = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| c.as_ref());
+        match self.compiled_in {
+            CompiledIn::None => Vec::new(),
+            CompiledIn::Mozilla => all.collect(),
+            CompiledIn::Aws => all.filter(|der| is_aws_root(der)).collect(),
         }
     }
 
@@ -82,14 +124,11 @@ impl TrustRoots {
 
     fn trust_store(&self) -> TrustStore {
         let mut store = TrustStore::empty().with_native_roots(self.native);
-        if self.compiled_in {
+        let compiled_in = self.compiled_in_certificates();
+        if !compiled_in.is_empty() {
             // The SDK's trust store takes PEM; the certificates are parsed when the client's
             // connector is built (once per process), with no file I/O.
-            store.add_pem_certificate(pem_bundle(
-                webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .map(|c| c.as_ref()),
-            ));
+            store.add_pem_certificate(pem_bundle(compiled_in.into_iter()));
         }
         for pem in &self.extra_pem {
             store.add_pem_certificate(pem.clone());
@@ -114,6 +153,19 @@ pub fn https_client(roots: &TrustRoots) -> SharedHttpClient {
             builder.build_https()
         }
     }
+}
+
+/// Whether a root certificate (DER) is one of [`AWS_ROOT_NAMES`]: a self-signed root names
+/// itself as subject and issuer, so its common name appears in its encoding.
+fn is_aws_root(der: &[u8]) -> bool {
+    AWS_ROOT_NAMES.iter().any(|name| {
+        let name = name.as_bytes();
+        der.windows(name.len() + 1).any(|w| {
+            // The name as a whole string value: not a prefix of a longer one ("…CA 1" of
+            // "…CA 10"); DER strings are length-prefixed, so check the length byte too.
+            w[1..] == *name && usize::from(w[0]) == name.len()
+        })
+    })
 }
 
 /// DER certificates as one PEM bundle.
@@ -179,6 +231,30 @@ mod tests {
             let roots = TrustRoots::from_lookup(|k| (k == var).then(|| "/etc/x.pem".into()));
             assert!(roots.uses_native_roots(), "{var}");
         }
+    }
+
+    #[test]
+    fn the_default_roots_are_the_five_amazon_trust_services_roots() {
+        let aws = TrustRoots::aws().compiled_in_certificates();
+        assert_eq!(aws.len(), AWS_ROOT_NAMES.len());
+        for name in AWS_ROOT_NAMES {
+            let hits = aws
+                .iter()
+                .filter(|der| der.windows(name.len()).any(|w| w == name.as_bytes()))
+                .count();
+            assert!(hits >= 1, "{name}");
+        }
+        // "Starfield Root Certificate Authority - G2" (not a Services root) is left out.
+        assert!(
+            !aws.iter()
+                .any(|der| der.windows(15).any(|w| w == b"Starfield Root "))
+        );
+        assert_eq!(
+            TrustRoots::from_lookup(|_| None).compiled_in_certificates(),
+            aws
+        );
+        assert!(TrustRoots::mozilla().compiled_in_certificates().len() > 100);
+        assert!(TrustRoots::none().compiled_in_certificates().is_empty());
     }
 
     #[test]
