@@ -16,8 +16,8 @@
 //! - **Only Amazon Trust Services' roots by default.** The functions talk to AWS endpoints
 //!   only, and every AWS endpoint certificate chains to Amazon Root CA 1–4 or the Starfield
 //!   Services Root G2 that cross-signs them. Turning all ~150 Mozilla roots into the SDK's
-//!   trust store (it takes PEM, parsed when the first client is built) cost ~1.5 ms of each
-//!   cold start; five cost almost nothing. [`TrustRoots::mozilla`] keeps the whole list for
+//!   trust store (it takes PEM, parsed when the first client is built) was the largest init
+//!   cost left (BENCHMARKS.md); five cost almost nothing. [`TrustRoots::mozilla`] keeps the whole list for
 //!   other callers.
 //! - **The price.** A root change reaches the functions with a release
 //!   (`cargo update -p webpki-root-certs`), not with the OS image; an endpoint with another CA
