@@ -3,15 +3,20 @@
 //! - `check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]`: the dashboards
 //!   and rules of infra/observability against the metric catalogue of `tradeflow-telemetry`,
 //!   promtool and, with `--live`, a running Prometheus (see `observability.rs`).
+//! - `bench-init [--runs N] [--cold-runs N] [--tls-runs N] [--no-build] [--drop-caches]
+//!   [--write]`: cold start and peak RSS of the functions' release builds beside a minimal
+//!   `lambda_runtime` binary, on a local Runtime API (see `bench_init.rs`); `--write` updates
+//!   BENCHMARKS.md.
 
+mod bench_init;
 mod observability;
 mod promql;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]";
+const USAGE: &str = "usage: cargo xtask check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]
+       cargo xtask bench-init [--runs N] [--cold-runs N] [--tls-runs N] [--no-build] [--drop-caches] [--write]";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,6 +31,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("check-observability: {e:#}");
+                2
+            }
+        },
+        Some("bench-init") => match bench_init::main(&repo_root(), &args[1..]) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("bench-init: {e:#}");
                 2
             }
         },

@@ -15,6 +15,7 @@ mod dynamo;
 pub mod error;
 pub mod item;
 mod sqs;
+pub mod tls;
 
 pub use dynamo::{
     DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
@@ -94,13 +95,25 @@ impl aws_types::service_config::LoadServiceConfig for BlankIsUnset {
 }
 
 /// Loads the shared AWS configuration from the environment (region, credentials,
-/// `AWS_ENDPOINT_URL`...) with the latest behavior version. Call once at start-up.
+/// `AWS_ENDPOINT_URL`...) with the latest behavior version and the functions' HTTPS client
+/// ([`tls::https_client`]: rustls on ring, compiled-in roots). Call once at start-up.
 ///
 /// A blank endpoint variable counts as unset; one that is not a URL is an error
 /// ([`check_endpoint_variables`]) rather than a panic or a silently ignored setting.
 pub async fn load_aws_config() -> Result<aws_config::SdkConfig, AwsConfigError> {
+    let roots = tls::TrustRoots::from_lookup(|k| std::env::var(k).ok());
+    load_aws_config_with(&roots).await
+}
+
+/// [`load_aws_config`] with the given trusted roots (tests: a local CA).
+pub async fn load_aws_config_with(
+    roots: &tls::TrustRoots,
+) -> Result<aws_config::SdkConfig, AwsConfigError> {
     check_endpoint_variables(|k| std::env::var(k).ok())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(tls::https_client(roots))
+        .load()
+        .await;
     if sdk.service_config().is_none() {
         return Ok(sdk);
     }

@@ -14,7 +14,10 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tradeflow_core::error::error_chain;
 
 use crate::catalogue;
@@ -55,24 +58,37 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
-/// Log filter when `RUST_LOG` is unset: info, but only warnings from the OpenTelemetry crates
-/// (their info lines, e.g. "Global meter provider is set", are start-up noise).
-const DEFAULT_LOG_FILTER: &str =
-    "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+/// The log filter: `RUST_LOG` as `target=level` directives (`info`, `debug,aws_smithy=warn`...),
+/// or, when it is unset, blank or not valid, info with only warnings from the OpenTelemetry
+/// crates (their info lines, e.g. "Global meter provider is set", are start-up noise).
+///
+/// A [`Targets`] filter, not an `EnvFilter`: the functions take no span or field directives,
+/// and `EnvFilter` links a regex engine (regex-automata) into each binary.
+pub fn log_filter(rust_log: Option<&str>) -> Targets {
+    rust_log
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.trim().parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(Level::INFO)
+                .with_target("opentelemetry", Level::WARN)
+        })
+}
 
 /// Installs the global `tracing` subscriber: one JSON object per line on stdout, fields at the
-/// top level, filtered by `RUST_LOG` (default `info`, OpenTelemetry's own logs at `warn`). Does
-/// nothing if a subscriber is already installed (tests call it many times).
+/// top level, filtered by `RUST_LOG` ([`log_filter`]). Does nothing if a subscriber is already
+/// installed (tests call it many times).
 pub fn init_logging() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let _already_set = tracing_subscriber::fmt()
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(std::io::stdout);
+    let _already_set = tracing_subscriber::registry()
+        .with(json)
+        .with(filter)
         .try_init();
 }
 
@@ -353,6 +369,27 @@ mod tests {
             flush_budget: Duration::from_millis(budget_ms),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_log_filter_reads_rust_log_and_quiets_opentelemetry_by_default() {
+        for unset in [None, Some(""), Some("  "), Some("=bad=")] {
+            let f = log_filter(unset);
+            assert!(
+                f.would_enable("trigger_dispatcher", &Level::INFO),
+                "{unset:?}"
+            );
+            assert!(
+                !f.would_enable("trigger_dispatcher", &Level::DEBUG),
+                "{unset:?}"
+            );
+            assert!(!f.would_enable("opentelemetry_sdk::metrics", &Level::INFO));
+            assert!(f.would_enable("opentelemetry_otlp", &Level::WARN));
+        }
+        let f = log_filter(Some("debug,aws_smithy_runtime=warn"));
+        assert!(f.would_enable("tradeflow_core", &Level::DEBUG));
+        assert!(!f.would_enable("aws_smithy_runtime::client", &Level::INFO));
+        assert!(f.would_enable("aws_smithy_runtime::client", &Level::WARN));
     }
 
     #[tokio::test(flavor = "current_thread")]
