@@ -256,12 +256,23 @@ impl Executor {
         messages: &[InboundMessage],
         deadline: Deadline,
     ) -> Vec<MessageReport> {
-        use futures_util::stream::{self, StreamExt};
-        stream::iter(messages)
-            .map(|m| self.execute(m, deadline))
-            .buffered(self.batch_concurrency)
-            .collect()
-            .await
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+        // A plain loop, no closure: a closure returning the run's future trips rustc's
+        // higher-ranked `Send` check in the Lambda handler (rust-lang/rust#64552).
+        let mut out = Vec::with_capacity(messages.len());
+        let mut running = FuturesOrdered::new();
+        for m in messages {
+            if running.len() >= self.batch_concurrency
+                && let Some(report) = running.next().await
+            {
+                out.push(report);
+            }
+            running.push_back(self.execute(m, deadline));
+        }
+        while let Some(report) = running.next().await {
+            out.push(report);
+        }
+        out
     }
 
     /// Runs one message. `deadline` is when the invocation must be done: it bounds the steps and
