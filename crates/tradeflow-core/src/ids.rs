@@ -14,8 +14,10 @@ fn digest(prefix: &str, parts: &[&str]) -> String {
     let mut id = String::with_capacity(prefix.len() + 1 + 32);
     id.push_str(prefix);
     id.push('-');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in hash.iter().take(16) {
-        id.push_str(&format!("{byte:02x}"));
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     id
 }
