@@ -4,18 +4,23 @@
 //!
 //! For 10 / 1,000 / 10,000 / 100,000 pipelines (or the N given), on one thread, the same 10,000
 //! signals in batches of 20:
-//! - the index build (median of a few builds);
+//! - the index build (median of up to 5 builds, wall time);
 //! - matching alone: [`PipelineIndex::for_each_hit`] over every signal;
-//! - the whole in-memory dispatch path: [`fan_out`] per batch (matching, de-duplication per
-//!   (pipeline, ticker), execution ids, leases and requests) and each request's JSON body;
+//! - matching and the de-duplication per (pipeline, ticker) of each batch, nothing built;
+//! - the whole in-memory dispatch path: [`fan_out`] per batch (matching, de-duplication,
+//!   execution ids, leases and requests) and each request's JSON body;
+//! - per execution of the whole path, the cost of one execution id and one request body;
 //! - the order-free pair checksum of the data's README, which must equal the README's value
 //!   (the run fails otherwise).
 //!
 //! A measurement repeats whole passes over the 10,000 signals until `--measurement-time`
 //! (default 3 s) has elapsed, at least one pass, after `--warm-up-time` (default 1 s) of
-//! untimed batches; the figure is the median pass. Data files are generated into the target
-//! directory by `benches/data/gen_data.py` (python3) when missing. Run without `--bench` (as
-//! `cargo test --benches` does) it only checks the checksum at 10 pipelines.
+//! untimed batches; the figure is the median pass (a sample repeats short passes to last at
+//! least 200 ms). Times are the bench thread's CPU time
+//! (`/proc/thread-self/schedstat`, wall time where that is missing), so a figure does not count
+//! the time other processes of a shared machine hold the core. Data files are generated into
+//! the target directory by `benches/data/gen_data.py` (python3) when missing. Run without
+//! `--bench` (as `cargo test --benches` does) it only checks the checksum at 10 pipelines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use bench_data::{BATCH, SIZES};
 use tradeflow_core::dispatch::fan_out;
+use tradeflow_core::ids::execution_id;
 use tradeflow_core::matching::PipelineIndex;
 use tradeflow_core::signal::Signal;
 
@@ -65,30 +71,70 @@ fn options() -> Options {
     }
 }
 
-/// Runs `pass` (one pass over all the signals, returning a count) for the warm-up, then
-/// repeatedly for the measurement: (median pass, count of one pass, passes).
+/// CPU time of this thread, from `/proc/thread-self/schedstat` (nanoseconds on a CPU).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// A start point in CPU time (wall time where the thread's CPU time cannot be read).
+struct Stopwatch {
+    wall: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+    fn elapsed(&self) -> Duration {
+        match (self.cpu, thread_cpu()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+/// Runs `warm_up_step` for the warm-up, then `pass` (one pass over all the signals, returning a
+/// count) repeatedly for the measurement: (median pass, count of one pass).
 fn measure(
     options: &Options,
     mut warm_up_step: impl FnMut(usize),
     mut pass: impl FnMut() -> u64,
-) -> (Duration, u64, usize) {
-    let start = Instant::now();
+) -> (Duration, u64) {
+    let start = Stopwatch::start();
     let mut step = 0;
     while start.elapsed() < options.warm_up {
         warm_up_step(step);
         step += 1;
     }
-    let start = Instant::now();
+    // The thread's CPU time advances in scheduler ticks (a few ms): a sample repeats the pass
+    // until it lasts at least MIN_SAMPLE of wall time.
+    let t = Instant::now();
+    let mut count = black_box(pass());
+    let once = t.elapsed().max(Duration::from_micros(1));
+    let reps = (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64())
+        .ceil()
+        .max(1.0) as u32;
+    let start = Stopwatch::start();
     let mut times = Vec::new();
-    let mut count = 0;
     while times.is_empty() || start.elapsed() < options.measurement {
-        let t = Instant::now();
-        count = black_box(pass());
-        times.push(t.elapsed());
+        let t = Stopwatch::start();
+        for _ in 0..reps {
+            count = black_box(pass());
+        }
+        times.push(t.elapsed() / reps);
     }
     times.sort();
-    (times[times.len() / 2], count, times.len())
+    (times[times.len() / 2], count)
 }
+
+/// Shortest sample (see [`measure`]).
+const MIN_SAMPLE: Duration = Duration::from_millis(200);
 
 fn per_second(count: u64, time: Duration) -> f64 {
     count as f64 / time.as_secs_f64()
@@ -96,7 +142,7 @@ fn per_second(count: u64, time: Duration) -> f64 {
 
 /// `1234567.8` as `1,234,568`.
 fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x);
+    let digits = format!("{x:.0}");
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -114,15 +160,28 @@ fn millis(d: Duration) -> String {
 /// Hits of every signal against the index (matching alone).
 fn match_all(index: &PipelineIndex, signals: &[Signal]) -> u64 {
     let mut hits = 0u64;
+    for s in signals {
+        index.for_each_hit(black_box(s), |h| {
+            black_box(h);
+            hits += 1;
+        });
+    }
+    hits
+}
+
+/// Matching and the de-duplication per (pipeline, ticker) of each batch, without building
+/// anything: the executions of the signals.
+fn match_and_dedup(index: &PipelineIndex, signals: &[Signal]) -> u64 {
+    let mut kept = 0u64;
     for batch in signals.chunks(BATCH) {
+        let mut seen = index.pair_set();
         for s in batch {
             index.for_each_hit(black_box(s), |h| {
-                black_box(h);
-                hits += 1;
+                kept += u64::from(seen.insert(h.pair));
             });
         }
     }
-    hits
+    kept
 }
 
 /// The dispatcher's in-memory work for one batch: fan-outs and their request bodies. Returns
@@ -154,14 +213,21 @@ fn main() {
         options.measurement = Duration::ZERO;
     }
     println!(
-        "{} signals in batches of {BATCH}; warm-up {:?}, measurement {:?} per figure (median pass)",
-        10_000, options.warm_up, options.measurement
+        "10,000 signals in batches of {BATCH}; warm-up {:?}, measurement {:?} per figure (median pass, thread CPU time{})",
+        options.warm_up,
+        options.measurement,
+        if thread_cpu().is_some() {
+            ""
+        } else {
+            ": not readable, wall time used"
+        }
     );
     println!();
     println!(
-        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs | checksum | whole path: signals/s | matches/s | executions/s | executions per pass |"
+        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs, checksum | matching + dedup: signals/s | whole path: signals/s | matches/s | executions/s | executions per 10,000 signals |"
     );
-    println!("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    let mut breakdown = Vec::new();
     for &n in &options.sizes {
         let data = bench_data::load(n).unwrap_or_else(|e| panic!("bench data {n}: {e}"));
         let signals = data.signals;
@@ -189,20 +255,26 @@ fn main() {
             "N = {n}: (pairs, checksum) differ from the bench data's README"
         );
 
-        let (match_time, hits, _) = measure(
+        let (match_time, hits) = measure(
             &options,
             |step| {
-                let s = &signals[step % signals.len()];
-                index.for_each_hit(s, |h| {
-                    black_box(h);
-                });
+                match_all(&index, &signals[step % signals.len()..][..1]);
             },
             || match_all(&index, &signals),
         );
 
+        let (dedup_time, kept) = measure(
+            &options,
+            |step| {
+                let start = (step * BATCH) % signals.len();
+                match_and_dedup(&index, &signals[start..start + BATCH]);
+            },
+            || match_and_dedup(&index, &signals),
+        );
+
         let batches = bench_data::batches(&signals);
         let mut per_pass = (0, 0);
-        let (whole_time, _, _) = measure(
+        let (whole_time, _) = measure(
             &options,
             |step| {
                 dispatch_batch(&index, &batches[step % batches.len()]);
@@ -215,23 +287,77 @@ fn main() {
                 per_pass.1
             },
         );
+        // Where an execution's time goes, on the executions of the first 1,000 signals.
+        let sample: Vec<_> = batches
+            .iter()
+            .take(1_000 / BATCH)
+            .flat_map(|b| fan_out(&index, b, NOW_MS).fanouts)
+            .collect();
+        let (id_time, _) = measure(
+            &options,
+            |_| {},
+            || {
+                sample
+                    .iter()
+                    .map(|f| {
+                        let r = &f.request;
+                        execution_id(
+                            &r.pipeline_id,
+                            r.ticker.as_str(),
+                            &r.signal_context.signal_id,
+                        )
+                        .len() as u64
+                    })
+                    .sum()
+            },
+        );
+        let (body_time, _) = measure(
+            &options,
+            |_| {},
+            || {
+                sample
+                    .iter()
+                    .map(|f| f.request.to_json().len() as u64)
+                    .sum()
+            },
+        );
         let (whole_matches, executions) = per_pass;
+        let ns_per = |d: Duration, count: u64| d.as_secs_f64() * 1e9 / count.max(1) as f64;
+        breakdown.push(format!(
+            "| {} | {:.0} ns | {:.0} ns | {:.0} ns |",
+            thousands(n as f64),
+            ns_per(whole_time, executions),
+            ns_per(id_time, sample.len() as u64),
+            ns_per(body_time, sample.len() as u64),
+        ));
         assert_eq!(
             whole_matches, hits,
             "the dispatch path matched as matching alone"
         );
+        assert_eq!(executions, kept, "the dispatch path de-duplicated alike");
         let signal_count = signals.len() as u64;
         println!(
-            "| {} | {} | {} | {} | {} | {checksum:016x} (as README) | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}, {checksum:016x} (= README) | {} | {} | {} | {} | {} |",
             thousands(n as f64),
             millis(build),
             thousands(per_second(signal_count, match_time)),
             thousands(per_second(hits, match_time)),
             thousands(pairs as f64),
+            thousands(per_second(signal_count, dedup_time)),
             thousands(per_second(signal_count, whole_time)),
             thousands(per_second(whole_matches, whole_time)),
             thousands(per_second(executions, whole_time)),
             thousands(executions as f64),
         );
+    }
+    println!();
+    println!(
+        "Per execution of the whole path (its time over its executions), and the part of it one execution id (SHA-256) and one request body (JSON) take, measured alone on the executions of the first 1,000 signals:"
+    );
+    println!();
+    println!("| pipelines | whole path | execution id | request body |");
+    println!("|---:|---:|---:|---:|");
+    for row in breakdown {
+        println!("{row}");
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
 use crate::execution::{ExecutionRequest, SignalContext};
-use crate::matching::PipelineIndex;
+use crate::matching::{Hit, PipelineIndex};
 use crate::ports::{
     ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineStore, QueueSender,
 };
@@ -129,48 +129,54 @@ pub struct FanOuts {
 /// signal are read only for the matches that survive it, so a duplicate costs a bit test.
 pub fn fan_out(index: &PipelineIndex, signals: &[(usize, Signal)], now_ms: i64) -> FanOuts {
     let now = now_ms.div_euclid(1000);
-    let mut seen = index.pair_set();
     let mut out = FanOuts::default();
-    for (i, signal) in signals {
+    // First the survivors, as indices (the signal's position in `signals` and its hit); then one
+    // allocation for all their fan-outs.
+    let mut seen = index.pair_set();
+    let mut survivors: Vec<(usize, Hit)> = Vec::new();
+    for (n, (_, signal)) in signals.iter().enumerate() {
         index.for_each_hit(signal, |hit| {
-            if !seen.insert(hit.pair) {
+            if seen.insert(hit.pair) {
+                survivors.push((n, hit));
+            } else {
                 out.deduplicated += 1;
-                return;
             }
-            let (Some(pipeline), Some(ts)) =
-                (index.pipeline(hit.pair), signal.tickers.get(hit.ticker))
-            else {
-                return;
-            };
-            let execution_id = crate::ids::execution_id(
-                &pipeline.pipeline_id,
-                ts.ticker.as_str(),
-                &signal.signal_id,
-            );
-            let expires_at = now + i64::from(pipeline.max_runtime_secs);
-            out.fanouts.push(FanOut {
-                message_index: *i,
-                lease: Lease {
-                    pipeline_id: pipeline.pipeline_id.clone(),
-                    ticker: ts.ticker.clone(),
-                    execution_id: execution_id.clone(),
-                    expires_at,
-                },
-                request: ExecutionRequest {
-                    execution_id,
-                    pipeline_id: pipeline.pipeline_id.clone(),
-                    user_id: pipeline.user_id.clone(),
-                    ticker: ts.ticker.clone(),
-                    signal_context: SignalContext::of_ticker(
-                        signal,
-                        &ts.ticker,
-                        ts.confidence.value(),
-                        ts.signal,
-                    ),
-                    lease_expires_at: expires_at,
-                    enqueued_at_ms: now_ms,
-                },
-            });
+        });
+    }
+    out.fanouts.reserve_exact(survivors.len());
+    for (n, hit) in survivors {
+        let Some((message_index, signal)) = signals.get(n) else {
+            continue;
+        };
+        let (Some(pipeline), Some(ts)) = (index.pipeline(hit.pair), signal.tickers.get(hit.ticker))
+        else {
+            continue;
+        };
+        let execution_id =
+            crate::ids::execution_id(&pipeline.pipeline_id, ts.ticker.as_str(), &signal.signal_id);
+        let expires_at = now + i64::from(pipeline.max_runtime_secs);
+        out.fanouts.push(FanOut {
+            message_index: *message_index,
+            lease: Lease {
+                pipeline_id: pipeline.pipeline_id.clone(),
+                ticker: ts.ticker.clone(),
+                execution_id: execution_id.clone(),
+                expires_at,
+            },
+            request: ExecutionRequest {
+                execution_id,
+                pipeline_id: pipeline.pipeline_id.clone(),
+                user_id: pipeline.user_id.clone(),
+                ticker: ts.ticker.clone(),
+                signal_context: SignalContext::of_ticker(
+                    signal,
+                    &ts.ticker,
+                    ts.confidence.value(),
+                    ts.signal,
+                ),
+                lease_expires_at: expires_at,
+                enqueued_at_ms: now_ms,
+            },
         });
     }
     out

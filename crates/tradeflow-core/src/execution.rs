@@ -134,7 +134,12 @@ impl ExecutionRequest {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized for a request without metadata values, so the body is not grown and copied.
+        let mut body = Vec::with_capacity(640);
+        if serde_json::to_writer(&mut body, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(body).unwrap_or_default()
     }
 }
 
