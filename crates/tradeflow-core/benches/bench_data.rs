@@ -27,6 +27,9 @@
 #[path = "support/bench_data.rs"]
 mod bench_data;
 
+#[path = "support/legacy.rs"]
+mod legacy;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -133,6 +136,9 @@ fn measure(
     (times[times.len() / 2], count)
 }
 
+/// Signals the whole path runs on at 100,000 pipelines (all 10,000 below).
+const WHOLE_PATH_SIGNALS_AT_100K: usize = 2_000;
+
 /// Shortest sample (see [`measure`]).
 const MIN_SAMPLE: Duration = Duration::from_millis(200);
 
@@ -154,7 +160,11 @@ fn thousands(x: f64) -> String {
 }
 
 fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
 }
 
 /// Hits of every signal against the index (matching alone).
@@ -224,10 +234,11 @@ fn main() {
     );
     println!();
     println!(
-        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs, checksum | matching + dedup: signals/s | whole path: signals/s | matches/s | executions/s | executions per 10,000 signals |"
+        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs, checksum | matching + dedup: signals/s | whole path: signals/s (signals) | matches/s | executions/s | executions per signal |"
     );
     println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
     let mut breakdown = Vec::new();
+    let mut comparison = Vec::new();
     for &n in &options.sizes {
         let data = bench_data::load(n).unwrap_or_else(|e| panic!("bench data {n}: {e}"));
         let signals = data.signals;
@@ -239,8 +250,10 @@ fn main() {
         while builds.len() < 5 && (builds.is_empty() || started.elapsed() < options.measurement) {
             let copy = data.pipelines.clone();
             let t = Instant::now();
-            index = black_box(PipelineIndex::new(copy));
+            let built = black_box(PipelineIndex::new(copy));
             builds.push(t.elapsed());
+            // Dropping the previous index is not part of a build.
+            index = built;
         }
         builds.sort();
         let build = builds[builds.len() / 2];
@@ -272,7 +285,19 @@ fn main() {
             || match_and_dedup(&index, &signals),
         );
 
-        let batches = bench_data::batches(&signals);
+        // The whole path at 100,000 pipelines takes over a minute per pass of 10,000 signals:
+        // it runs on the first WHOLE_PATH_SIGNALS_AT_100K.
+        let whole_signals = if n >= 100_000 {
+            WHOLE_PATH_SIGNALS_AT_100K
+        } else {
+            signals.len()
+        };
+        let whole_hits = if whole_signals == signals.len() {
+            hits
+        } else {
+            match_all(&index, &signals[..whole_signals])
+        };
+        let batches = bench_data::batches(&signals[..whole_signals]);
         let mut per_pass = (0, 0);
         let (whole_time, _) = measure(
             &options,
@@ -331,23 +356,78 @@ fn main() {
             ns_per(body_time, sample.len() as u64),
         ));
         assert_eq!(
-            whole_matches, hits,
+            whole_matches, whole_hits,
             "the dispatch path matched as matching alone"
         );
-        assert_eq!(executions, kept, "the dispatch path de-duplicated alike");
+        if whole_signals == signals.len() {
+            assert_eq!(executions, kept, "the dispatch path de-duplicated alike");
+        }
+
+        // The old path, same data, same run.
+        let copy = data.pipelines.clone();
+        let t = Instant::now();
+        let old = legacy::LegacyIndex::new(copy);
+        let old_build = t.elapsed();
+        let (old_match_time, old_hits) = measure(
+            &options,
+            |_| {},
+            || signals.iter().map(|s| old.matches(s).len() as u64).sum(),
+        );
+        assert_eq!(old_hits, hits, "the old index matched alike");
+        let old_dedup_signals = &signals[..whole_signals];
+        let (old_dedup_time, _) = measure(
+            &options,
+            |_| {},
+            || {
+                old_dedup_signals
+                    .chunks(BATCH)
+                    .map(|b| legacy::match_and_dedup(&old, b))
+                    .sum()
+            },
+        );
+        let mut old_executions = 0;
+        let (old_whole_time, _) = measure(
+            &options,
+            |step| {
+                legacy::dispatch_batch(&old, &batches[step % batches.len()], NOW_MS);
+            },
+            || {
+                old_executions = batches
+                    .iter()
+                    .map(|b| black_box(legacy::dispatch_batch(&old, b, NOW_MS)).1)
+                    .sum();
+                old_executions
+            },
+        );
+        assert_eq!(old_executions, executions, "the old path fanned out alike");
+        drop(old);
+        let whole_rate = per_second(whole_signals as u64, whole_time);
+        let old_whole_rate = per_second(whole_signals as u64, old_whole_time);
+        comparison.push(format!(
+            "| {} | {} | {} | {} | {} ({}) | {} | {:.1}× |",
+            thousands(n as f64),
+            millis(old_build),
+            thousands(per_second(signals.len() as u64, old_match_time)),
+            thousands(per_second(old_dedup_signals.len() as u64, old_dedup_time)),
+            thousands(old_whole_rate),
+            thousands(whole_signals as f64),
+            thousands(whole_rate),
+            whole_rate / old_whole_rate,
+        ));
         let signal_count = signals.len() as u64;
         println!(
-            "| {} | {} | {} | {} | {}, {checksum:016x} (= README) | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}, {checksum:016x} (= README) | {} | {} ({}) | {} | {} | {:.1} |",
             thousands(n as f64),
             millis(build),
             thousands(per_second(signal_count, match_time)),
             thousands(per_second(hits, match_time)),
             thousands(pairs as f64),
             thousands(per_second(signal_count, dedup_time)),
-            thousands(per_second(signal_count, whole_time)),
+            thousands(whole_rate),
+            thousands(whole_signals as f64),
             thousands(per_second(whole_matches, whole_time)),
             thousands(per_second(executions, whole_time)),
-            thousands(executions as f64),
+            executions as f64 / whole_signals as f64,
         );
     }
     println!();
@@ -358,6 +438,18 @@ fn main() {
     println!("| pipelines | whole path | execution id | request body |");
     println!("|---:|---:|---:|---:|");
     for row in breakdown {
+        println!("{row}");
+    }
+    println!();
+    println!(
+        "The old index and fan-out (benches/support/legacy.rs: main before issue 9, on today's Ticker, ids and bodies), same run, signals/s:"
+    );
+    println!();
+    println!(
+        "| pipelines | old index build | old matching alone | old matching + dedup | old whole path (signals) | whole path now | speed-up |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for row in comparison {
         println!("{row}");
     }
 }
