@@ -10,6 +10,8 @@
 //! - the whole in-memory dispatch path: [`fan_out`] per batch (matching, de-duplication,
 //!   execution ids, leases and requests) and each request's JSON body;
 //! - per execution of the whole path, the cost of one execution id and one request body;
+//! - the old index and fan-out (`benches/support/legacy.rs`), same data; the two whole paths are
+//!   measured in interleaved passes, so both see the same heap and cache state;
 //! - the order-free pair checksum of the data's README, which must equal the README's value
 //!   (the run fails otherwise).
 //!
@@ -136,6 +138,45 @@ fn measure(
     (times[times.len() / 2], count)
 }
 
+/// Like [`measure`] for two passes at once, ours and the old code's, interleaved (ours, old,
+/// ours, old…) so both see the same heap and cache state: (median pass of each). The first,
+/// untimed pass of each (which sets how many passes a sample takes) is the warm-up.
+fn measure_pair(
+    options: &Options,
+    mut ours: impl FnMut(),
+    mut old: impl FnMut(),
+) -> (Duration, Duration) {
+    let reps = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        let once = t.elapsed().max(Duration::from_micros(1));
+        (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64())
+            .ceil()
+            .max(1.0) as u32
+    };
+    let (ours_reps, old_reps) = (reps(&mut ours), reps(&mut old));
+    let start = Stopwatch::start();
+    let (mut ours_times, mut old_times) = (Vec::new(), Vec::new());
+    while ours_times.is_empty() || start.elapsed() < options.measurement {
+        let t = Stopwatch::start();
+        for _ in 0..ours_reps {
+            ours();
+        }
+        ours_times.push(t.elapsed() / ours_reps);
+        let t = Stopwatch::start();
+        for _ in 0..old_reps {
+            old();
+        }
+        old_times.push(t.elapsed() / old_reps);
+    }
+    ours_times.sort();
+    old_times.sort();
+    (
+        ours_times[ours_times.len() / 2],
+        old_times[old_times.len() / 2],
+    )
+}
+
 /// Signals the whole path runs on at 100,000 pipelines (all 10,000 below).
 const WHOLE_PATH_SIGNALS_AT_100K: usize = 2_000;
 
@@ -258,6 +299,10 @@ fn main() {
         builds.sort();
         let build = builds[builds.len() / 2];
         assert_eq!(index.len(), n, "every pipeline of the data is active");
+        let copy = data.pipelines.clone();
+        let t = Instant::now();
+        let old = legacy::LegacyIndex::new(copy);
+        let old_build = t.elapsed();
 
         // The README's checksum (not timed).
         let (pairs, checksum) = bench_data::pair_checksum(&index, &signals);
@@ -299,17 +344,20 @@ fn main() {
         };
         let batches = bench_data::batches(&signals[..whole_signals]);
         let mut per_pass = (0, 0);
-        let (whole_time, _) = measure(
+        let mut old_executions = 0;
+        let (whole_time, old_whole_time) = measure_pair(
             &options,
-            |step| {
-                dispatch_batch(&index, &batches[step % batches.len()]);
-            },
             || {
                 per_pass = batches.iter().fold((0, 0), |(m, e), b| {
                     let (bm, be) = dispatch_batch(&index, b);
                     (m + bm, e + be)
                 });
-                per_pass.1
+            },
+            || {
+                old_executions = batches
+                    .iter()
+                    .map(|b| black_box(legacy::dispatch_batch(&old, b, NOW_MS)).1)
+                    .sum();
             },
         );
         // Where an execution's time goes, on the executions of the first 1,000 signals.
@@ -355,6 +403,7 @@ fn main() {
             ns_per(id_time, sample.len() as u64),
             ns_per(body_time, sample.len() as u64),
         ));
+        drop(sample);
         assert_eq!(
             whole_matches, whole_hits,
             "the dispatch path matched as matching alone"
@@ -364,10 +413,6 @@ fn main() {
         }
 
         // The old path, same data, same run.
-        let copy = data.pipelines.clone();
-        let t = Instant::now();
-        let old = legacy::LegacyIndex::new(copy);
-        let old_build = t.elapsed();
         let (old_match_time, old_hits) = measure(
             &options,
             |_| {},
@@ -383,20 +428,6 @@ fn main() {
                     .chunks(BATCH)
                     .map(|b| legacy::match_and_dedup(&old, b))
                     .sum()
-            },
-        );
-        let mut old_executions = 0;
-        let (old_whole_time, _) = measure(
-            &options,
-            |step| {
-                legacy::dispatch_batch(&old, &batches[step % batches.len()], NOW_MS);
-            },
-            || {
-                old_executions = batches
-                    .iter()
-                    .map(|b| black_box(legacy::dispatch_batch(&old, b, NOW_MS)).1)
-                    .sum();
-                old_executions
             },
         );
         assert_eq!(old_executions, executions, "the old path fanned out alike");
