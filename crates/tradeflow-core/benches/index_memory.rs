@@ -56,6 +56,10 @@ fn main() {
             held / n as f64
         );
     }
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --benches`: the fixtures only.
+        return;
+    }
     if !bench_data::python3_available() {
         println!("\nbench data: python3 not found, skipped");
         return;
