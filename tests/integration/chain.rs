@@ -131,7 +131,7 @@ async fn a_held_lease_skips_the_pipeline_and_an_expired_one_lets_it_run() {
         expires_at: now() + 600,
     };
     leases.claim(&other, now()).await.unwrap();
-    leases.mark_enqueued(&other).await.unwrap();
+    leases.hold(&other, now()).await.unwrap();
 
     stack
         .send(
@@ -317,20 +317,127 @@ async fn a_malformed_message_fails_alone_and_reaches_the_dlq_while_the_rest_comp
 async fn the_load_harness_completes_every_execution_of_a_small_run() {
     let sdk = emulator().await;
     let stack = TestStack::deploy(sdk).await;
-    let report = tradeflow_local::load::run_load(
-        &stack.sdk,
+    let (recorded, calls) = tradeflow_local::calls::recording(&stack.sdk);
+    let functions = tradeflow_local::chain::Functions::in_process(
+        &recorded,
         &stack.outputs,
-        stack.functions(&[]).await,
-        20,
-        2,
-        Duration::from_secs(120),
+        &Default::default(),
     )
     .await
     .unwrap();
+    let capacity =
+        tradeflow_local::load::measure_emulator(&stack.sdk, &stack.outputs, Duration::from_secs(1))
+            .await
+            .unwrap();
+    assert!(
+        capacity.message_round_trips_per_sec > 0.0 && capacity.conditional_writes_per_sec > 0.0
+    );
+    let mut report = tradeflow_local::load::run_load(
+        &stack.sdk,
+        &stack.outputs,
+        functions,
+        Some(calls),
+        tradeflow_local::load::LoadPlan::Rate {
+            per_sec: 10.0,
+            duration: Duration::from_secs(2),
+        },
+        2,
+        Duration::from_secs(120),
+        false,
+    )
+    .await
+    .unwrap();
+    report.emulator = Some(capacity);
     assert_eq!(
-        (report.executions, report.completed, report.latency_ms.len()),
-        (40, 40, 40)
+        (
+            report.executions,
+            report.completed,
+            report.latency_ms.len(),
+            report.running_latency_ms.len()
+        ),
+        (40, 40, 40, 40)
     );
     assert!(report.table_row().starts_with("| 20 | 2 | 40 |"));
+    assert!(
+        report.capacity_lines().contains("% of it"),
+        "{}",
+        report.capacity_lines()
+    );
+    // Issue 9: at most 4 AWS requests per executed pipeline, the lifecycle intact.
+    let per_execution = report.calls_per_execution().unwrap();
+    assert!(
+        per_execution <= 4.0,
+        "{per_execution:.2} AWS requests per execution: {:?}",
+        report.aws_calls
+    );
+    stack.delete().await;
+}
+
+/// Issue 9: 20 signals x 100 matching pipelines = 2,000 (pipeline, ticker) fan-outs in one
+/// batch, dispatched whole by one invocation: 2,000 lease claims issued with bounded concurrency
+/// (the unit test `a_2000_fan_out_batch_claims_its_leases_with_bounded_concurrency` checks the
+/// bound) and 200 SendMessageBatch calls, every request enqueued once. How long it takes on the
+/// emulator is a benchmark figure (BENCHMARKS.md), not asserted here.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn a_batch_with_2000_fan_outs_finishes_within_the_dispatcher_timeout() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+
+    let sdk = emulator().await;
+    let stack = TestStack::deploy(sdk.clone()).await;
+    let tickers: Vec<String> = (0..20).map(|i| format!("FAN{i:02}")).collect();
+    let refs: Vec<&str> = tickers.iter().map(String::as_str).collect();
+    let pipelines: Vec<_> = (0..100)
+        .map(|i| pipeline(&format!("p-fan-{i:03}"), &refs, json!([])))
+        .collect();
+    stack.seed(&pipelines).await;
+    let functions = stack.functions(&[]).await;
+
+    let mut event = SqsEvent::default();
+    event.records = tickers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("fan-{i}"));
+            m.body = Some(signal_body(
+                &format!("fan-sig-{i}"),
+                "rsi_oversold",
+                "5",
+                T,
+                &[(t, "BULLISH", 80.0)],
+            ));
+            m
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let response = functions
+        .dispatcher
+        .invoke(event)
+        .await
+        .expect("the batch finishes within the function timeout");
+    let took = started.elapsed();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    let url = stack.queue_url("ExecutionsQueueName").await;
+    let queued = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .cloned()
+        })
+        .unwrap();
+    assert_eq!(queued, "2000");
+    eprintln!("2,000 fan-outs dispatched in {took:?}");
     stack.delete().await;
 }

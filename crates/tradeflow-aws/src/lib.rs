@@ -3,7 +3,8 @@
 //! DynamoDB and SQS adapters implementing the [`tradeflow_core::ports`].
 //!
 //! One store per table ([`DynamoPipelineStore`], [`DynamoLeaseStore`], [`DynamoExecutionStore`],
-//! [`DynamoOrderStore`], [`DynamoCursorStore`]) and one queue type ([`SqsQueue`]). Items carry the
+//! [`DynamoOrderStore`], [`DynamoCursorStore`]), the end of a run across three of them in one
+//! transaction ([`DynamoRunLedger`]), and one queue type ([`SqsQueue`]). Items carry the
 //! domain types' serde field names, mapped by `serde_dynamo` ([`item`]); SDK errors are classified into the ports' transient
 //! and permanent errors ([`error`]); conditional-check failures are outcomes, never errors.
 //!
@@ -17,7 +18,8 @@ mod sqs;
 
 pub use dynamo::{
     DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
-    DynamoPipelineStore, EXECUTION_RETENTION_SECS, LEASE_TTL_GRACE_SECS,
+    DynamoPipelineStore, DynamoRunLedger, EXECUTION_RETENTION_SECS, LEASE_TTL_GRACE_SECS,
+    PIPELINE_UPDATES_INDEX,
 };
 pub use error::{AdapterError, ErrorClass};
 pub use sqs::{SqsQueue, resolve_queue_url};

@@ -8,10 +8,12 @@
 
 mod common;
 
-use common::{create_executions_table, create_table, emulator, now, unique};
+use common::{
+    create_executions_table, create_pipelines_table, create_table, emulator, now, unique,
+};
 use tradeflow_aws::{
     DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
-    DynamoPipelineStore,
+    DynamoPipelineStore, DynamoRunLedger,
 };
 use tradeflow_core::fakes::contract;
 
@@ -59,6 +61,30 @@ async fn the_cursor_adapter_keeps_the_cursor_contract() {
 #[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
 async fn the_pipeline_adapter_keeps_the_pipeline_contract() {
     let client = client().await;
-    let table = create_table(&client, "pipelines", "pipeline_id").await;
+    let table = create_pipelines_table(&client).await;
     contract::pipeline_store(&DynamoPipelineStore::new(client, table), &unique("c")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn the_ledger_adapter_keeps_the_ledger_contract() {
+    let client = client().await;
+    let executions_table = create_executions_table(&client).await;
+    let orders_table = create_table(&client, "orders", "order_id").await;
+    let leases_table = create_table(&client, "leases", "lease_key").await;
+    let ledger = DynamoRunLedger::new(
+        client.clone(),
+        &executions_table,
+        &orders_table,
+        &leases_table,
+    );
+    let executions = DynamoExecutionStore::new(client.clone(), executions_table);
+    let orders = DynamoOrderStore::new(client.clone(), orders_table);
+    let leases = DynamoLeaseStore::new(client, leases_table);
+    let tables = contract::LedgerTables {
+        executions: &executions,
+        orders: &orders,
+        leases: &leases,
+    };
+    contract::run_ledger(&ledger, &tables, &unique("c"), now()).await;
 }

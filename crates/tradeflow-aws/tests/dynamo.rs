@@ -224,18 +224,16 @@ async fn a_lease_is_held_by_one_execution_until_it_expires_or_is_released() {
             expires_at: t0 + 720
         }
     );
-    // The same execution claims again (a retried dispatch before enqueueing).
+    // The same execution claims again (a retried dispatch before its run started).
     assert_eq!(
         store.claim(&first, t0 + 20).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Reclaimed
     );
-    // Marking by someone else changes nothing; by the holder, the next claim says enqueued.
-    store.mark_enqueued(&other).await.unwrap();
+    // Once its run holds it, the next claim of the same execution says so.
     assert_eq!(
-        store.claim(&first, t0 + 21).await.unwrap(),
-        ClaimOutcome::Claimed
+        store.hold(&first, t0 + 21).await.unwrap(),
+        HoldOutcome::Held
     );
-    store.mark_enqueued(&first).await.unwrap();
     assert_eq!(
         store.claim(&first, t0 + 30).await.unwrap(),
         ClaimOutcome::AlreadyEnqueued
@@ -265,12 +263,11 @@ async fn a_lease_is_held_by_one_execution_until_it_expires_or_is_released() {
             .unwrap(),
         ClaimOutcome::Claimed
     );
-    // Marking or releasing an absent lease does not create one.
+    // Releasing an absent lease does not create one.
     let absent = Lease {
         ticker: Ticker::parse("MSFT").unwrap(),
         ..lease("exe-d", t0 + 900)
     };
-    store.mark_enqueued(&absent).await.unwrap();
     store.release("p1", &absent.ticker, "exe-d").await.unwrap();
     let gone = client
         .get_item()

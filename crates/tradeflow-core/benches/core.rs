@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tradeflow_core::deadline::Deadline;
-use tradeflow_core::detectors::all_detectors;
+use tradeflow_core::detectors::{all_detectors, required_lookback};
 use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
-use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
+use tradeflow_core::fakes::{
+    ManualClock, MemoryCursorStore, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue,
+};
+use tradeflow_core::generate::{Generator, GeneratorConfig};
 use tradeflow_core::market::{MarketData, SyntheticFeed};
 use tradeflow_core::matching::PipelineIndex;
-use tradeflow_core::vocab::{InboundMessage, Timeframe};
+use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
 
 fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("matching");
@@ -94,31 +97,89 @@ fn detectors(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // Every family's full window before the evaluated candle.
+    let n = required_lookback() + 1;
     let bars = rt
-        .block_on(SyntheticFeed { seed: 1 }.closed_bars("AAPL", Timeframe::M5, 1_750_000_000, 751))
+        .block_on(SyntheticFeed { seed: 1 }.closed_bars("AAPL", Timeframe::M5, 1_750_000_000, n))
         .unwrap();
     let detectors = all_detectors();
     let mut group = c.benchmark_group("detectors");
-    group.bench_function("all 6 families on one new candle (250-bar window)", |b| {
-        b.iter(|| {
-            detectors
-                .iter()
-                .filter_map(|d| d.detect(black_box(&bars), bars.len() - 1))
-                .count()
-        })
-    });
-    group.bench_function("synthetic feed, 751 bars", |b| {
+    group.bench_function(
+        format!("all {} families on one new candle", detectors.len()),
+        |b| {
+            b.iter(|| {
+                detectors
+                    .iter()
+                    .filter_map(|d| d.detect(black_box(&bars), bars.len() - 1))
+                    .count()
+            })
+        },
+    );
+    for d in &detectors {
+        group.bench_function(format!("family {} on one new candle", d.name()), |b| {
+            b.iter(|| d.detect(black_box(&bars), bars.len() - 1))
+        });
+    }
+    group.bench_function(format!("synthetic feed, {n} bars"), |b| {
         b.iter(|| {
             rt.block_on(SyntheticFeed { seed: 1 }.closed_bars(
                 "AAPL",
                 Timeframe::M5,
                 black_box(1_750_000_000),
-                751,
+                n,
             ))
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, matching, dispatch, detectors);
+/// One scheduled scan of 500 tickers × 4 timeframes, each stream with one new candle: fetch
+/// its lookback from the synthetic feed, run every family on the new candle, send the signals
+/// to an in-memory queue and move the cursors (fresh cursors each time, backfill 1).
+fn scan(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tickers: Vec<Ticker> = (0..500)
+        .map(|i| Ticker::parse(&fixtures::ticker(i)).unwrap())
+        .collect();
+    let mut group = c.benchmark_group("generator");
+    group.sample_size(10);
+    group.bench_function(
+        "scan of 500 tickers x 4 timeframes, one new candle each",
+        |b| {
+            b.iter_batched(
+                || {
+                    Generator::new(
+                        Arc::new(SyntheticFeed { seed: 1 }),
+                        Arc::new(MemoryCursorStore::default()),
+                        Arc::new(MemoryQueue::default()),
+                        all_detectors(),
+                        GeneratorConfig {
+                            tickers: tickers.clone(),
+                            timeframes: vec![
+                                Timeframe::M5,
+                                Timeframe::M15,
+                                Timeframe::H1,
+                                Timeframe::D1,
+                            ],
+                            backfill_bars: 1,
+                            ..GeneratorConfig::default()
+                        },
+                    )
+                },
+                |g| {
+                    let r = rt.block_on(g.scan(1_750_000_000, Deadline::none()));
+                    assert_eq!(r.candles_evaluated, 2_000);
+                    r.sent.len()
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, matching, dispatch, detectors, scan);
 criterion_main!(benches);

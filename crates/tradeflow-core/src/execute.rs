@@ -23,7 +23,8 @@ use crate::execution::{
 };
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{
-    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore,
+    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore, RunEnd,
+    RunEndOutcome, RunLedger,
 };
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
 use crate::vocab::InboundMessage;
@@ -101,9 +102,38 @@ pub struct Executor {
     pipelines: Arc<dyn PipelineStore>,
     executions: Arc<dyn ExecutionStore>,
     leases: Arc<dyn LeaseStore>,
+    ledger: Arc<dyn RunLedger>,
     steps: BuiltinSteps,
     clock: Arc<dyn Clock>,
     max_deliveries: Option<u32>,
+    pipeline_cache: Option<PipelineCache>,
+}
+
+/// Pipelines read by this executor instance, each reused for `ttl_ms` (one read fewer per run).
+/// A deactivation or an edit reaches the runs within the TTL, as it reaches the dispatcher's
+/// index. Bounded: emptied when it reaches [`PipelineCache::MAX_ENTRIES`].
+struct PipelineCache {
+    ttl_ms: i64,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Option<Pipeline>, i64)>>,
+}
+
+impl PipelineCache {
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn get(&self, pipeline_id: &str, now_ms: i64) -> Option<Option<Pipeline>> {
+        let entries = self.entries.lock().ok()?;
+        let (pipeline, loaded_ms) = entries.get(pipeline_id)?;
+        (now_ms - loaded_ms < self.ttl_ms).then(|| pipeline.clone())
+    }
+
+    fn put(&self, pipeline_id: &str, pipeline: &Option<Pipeline>, now_ms: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(pipeline_id.to_owned(), (pipeline.clone(), now_ms));
+        }
+    }
 }
 
 /// The time of one attempt.
@@ -154,6 +184,7 @@ impl Executor {
         pipelines: Arc<dyn PipelineStore>,
         executions: Arc<dyn ExecutionStore>,
         leases: Arc<dyn LeaseStore>,
+        ledger: Arc<dyn RunLedger>,
         steps: BuiltinSteps,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -161,10 +192,39 @@ impl Executor {
             pipelines,
             executions,
             leases,
+            ledger,
             steps,
             clock,
             max_deliveries: None,
+            pipeline_cache: None,
         }
+    }
+
+    /// Reuses each pipeline read for `ttl` (zero: read it for every run).
+    pub fn with_pipeline_cache(mut self, ttl: Duration) -> Self {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.pipeline_cache = (ttl_ms > 0).then(|| PipelineCache {
+            ttl_ms,
+            entries: Default::default(),
+        });
+        self
+    }
+
+    /// The pipeline, from the cache when it is fresh.
+    async fn pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError> {
+        let now_ms = self.clock.now_ms();
+        if let Some(cached) = self
+            .pipeline_cache
+            .as_ref()
+            .and_then(|c| c.get(pipeline_id, now_ms))
+        {
+            return Ok(cached);
+        }
+        let pipeline = self.pipelines.get_pipeline(pipeline_id).await?;
+        if let Some(cache) = &self.pipeline_cache {
+            cache.put(pipeline_id, &pipeline, now_ms);
+        }
+        Ok(pipeline)
     }
 
     /// The queue's `maxReceiveCount`: a delivery with this receive count is the last before the
@@ -222,7 +282,7 @@ impl Executor {
     }
 
     async fn run(&self, request: &ExecutionRequest, deadline: Deadline) -> Outcome {
-        let pipeline = match self.pipelines.get_pipeline(&request.pipeline_id).await {
+        let pipeline = match self.pipeline(&request.pipeline_id).await {
             Ok(p) => p,
             Err(e) => return retry("pipeline_store", error_chain(&e)),
         };
@@ -261,6 +321,7 @@ impl Executor {
         };
         let mut record = ExecutionRecord::started(request, now, attempt, time.in_progress_until);
 
+        let mut order = None;
         let final_status = match pipeline {
             Some(p) if p.is_active && p.user_id == request.user_id => {
                 let lease = Lease {
@@ -269,7 +330,18 @@ impl Executor {
                     execution_id: request.execution_id.clone(),
                     expires_at: time.in_progress_until,
                 };
-                match self.leases.hold(&lease, now).await {
+                // The dispatcher claimed the lease for this execution until
+                // `request.lease_expires_at`, and only this execution frees it before then: an
+                // attempt that ends by then runs under that claim without another write. A later
+                // attempt (a redelivery after the claim ran out) must hold it again, and finds out
+                // if a newer signal took it.
+                let covered = time.in_progress_until <= request.lease_expires_at;
+                let held = if covered {
+                    Ok(HoldOutcome::Held)
+                } else {
+                    self.leases.hold(&lease, now).await
+                };
+                match held {
                     Ok(HoldOutcome::Held) => {}
                     Ok(HoldOutcome::Lost {
                         execution_id,
@@ -285,7 +357,10 @@ impl Executor {
                     }
                 }
                 match self.run_steps(request, p, time, &mut record).await {
-                    Ok(status) => status,
+                    Ok((status, placed)) => {
+                        order = placed;
+                        status
+                    }
                     Err(transient) => {
                         // Back to PENDING so the redelivery can start at once; the lease stays
                         // ours until the in-progress expiry, and the redelivery holds it again.
@@ -308,7 +383,8 @@ impl Executor {
                 ExecutionStatus::Skipped
             }
         };
-        self.finish(request, record, final_status, true).await
+        self.finish(request, record, final_status, order, true)
+            .await
     }
 
     fn is_last_delivery(&self, message: &InboundMessage) -> bool {
@@ -382,7 +458,7 @@ impl Executor {
             "last delivery before the DLQ failed: run recorded {} and lease freed",
             status.as_str()
         );
-        self.finish(request, record, status, true).await
+        self.finish(request, record, status, None, true).await
     }
 
     /// Another live execution holds the lease: this run must not start. If an earlier attempt of
@@ -418,16 +494,20 @@ impl Executor {
                 return retry("order_store", error_chain(&e));
             }
         };
-        self.finish(request, record, status, false).await
+        self.finish(request, record, status, None, false).await
     }
 
-    /// Writes the final record and, when `release_lease`, frees the lease if still ours.
+    /// Ends the run in one write (the [`RunLedger`]): the final record, the run's paper order
+    /// (`order`), and, when `release_lease`, the lease freed if still ours. A condition that
+    /// cancels the write is dealt with and the write tried again: an order an earlier attempt
+    /// placed is read back and recorded instead; a lease no longer ours is left alone.
     async fn finish(
         &self,
         request: &ExecutionRequest,
         mut record: ExecutionRecord,
         status: ExecutionStatus,
-        release_lease: bool,
+        mut order: Option<crate::order::PaperOrder>,
+        mut release_lease: bool,
     ) -> Outcome {
         let attempt = record.attempts;
         let error = record.error.take().map(bounded_text);
@@ -436,22 +516,78 @@ impl Executor {
                 reason: e.to_string(),
             };
         }
-        match self.executions.finish(&record).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
-                return Outcome::InProgressElsewhere;
+        // At most one retry per condition that can cancel it.
+        for _ in 0..3 {
+            let end = RunEnd {
+                record: &record,
+                order: order.as_ref(),
+                release_lease,
+            };
+            let ended = self.ledger.end_run(&end).await;
+            if let Ok(outcome) = &ended
+                && *outcome != RunEndOutcome::Written
+            {
+                tracing::debug!(execution_id = %record.execution_id, attempt, ?outcome, "the run's end was refused");
             }
-            Err(e) if e.is_retryable() => {
-                self.release_execution(request, attempt).await;
-                return retry("execution_store", error_chain(&e));
+            match ended {
+                Ok(RunEndOutcome::Written) => return Outcome::Finished(Box::new(record)),
+                Ok(RunEndOutcome::TakenOver) => {
+                    tracing::warn!(execution_id = %record.execution_id, attempt, "another worker took over this execution; result not written");
+                    return Outcome::InProgressElsewhere;
+                }
+                Ok(RunEndOutcome::OrderExists) => {
+                    // An earlier attempt placed it (maybe from other prices): record that one.
+                    let order_id = crate::ids::order_id(&request.execution_id);
+                    match self.steps.orders().get(&order_id).await {
+                        Ok(Some(stored)) => {
+                            describe_earlier_order(&mut record, &stored);
+                            record.order_id = Some(stored.order_id);
+                            record.decision = Some("order_placed".into());
+                            order = None;
+                        }
+                        Ok(None) => {
+                            self.release_execution(request, attempt).await;
+                            return retry(
+                                "order_store",
+                                format!("paper order {order_id} exists but could not be read back"),
+                            );
+                        }
+                        Err(e) => {
+                            self.release_execution(request, attempt).await;
+                            return retry("order_store", error_chain(&e));
+                        }
+                    }
+                }
+                Ok(RunEndOutcome::LeaseNotOurs) => release_lease = false,
+                Err(e) if e.is_retryable() => {
+                    self.release_execution(request, attempt).await;
+                    return retry("execution_store", error_chain(&e));
+                }
+                Err(e) => return self.end_failed(request, &record, &e, release_lease).await,
             }
-            Err(e) => match self.finish_failed(&record, &e).await {
-                Ok(Some(failed)) => record = failed,
-                Ok(None) => return Outcome::InProgressElsewhere,
-                Err(reason) => return Outcome::Rejected { reason },
-            },
         }
+        self.release_execution(request, attempt).await;
+        retry(
+            "execution_store",
+            "the run's end was refused three times by changing conditions".into(),
+        )
+    }
+
+    /// The run's end could not be written (a permanent store error, e.g. a record over the item
+    /// size limit): a minimal FAILED record naming the error (no order: none was written), then
+    /// the lease freed on its own.
+    async fn end_failed(
+        &self,
+        request: &ExecutionRequest,
+        record: &ExecutionRecord,
+        cause: &StoreError,
+        release_lease: bool,
+    ) -> Outcome {
+        let record = match self.finish_failed(record, cause).await {
+            Ok(Some(failed)) => failed,
+            Ok(None) => return Outcome::InProgressElsewhere,
+            Err(reason) => return Outcome::Rejected { reason },
+        };
         if release_lease && let Err(e) = self.release_lease(request).await {
             return Outcome::FinishedLeaseHeld {
                 record: Box::new(record),
@@ -472,6 +608,8 @@ impl Executor {
         let mut failed = record.clone();
         failed.status = ExecutionStatus::Failed;
         failed.steps.clear();
+        failed.order_id = None;
+        failed.decision = None;
         failed.error = Some(bounded_text(format!(
             "the result could not be recorded: {}",
             error_chain(cause)
@@ -514,7 +652,7 @@ impl Executor {
         pipeline: Pipeline,
         time: AttemptTime,
         record: &mut ExecutionRecord,
-    ) -> Result<ExecutionStatus, StepTransient> {
+    ) -> Result<(ExecutionStatus, Option<crate::order::PaperOrder>), StepTransient> {
         let kinds = pipeline.steps.clone();
         let mut ctx = StepContext {
             request: request.clone(),
@@ -594,13 +732,18 @@ impl Executor {
                 }
             }
         }
-        if let Some(order) = &ctx.order {
+        // The order is written with the run's end, and only by a run that completed.
+        let order = ctx
+            .order
+            .take()
+            .filter(|_| status == ExecutionStatus::Completed);
+        if let Some(order) = &order {
             record.order_id = Some(order.order_id.clone());
             record.decision = Some("order_placed".into());
         } else if record.decision.is_none() && status == ExecutionStatus::Completed {
             record.decision = Some("no_order_step".into());
         }
-        Ok(status)
+        Ok((status, order))
     }
 }
 
@@ -620,6 +763,27 @@ impl StepTransient {
     }
 }
 
+/// The paper-order step's result describes the order that exists (an earlier attempt's, maybe
+/// from other prices), not the one this attempt prepared.
+fn describe_earlier_order(record: &mut ExecutionRecord, stored: &crate::order::PaperOrder) {
+    let step_name = crate::pipeline::StepKind::PaperOrder.as_str();
+    if let Some(step) = record.steps.iter_mut().find(|s| s.step == step_name) {
+        step.summary = format!(
+            "paper order {} already placed by an earlier attempt",
+            stored.order_id
+        );
+        step.outputs = [
+            ("quantity", stored.quantity as f64),
+            ("entry_price", stored.entry_price),
+            ("stop_price", stored.stop_price),
+            ("target_price", stored.target_price),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    }
+}
+
 fn retry(label: &'static str, reason: String) -> Outcome {
     Outcome::Retry { label, reason }
 }
@@ -631,7 +795,7 @@ mod tests {
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use crate::pipeline::Pipeline;
-    use crate::ports::{ExecutionStore, Lease, OrderStore};
+    use crate::ports::{ExecutionStore, Lease, OrderStore, PipelineStore};
     use crate::vocab::{Direction, Timeframe};
     use serde_json::json;
 
@@ -667,6 +831,11 @@ mod tests {
             pipelines.clone(),
             executions.clone(),
             leases.clone(),
+            Arc::new(MemoryRunLedger::new(
+                executions.clone(),
+                orders.clone(),
+                leases.clone(),
+            )),
             BuiltinSteps::new(market.clone(), orders.clone(), Timeframe::M5),
             clock.clone(),
         );
@@ -858,6 +1027,42 @@ mod tests {
             }
         ));
         assert!(w.orders.all().is_empty());
+    }
+
+    /// With the pipeline cache, runs of one pipeline read it once per TTL (one AWS request
+    /// fewer per run); an edit (here: deactivation) reaches the runs once the TTL has passed.
+    #[tokio::test]
+    async fn the_pipeline_is_read_once_per_cache_ttl() {
+        let mut w = world();
+        w.executor = w.executor.with_pipeline_cache(Duration::from_secs(30));
+        let first = request("p1", Direction::Bullish);
+        let r = w.executor.execute(&message(&first), Deadline::none()).await;
+        assert_eq!(finished(&r).status, ExecutionStatus::Completed);
+        // Deactivated in the table; within the TTL the cached copy still runs.
+        w.pipelines
+            .put_pipeline(&pipeline("p1", false))
+            .await
+            .unwrap();
+        w.pipelines.failures.fail_next(1);
+        w.clock.advance(29);
+        let second = request("p1", Direction::Bearish);
+        let r = w
+            .executor
+            .execute(&message(&second), Deadline::none())
+            .await;
+        assert_eq!(
+            finished(&r).status,
+            ExecutionStatus::Completed,
+            "cached, no read"
+        );
+        w.pipelines.failures.fail_next(0);
+        w.clock.advance(1);
+        let mut third = request("p1", Direction::Neutral);
+        third.lease_expires_at = NOW + 30 + 720;
+        let r = w.executor.execute(&message(&third), Deadline::none()).await;
+        let rec = finished(&r);
+        assert_eq!(rec.status, ExecutionStatus::Skipped);
+        assert_eq!(rec.decision.as_deref(), Some("pipeline_inactive"));
     }
 
     #[tokio::test]
@@ -1189,7 +1394,9 @@ mod tests {
     #[tokio::test]
     async fn a_run_whose_lease_a_newer_signal_took_is_skipped_with_a_reason() {
         let w = world();
-        let req = request("p1", Direction::Bullish);
+        let mut req = request("p1", Direction::Bullish);
+        // The dispatcher's claim ran out before this delivery; then a newer signal took the lease.
+        req.lease_expires_at = NOW - 1;
         w.leases.insert(lease_of(&req, "newer", NOW + 500), true);
         let r = w.executor.execute(&message(&req), Deadline::none()).await;
         let rec = finished(&r);
@@ -1208,7 +1415,8 @@ mod tests {
     #[tokio::test]
     async fn a_run_holds_its_lease_for_as_long_as_it_may_run() {
         let w = world();
-        let req = request("p1", Direction::Bullish);
+        let mut req = request("p1", Direction::Bullish);
+        req.lease_expires_at = NOW - 1;
         // The dispatcher's claim ran out before this delivery.
         w.leases
             .insert(lease_of(&req, &req.execution_id, NOW - 1), true);

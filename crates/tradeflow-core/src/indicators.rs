@@ -241,6 +241,481 @@ pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<Optio
     out
 }
 
+/// TA-Lib's test for "zero" in ADX, DI and RSI-like ratios (`TA_IS_ZERO`).
+fn ta_is_zero(v: f64) -> bool {
+    -1e-8 < v && v < 1e-8
+}
+
+/// TA-Lib's true range of one bar against the previous close.
+fn bar_true_range(high: f64, low: f64, prev_close: f64) -> f64 {
+    let mut out = high - low;
+    let up = (high - prev_close).abs();
+    if up > out {
+        out = up;
+    }
+    let down = (low - prev_close).abs();
+    if down > out {
+        out = down;
+    }
+    out
+}
+
+/// The lines of [`adx`], aligned to the input.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Adx {
+    /// TA-Lib `ADX`: defined from index `2 * period - 1`.
+    pub adx: Vec<Option<f64>>,
+    /// TA-Lib `PLUS_DI`: defined from index `period`.
+    pub plus_di: Vec<Option<f64>>,
+    /// TA-Lib `MINUS_DI`: defined from index `period`.
+    pub minus_di: Vec<Option<f64>>,
+}
+
+/// Wilder's directional movement system as TA-Lib computes it (`ADX`, `PLUS_DI`, `MINUS_DI`).
+///
+/// Per bar `+DM = high - prev_high` and `-DM = prev_low - low`; only the larger one counts, and
+/// only when positive. The first `period - 1` DMs and true ranges are summed; from then on each
+/// sum is smoothed as `sum - sum / period + x`. `±DI = 100 * ±DM_sum / TR_sum` (0 when the TR
+/// sum is below 1e-8), `DX = 100 * |+DI - -DI| / (+DI + -DI)`. The first ADX is the mean of the
+/// first `period` DX values, then `adx = (prev * (period - 1) + dx) / period`. A bar whose TR
+/// sum or DI sum is below 1e-8 has no DX and leaves the ADX unchanged, as in TA-Lib.
+pub fn adx(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Adx {
+    let len = close.len();
+    let n = high.len().min(low.len()).min(len);
+    let mut out = Adx {
+        adx: vec![None; len],
+        plus_di: vec![None; len],
+        minus_di: vec![None; len],
+    };
+    if period == 0 || n <= period {
+        return out;
+    }
+    let p = period as f64;
+    let (mut plus_dm, mut minus_dm, mut tr) = (0.0, 0.0, 0.0);
+    let mut sum_dx = 0.0;
+    let mut adx_value = 0.0;
+    for i in 1..n {
+        let diff_p = high[i] - high[i - 1];
+        let diff_m = low[i - 1] - low[i];
+        let range = bar_true_range(high[i], low[i], close[i - 1]);
+        if i >= period {
+            plus_dm -= plus_dm / p;
+            minus_dm -= minus_dm / p;
+            tr -= tr / p;
+        }
+        if diff_m > 0.0 && diff_p < diff_m {
+            minus_dm += diff_m;
+        } else if diff_p > 0.0 && diff_p > diff_m {
+            plus_dm += diff_p;
+        }
+        tr += range;
+        if i < period {
+            continue;
+        }
+        let mut dx = None;
+        if ta_is_zero(tr) {
+            out.plus_di[i] = Some(0.0);
+            out.minus_di[i] = Some(0.0);
+        } else {
+            let minus_di = 100.0 * (minus_dm / tr);
+            let plus_di = 100.0 * (plus_dm / tr);
+            out.plus_di[i] = Some(plus_di);
+            out.minus_di[i] = Some(minus_di);
+            let total = minus_di + plus_di;
+            if !ta_is_zero(total) {
+                dx = Some(100.0 * ((minus_di - plus_di).abs() / total));
+            }
+        }
+        let first_adx = 2 * period - 1;
+        if i < first_adx {
+            sum_dx += dx.unwrap_or(0.0);
+        } else if i == first_adx {
+            sum_dx += dx.unwrap_or(0.0);
+            adx_value = sum_dx / p;
+            out.adx[i] = Some(adx_value);
+        } else {
+            if let Some(dx) = dx {
+                adx_value = (adx_value * (p - 1.0) + dx) / p;
+            }
+            out.adx[i] = Some(adx_value);
+        }
+    }
+    out
+}
+
+/// Aroon Down and Up, aligned to the input.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Aroon {
+    pub down: Vec<Option<f64>>,
+    pub up: Vec<Option<f64>>,
+}
+
+/// TA-Lib `AROON`: over the `period + 1` bars ending at each index, `up = 100 / period *
+/// (period - bars since the highest high)` and `down` likewise with the lowest low; on ties the
+/// most recent extreme counts. First value at index `period`.
+pub fn aroon(high: &[f64], low: &[f64], period: usize) -> Aroon {
+    let len = high.len().min(low.len());
+    let mut out = Aroon {
+        down: vec![None; len],
+        up: vec![None; len],
+    };
+    if period == 0 || len <= period {
+        return out;
+    }
+    let factor = 100.0 / period as f64;
+    for today in period..len {
+        let start = today - period;
+        let (mut hi_idx, mut lo_idx) = (start, start);
+        for j in start..=today {
+            if high[j] >= high[hi_idx] {
+                hi_idx = j;
+            }
+            if low[j] <= low[lo_idx] {
+                lo_idx = j;
+            }
+        }
+        out.up[today] = Some(factor * (period - (today - hi_idx)) as f64);
+        out.down[today] = Some(factor * (period - (today - lo_idx)) as f64);
+    }
+    out
+}
+
+/// TA-Lib `CCI`: typical price `tp = (high + low + close) / 3`; over the `period` values ending
+/// at each index, `cci = (tp - mean) / (0.015 * mean absolute deviation)`, 0 when either is 0.
+/// First value at index `period - 1`.
+pub fn cci(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<Option<f64>> {
+    let len = close.len();
+    let n = high.len().min(low.len()).min(len);
+    let mut out = vec![None; len];
+    if period == 0 || n < period {
+        return out;
+    }
+    let tp: Vec<f64> = (0..n)
+        .map(|i| (high[i] + low[i] + close[i]) / 3.0)
+        .collect();
+    let p = period as f64;
+    for end in (period - 1)..n {
+        let w = &tp[end + 1 - period..=end];
+        let mean = w.iter().sum::<f64>() / p;
+        let mad = w.iter().map(|x| (x - mean).abs()).sum::<f64>();
+        let dev = tp[end] - mean;
+        out[end] = Some(if dev != 0.0 && mad != 0.0 {
+            dev / (0.015 * (mad / p))
+        } else {
+            0.0
+        });
+    }
+    out
+}
+
+/// TA-Lib `MFI`: money flow `tp * volume`, positive when the typical price rose from the
+/// previous bar, negative when it fell (neither when unchanged); over the last `period` flows,
+/// `mfi = 100 * positive / (positive + negative)`, 0 when that total is below 1 (TA-Lib's
+/// guard). First value at index `period`.
+pub fn mfi(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    volume: &[f64],
+    period: usize,
+) -> Vec<Option<f64>> {
+    let len = close.len();
+    let n = high.len().min(low.len()).min(volume.len()).min(len);
+    let mut out = vec![None; len];
+    if period == 0 || n <= period {
+        return out;
+    }
+    let tp: Vec<f64> = (0..n)
+        .map(|i| (high[i] + low[i] + close[i]) / 3.0)
+        .collect();
+    let flows: Vec<(f64, f64)> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                return (0.0, 0.0);
+            }
+            let flow = tp[i] * volume[i];
+            if tp[i] > tp[i - 1] {
+                (flow, 0.0)
+            } else if tp[i] < tp[i - 1] {
+                (0.0, flow)
+            } else {
+                (0.0, 0.0)
+            }
+        })
+        .collect();
+    for end in period..n {
+        let (pos, neg) = flows[end + 1 - period..=end]
+            .iter()
+            .fold((0.0, 0.0), |(p, q), (a, b)| (p + a, q + b));
+        let total = pos + neg;
+        out[end] = Some(if total < 1.0 {
+            0.0
+        } else {
+            100.0 * (pos / total)
+        });
+    }
+    out
+}
+
+/// TA-Lib `OBV`: starts at the first bar's volume, then adds the volume of a bar that closed
+/// higher than the previous one and subtracts that of a bar that closed lower.
+pub fn obv(close: &[f64], volume: &[f64]) -> Vec<Option<f64>> {
+    let len = close.len();
+    let n = volume.len().min(len);
+    let mut out = vec![None; len];
+    let mut acc = 0.0;
+    for i in 0..n {
+        if i == 0 {
+            acc = volume[0];
+        } else if close[i] > close[i - 1] {
+            acc += volume[i];
+        } else if close[i] < close[i - 1] {
+            acc -= volume[i];
+        }
+        out[i] = Some(acc);
+    }
+    out
+}
+
+/// TA-Lib `AD` (Chaikin accumulation/distribution line): from 0, each bar adds
+/// `((close - low) - (high - close)) / (high - low) * volume` (nothing when high = low).
+pub fn ad(high: &[f64], low: &[f64], close: &[f64], volume: &[f64]) -> Vec<Option<f64>> {
+    let len = close.len();
+    let n = high.len().min(low.len()).min(volume.len()).min(len);
+    let mut out = vec![None; len];
+    let mut acc = 0.0;
+    for i in 0..n {
+        let range = high[i] - low[i];
+        if range > 0.0 {
+            acc += (((close[i] - low[i]) - (high[i] - close[i])) / range) * volume[i];
+        }
+        out[i] = Some(acc);
+    }
+    out
+}
+
+/// TA-Lib `SAR` (Wilder's parabolic stop and reverse), first value at index 1.
+///
+/// The initial side is short when bar 1's low fell below bar 0's by more than its high rose
+/// (a positive -DM), long otherwise; the initial SAR is bar 0's low (long) or high (short) and
+/// the extreme point bar 1's high (long) or low (short). Each bar: a long position reverses
+/// when the low reaches the SAR (`low <= sar`), a short one when the high does
+/// (`high >= sar`); the reversal SAR is the extreme point, kept outside the last two bars'
+/// range. Otherwise a new extreme raises the acceleration by `acceleration` up to `maximum`,
+/// and the next SAR `sar + af * (ep - sar)` is kept outside the last two bars' range.
+/// An `acceleration` above `maximum` is lowered to it, as TA-Lib does.
+pub fn sar(high: &[f64], low: &[f64], acceleration: f64, maximum: f64) -> Vec<Option<f64>> {
+    let len = high.len().min(low.len());
+    let mut out = vec![None; len];
+    if len < 2 {
+        return out;
+    }
+    let acc = acceleration.min(maximum);
+    let mut af = acc;
+    let diff_p = high[1] - high[0];
+    let diff_m = low[0] - low[1];
+    let minus_dm = if diff_m > 0.0 && diff_p < diff_m {
+        diff_m
+    } else {
+        0.0
+    };
+    let mut is_long = minus_dm <= 0.0;
+    let (mut ep, mut sar) = if is_long {
+        (high[1], low[0])
+    } else {
+        (low[1], high[0])
+    };
+    let (mut new_low, mut new_high) = (low[1], high[1]);
+    for today in 1..len {
+        let (prev_low, prev_high) = (new_low, new_high);
+        new_low = low[today];
+        new_high = high[today];
+        if is_long {
+            if new_low <= sar {
+                is_long = false;
+                sar = ep.max(prev_high).max(new_high);
+                out[today] = Some(sar);
+                af = acc;
+                ep = new_low;
+                sar += af * (ep - sar);
+                sar = sar.max(prev_high).max(new_high);
+            } else {
+                out[today] = Some(sar);
+                if new_high > ep {
+                    ep = new_high;
+                    af = (af + acc).min(maximum);
+                }
+                sar += af * (ep - sar);
+                sar = sar.min(prev_low).min(new_low);
+            }
+        } else if new_high >= sar {
+            is_long = true;
+            sar = ep.min(prev_low).min(new_low);
+            out[today] = Some(sar);
+            af = acc;
+            ep = new_high;
+            sar += af * (ep - sar);
+            sar = sar.min(prev_low).min(new_low);
+        } else {
+            out[today] = Some(sar);
+            if new_low < ep {
+                ep = new_low;
+                af = (af + acc).min(maximum);
+            }
+            sar += af * (ep - sar);
+            sar = sar.max(prev_high).max(new_high);
+        }
+    }
+    out
+}
+
+/// A %K line and its %D smoothing, aligned to the input.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stochastic {
+    pub k: Vec<Option<f64>>,
+    pub d: Vec<Option<f64>>,
+}
+
+/// Raw %K over `period` bars (TA-Lib's fast %K): `100 * (close - lowest low) / (highest high -
+/// lowest low)`, 0 when the range is 0. First value at index `period - 1`.
+fn fast_k(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<Option<f64>> {
+    let n = high.len().min(low.len()).min(close.len());
+    let mut out = vec![None; close.len()];
+    if period == 0 || n < period {
+        return out;
+    }
+    for end in (period - 1)..n {
+        let start = end + 1 - period;
+        let hh = high[start..=end]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ll = low[start..=end]
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let diff = (hh - ll) / 100.0;
+        out[end] = Some(if diff != 0.0 {
+            (close[end] - ll) / diff
+        } else {
+            0.0
+        });
+    }
+    out
+}
+
+/// SMA of an aligned series that is `None` before some index (TA-Lib's `TA_INT_SMA` applied to
+/// the defined part).
+fn sma_of_defined(series: &[Option<f64>], period: usize) -> Vec<Option<f64>> {
+    let mut out = vec![None; series.len()];
+    let Some(first) = series.iter().position(Option::is_some) else {
+        return out;
+    };
+    let values: Vec<f64> = series[first..]
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
+    for (offset, v) in sma(&values, period).into_iter().enumerate() {
+        out[first + offset] = v;
+    }
+    out
+}
+
+/// Blanks every value before `from` (TA-Lib returns all outputs of a multi-line function from
+/// the same index).
+fn mask_before(mut series: Vec<Option<f64>>, from: usize) -> Vec<Option<f64>> {
+    for v in series.iter_mut().take(from) {
+        *v = None;
+    }
+    series
+}
+
+/// TA-Lib `STOCH` with SMA smoothing (matype 0): slow %K = SMA(`slowk_period`) of the fast %K
+/// over `fastk_period` bars, slow %D = SMA(`slowd_period`) of slow %K. Both lines start at
+/// index `fastk_period - 1 + slowk_period - 1 + slowd_period - 1`, as in TA-Lib.
+pub fn stoch(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    fastk_period: usize,
+    slowk_period: usize,
+    slowd_period: usize,
+) -> Stochastic {
+    let len = close.len();
+    if fastk_period == 0 || slowk_period == 0 || slowd_period == 0 {
+        return Stochastic {
+            k: vec![None; len],
+            d: vec![None; len],
+        };
+    }
+    let slow_k = sma_of_defined(&fast_k(high, low, close, fastk_period), slowk_period);
+    let slow_d = sma_of_defined(&slow_k, slowd_period);
+    let start = fastk_period - 1 + slowk_period - 1 + slowd_period - 1;
+    Stochastic {
+        k: mask_before(slow_k, start),
+        d: mask_before(slow_d, start),
+    }
+}
+
+/// TA-Lib `STOCHRSI` with SMA smoothing (matype 0): the fast stochastic (%K over
+/// `fastk_period`, %D = SMA(`fastd_period`) of it) applied to RSI(`period`). Both lines start
+/// at index `period + fastk_period - 1 + fastd_period - 1`.
+pub fn stochrsi(
+    close: &[f64],
+    period: usize,
+    fastk_period: usize,
+    fastd_period: usize,
+) -> Stochastic {
+    let len = close.len();
+    let mut out = Stochastic {
+        k: vec![None; len],
+        d: vec![None; len],
+    };
+    if period == 0 || fastk_period == 0 || fastd_period == 0 || len <= period {
+        return out;
+    }
+    let r: Vec<f64> = rsi(close, period)[period..]
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
+    let k = fast_k(&r, &r, &r, fastk_period);
+    let d = sma_of_defined(&k, fastd_period);
+    let start = fastk_period - 1 + fastd_period - 1;
+    for (offset, (k, d)) in k.into_iter().zip(d).enumerate().skip(start) {
+        out.k[period + offset] = k;
+        out.d[period + offset] = d;
+    }
+    out
+}
+
+/// TA-Lib `WILLR`: `-100 * (highest high - close) / (highest high - lowest low)` over `period`
+/// bars, 0 when the range is 0. First value at index `period - 1`.
+pub fn willr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<Option<f64>> {
+    let n = high.len().min(low.len()).min(close.len());
+    let mut out = vec![None; close.len()];
+    if period == 0 || n < period {
+        return out;
+    }
+    for end in (period - 1)..n {
+        let start = end + 1 - period;
+        let hh = high[start..=end]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ll = low[start..=end]
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let diff = (hh - ll) / -100.0;
+        out[end] = Some(if diff != 0.0 {
+            (hh - close[end]) / diff
+        } else {
+            0.0
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -42,10 +42,24 @@ pub trait PipelineStore: Send + Sync {
     /// error, never a silently shorter list. Items that do not decode are skipped and logged, so one
     /// bad item cannot stop dispatch for everyone.
     async fn load_signal_pipelines(&self) -> Result<Vec<Pipeline>, StoreError>;
+    /// Every pipeline written at or after `since_ms` (Unix ms: the `updated_at` every
+    /// [`PipelineStore::put_pipeline`] sets), whatever its state, all pages: the dispatcher's
+    /// incremental refresh. Writes that do not set `updated_at` (another writer, a hard delete)
+    /// are not seen here; the dispatcher's periodic full load catches them.
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError>;
     /// One pipeline by id (strongly consistent), `None` when absent.
     async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError>;
     /// Creates or replaces a pipeline (seeding, tests, admin tools).
     async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError>;
+}
+
+/// A pipeline written since a point in time ([`PipelineStore::changed_since`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineChange {
+    /// Active and signal-triggered: it (re)enters the dispatcher's index.
+    Signal(Pipeline),
+    /// Deactivated, not signal-triggered, or no longer a valid pipeline: it leaves the index.
+    Gone(String),
 }
 
 /// A running lease on one (pipeline, ticker).
@@ -67,15 +81,29 @@ impl Lease {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
-    /// The lease is ours (it was free, expired, or already ours and not yet enqueued).
+    /// The lease is ours, newly: it was free, expired, or another execution's expired lease.
+    /// Nothing of this execution can be on the queue under it yet.
     Claimed,
-    /// Ours already, and its execution request was already enqueued: do not send it again.
+    /// The lease is ours again: it was already this execution's and its run had not started (an
+    /// earlier delivery of the signal claimed it, and may have sent the request). The claim
+    /// refreshed it; the request may be sent again (the executor runs an execution once), but a
+    /// failed send must not free the lease, since the earlier request may be on the queue.
+    Reclaimed,
+    /// Ours already and its run has started (the executor's [`LeaseStore::hold`]): its request
+    /// was delivered; do not send it again.
     AlreadyEnqueued,
     /// Another execution holds it until `expires_at`.
     Held {
         execution_id: String,
         expires_at: i64,
     },
+}
+
+impl ClaimOutcome {
+    /// `Claimed` or `Reclaimed`: the lease is this execution's now.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, ClaimOutcome::Claimed | ClaimOutcome::Reclaimed)
+    }
 }
 
 /// What [`LeaseStore::hold`] found.
@@ -92,20 +120,20 @@ pub enum HoldOutcome {
 
 /// Leases table: at most one active run per (pipeline, ticker).
 ///
-/// Lifecycle: the dispatcher `claim`s (not enqueued), sends the request, `mark_enqueued`s (or
-/// `release`s when the request could not be sent); the executor `hold`s it for as long as its run
-/// may last and `release`s it when the run has ended (or was a re-send of a finished run).
+/// Lifecycle: the dispatcher `claim`s (not started), sends the request (or `release`s the lease
+/// when the request was certainly not sent); the executor runs under that claim while it lasts,
+/// `hold`s the lease when its attempt may outlast the claim (which marks the run started), and
+/// `release`s it when the run has ended (or was a re-send of a finished run).
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// One conditional write: takes the lease when it is absent, expired at `now`, or held by the
-    /// same execution id and not yet marked enqueued. Idempotent for the same lease.
+    /// same execution id whose run has not started (`Reclaimed`). Idempotent for the same lease.
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError>;
-    /// Records that the lease's execution request is on the queue (only if still ours).
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError>;
     /// The executor's check before a run: one conditional write that succeeds when the lease is
     /// absent, expired at `now`, or held by `lease.execution_id`; it then holds
     /// `lease.execution_id`, expires at `lease.expires_at` or later (a longer expiry of ours is
-    /// kept) and counts as enqueued. Otherwise reports the live holder. Idempotent.
+    /// kept) and counts as started (a claim of the same execution answers `AlreadyEnqueued`).
+    /// Otherwise reports the live holder. Idempotent.
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError>;
     /// Frees the lease if `execution_id` still holds it; a no-op otherwise.
     async fn release(
@@ -147,6 +175,42 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution_id: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError>;
+}
+
+/// The end of a run, written by [`RunLedger::end_run`] as one: the final record, the paper order
+/// it placed, and the freed lease.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    /// The final record (COMPLETED, FAILED or SKIPPED) of attempt `record.attempts`: written only
+    /// over that attempt's RUNNING record.
+    pub record: &'a ExecutionRecord,
+    /// The run's paper order: written only if no order with its id exists.
+    pub order: Option<&'a PaperOrder>,
+    /// Free the run's (pipeline, ticker) lease: only if `record.execution_id` holds it.
+    pub release_lease: bool,
+}
+
+/// Why [`RunLedger::end_run`] wrote nothing (all or nothing: one condition failing cancels it
+/// all). When several fail, the first of this list is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEndOutcome {
+    /// Record, order and lease release are written.
+    Written,
+    /// The stored record is not this attempt's RUNNING record: another attempt took the run
+    /// over, its result is not written.
+    TakenOver,
+    /// An order with this id exists already (an earlier attempt placed it).
+    OrderExists,
+    /// The lease is not this execution's (expired and taken by another, or already free).
+    LeaseNotOurs,
+}
+
+/// The end of a run across the executions, orders and leases tables in one atomic write (a
+/// DynamoDB transaction): one request where separate writes took three, and no state where an
+/// order exists beside an unfinished run, or a finished run's lease stays held.
+#[async_trait]
+pub trait RunLedger: Send + Sync {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

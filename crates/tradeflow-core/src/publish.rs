@@ -2,7 +2,7 @@
 //! 256 KiB, every per-entry failure checked and retried with backoff, so a partial failure loses
 //! nothing silently. A message that can never fit is refused alone, before any call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::error::QueueError;
@@ -42,6 +42,10 @@ pub struct Undelivered {
     pub reason: String,
     /// `false` when the queue blamed the message itself.
     pub retryable: bool,
+    /// A whole call carrying it failed at least once (a timeout, a 5xx): the queue may have
+    /// taken it all the same. `false`: the queue answered for this entry every time (or it was
+    /// never sent), so it is certainly not on the queue.
+    pub maybe_sent: bool,
 }
 
 /// Result of [`send_all`].
@@ -81,9 +85,11 @@ pub async fn send_all(
             ),
             id: message.id,
             retryable: false,
+            maybe_sent: false,
         });
     }
     let mut last_error: HashMap<String, (String, bool)> = HashMap::new();
+    let mut call_failed: HashSet<String> = HashSet::new();
     for attempt in 0..policy.attempts.max(1) {
         if pending.is_empty() {
             break;
@@ -106,6 +112,7 @@ pub async fn send_all(
                                 id: message.id.clone(),
                                 reason: format!("rejected by the queue: {}", f.code),
                                 retryable: false,
+                                maybe_sent: call_failed.contains(&message.id),
                             }),
                             Some(f) => {
                                 last_error.insert(message.id.clone(), (f.code.clone(), true));
@@ -118,6 +125,7 @@ pub async fn send_all(
                     let retryable = e.is_retryable();
                     let reason = crate::error::error_chain(&e);
                     for message in chunk {
+                        call_failed.insert(message.id.clone());
                         if retryable {
                             last_error.insert(message.id.clone(), (reason.clone(), true));
                             again.push(message.clone());
@@ -126,6 +134,7 @@ pub async fn send_all(
                                 id: message.id.clone(),
                                 reason: reason.clone(),
                                 retryable: false,
+                                maybe_sent: true,
                             });
                         }
                     }
@@ -138,10 +147,12 @@ pub async fn send_all(
         let (reason, retryable) = last_error
             .remove(&message.id)
             .unwrap_or_else(|| ("not sent".to_owned(), true));
+        let maybe_sent = call_failed.contains(&message.id);
         report.undelivered.push(Undelivered {
             id: message.id,
             reason,
             retryable,
+            maybe_sent,
         });
     }
     report
@@ -239,6 +250,26 @@ mod tests {
             .map(|u| (u.id.as_str(), u.retryable))
             .collect();
         assert!(ids.contains(&("m1", true)) && ids.contains(&("m2", false)));
+    }
+
+    /// An entry the queue answered for was certainly not sent; one whose whole call failed (a
+    /// timeout, a 5xx) may have been: the dispatcher frees only the leases of the first kind.
+    #[tokio::test]
+    async fn says_which_unsent_messages_may_be_on_the_queue_after_all() {
+        let q = MemoryQueue::default();
+        q.fail_entries_next_calls(&["m1"], 99);
+        let r = send_all(&q, messages(2), fast()).await;
+        assert_eq!(
+            r.undelivered
+                .iter()
+                .map(|u| (u.id.as_str(), u.maybe_sent))
+                .collect::<Vec<_>>(),
+            vec![("m1", false)]
+        );
+        let q = MemoryQueue::default();
+        q.fail_calls(99);
+        let r = send_all(&q, messages(2), fast()).await;
+        assert!(r.undelivered.len() == 2 && r.undelivered.iter().all(|u| u.maybe_sent));
     }
 
     #[tokio::test]

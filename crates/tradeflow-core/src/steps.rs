@@ -12,7 +12,7 @@ use crate::indicators;
 use crate::market::MarketData;
 use crate::order::{OrderSide, PaperOrder};
 use crate::pipeline::{Pipeline, StepKind};
-use crate::ports::{OrderStore, PlaceOutcome};
+use crate::ports::OrderStore;
 use crate::vocab::{Bar, Direction, Timeframe};
 
 /// Candles the market snapshot reads (SMA 50 and ATR 14 need fewer).
@@ -315,10 +315,10 @@ impl Step for RiskStep {
     }
 }
 
-/// Writes the paper order intent (idempotent: the order id derives from the execution id).
-pub struct PaperOrderStep {
-    pub orders: Arc<dyn OrderStore>,
-}
+/// Prepares the paper order. The executor writes it with the run's end, in one write with the
+/// final record and the lease release (the order id derives from the execution id, so an order
+/// an earlier attempt placed is found and recorded instead).
+pub struct PaperOrderStep;
 
 #[async_trait]
 impl Step for PaperOrderStep {
@@ -346,36 +346,10 @@ impl Step for PaperOrderStep {
             mode: "paper".into(),
             created_at: ctx.now,
         };
-        let outcome = self
-            .orders
-            .place(&order)
-            .await
-            .map_err(|e| StepError::from_port(&e, e.is_retryable()))?;
-        let (order, summary) = match outcome {
-            PlaceOutcome::Created => {
-                let summary = format!("paper order {} placed", order.order_id);
-                (order, summary)
-            }
-            PlaceOutcome::AlreadyExists => {
-                // An earlier attempt placed it (maybe from other prices): record that one.
-                let stored = self
-                    .orders
-                    .get(&order.order_id)
-                    .await
-                    .map_err(|e| StepError::from_port(&e, e.is_retryable()))?
-                    .ok_or_else(|| {
-                        StepError::Transient(format!(
-                            "paper order {} exists but could not be read back",
-                            order.order_id
-                        ))
-                    })?;
-                let summary = format!(
-                    "paper order {} already placed by an earlier attempt",
-                    stored.order_id
-                );
-                (stored, summary)
-            }
-        };
+        let summary = format!(
+            "paper order {} placed with the run's result",
+            order.order_id
+        );
         let outputs = [
             ("quantity", order.quantity as f64),
             ("entry_price", order.entry_price),
@@ -408,16 +382,13 @@ impl BuiltinSteps {
                 Box::new(BiasStep),
                 Box::new(StrategyStep),
                 Box::new(RiskStep),
-                Box::new(PaperOrderStep {
-                    orders: Arc::clone(&orders),
-                }),
+                Box::new(PaperOrderStep),
             ],
             orders,
         }
     }
 
-    /// The order store the paper-order step writes to (the executor reads an earlier attempt's
-    /// order back from it).
+    /// The orders table (the executor reads an earlier attempt's order back from it).
     pub fn orders(&self) -> &dyn OrderStore {
         self.orders.as_ref()
     }
@@ -442,7 +413,6 @@ mod tests {
 
     use super::*;
     use crate::execution::SignalContext;
-    use crate::fakes::MemoryOrderStore;
     use crate::market::MarketDataError;
     use crate::pipeline::RiskSettings;
     use crate::signal::SignalMetadata;
@@ -848,15 +818,14 @@ mod tests {
         c
     }
 
+    /// The step prepares the order (the executor writes it with the run's end): its id derives
+    /// from the execution, so every attempt of one execution prepares the same order id.
     #[tokio::test]
-    async fn the_order_is_written_once_with_an_id_derived_from_the_execution() {
-        let orders = Arc::new(MemoryOrderStore::default());
-        let step = PaperOrderStep {
-            orders: orders.clone(),
-        };
+    async fn the_order_is_prepared_with_an_id_derived_from_the_execution() {
+        let step = PaperOrderStep;
         let mut c = planned(OrderSide::Buy, Some(7));
         let first = step.run(&mut c).await.unwrap();
-        assert!(first.summary.ends_with("placed"), "{}", first.summary);
+        assert!(first.summary.contains("placed"), "{}", first.summary);
         let order = c.order.clone().unwrap();
         assert_eq!(
             order,
@@ -876,34 +845,17 @@ mod tests {
                 created_at: NOW,
             }
         );
-        // A retried run writes nothing new and says so.
         let mut again = planned(OrderSide::Buy, Some(7));
-        let second = step.run(&mut again).await.unwrap();
-        assert!(
-            second.summary.contains("already placed"),
-            "{}",
-            second.summary
-        );
-        assert_eq!(orders.all(), vec![order]);
+        step.run(&mut again).await.unwrap();
+        assert_eq!(again.order.unwrap().order_id, order.order_id);
     }
 
     #[tokio::test]
-    async fn the_order_step_needs_a_size_and_retries_a_failed_write() {
-        let orders = Arc::new(MemoryOrderStore::default());
-        let step = PaperOrderStep {
-            orders: orders.clone(),
-        };
+    async fn the_order_step_needs_a_size() {
+        let step = PaperOrderStep;
         for mut c in [planned(OrderSide::Sell, None), ctx(Direction::Bearish)] {
             assert!(permanent(step.run(&mut c).await).contains("strategy and risk"));
+            assert!(c.order.is_none());
         }
-        orders.failures.fail_next(1);
-        let mut c = planned(OrderSide::Sell, Some(3));
-        assert!(matches!(
-            step.run(&mut c).await,
-            Err(StepError::Transient(_))
-        ));
-        assert!(orders.all().is_empty());
-        step.run(&mut c).await.unwrap();
-        assert_eq!(orders.all().len(), 1);
     }
 }

@@ -1,10 +1,12 @@
 //! The ports' contracts ([`tradeflow_core::fakes::contract`]) on the in-memory fakes. The same
 //! checks run on the DynamoDB adapters in `tradeflow-aws`'s `tests/contract.rs`.
 
+use std::sync::Arc;
 use tradeflow_core::fakes::contract;
+
 use tradeflow_core::fakes::{
     MemoryCursorStore, MemoryExecutionStore, MemoryLeaseStore, MemoryOrderStore,
-    MemoryPipelineStore,
+    MemoryPipelineStore, MemoryRunLedger,
 };
 
 const NOW: i64 = 1_750_000_000;
@@ -34,4 +36,18 @@ async fn the_cursor_fake_keeps_the_cursor_contract() {
 #[tokio::test]
 async fn the_pipeline_fake_keeps_the_pipeline_contract() {
     contract::pipeline_store(&MemoryPipelineStore::default(), "c").await;
+}
+
+#[tokio::test]
+async fn the_ledger_fake_keeps_the_ledger_contract() {
+    let executions = Arc::new(MemoryExecutionStore::default());
+    let orders = Arc::new(MemoryOrderStore::default());
+    let leases = Arc::new(MemoryLeaseStore::default());
+    let ledger = MemoryRunLedger::new(executions.clone(), orders.clone(), leases.clone());
+    let tables = contract::LedgerTables {
+        executions: executions.as_ref(),
+        orders: orders.as_ref(),
+        leases: leases.as_ref(),
+    };
+    contract::run_ledger(&ledger, &tables, "c", NOW).await;
 }

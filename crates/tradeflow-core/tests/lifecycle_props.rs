@@ -17,7 +17,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,13 +31,11 @@ use tradeflow_core::execute::Executor;
 use tradeflow_core::execution::ExecutionRequest;
 use tradeflow_core::fakes::{
     ManualClock, MemoryExecutionStore, MemoryLeaseStore, MemoryOrderStore, MemoryPipelineStore,
-    MemoryQueue, fixtures,
+    MemoryQueue, MemoryRunLedger, fixtures,
 };
 use tradeflow_core::market::SyntheticFeed;
 use tradeflow_core::order::PaperOrder;
-use tradeflow_core::ports::{
-    ClaimOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, OrderStore, PlaceOutcome,
-};
+use tradeflow_core::ports::{Clock, ExecutionStore, RunEnd, RunEndOutcome, RunLedger};
 use tradeflow_core::publish::RetryPolicy;
 use tradeflow_core::steps::BuiltinSteps;
 use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
@@ -73,20 +70,29 @@ struct GateState {
     overlaps: Vec<String>,
 }
 
-/// The orders table with a gate: a run placing an order stops there (before or after the write)
-/// until the model resumes, fails or kills it.
-struct GatedOrders {
-    inner: MemoryOrderStore,
+/// The runs' end with a gate: a run ending with an order (the order step's effect, written with
+/// the run's end) stops there, before or after the write, until the model resumes, fails or
+/// kills it.
+struct GatedLedger {
+    inner: MemoryRunLedger,
     state: Arc<Mutex<GateState>>,
     after_write: Mutex<BTreeMap<u64, bool>>,
 }
 
-impl GatedOrders {
-    async fn gate(&self, order: &PaperOrder) -> GateAction {
+impl GatedLedger {
+    /// Parks the run. `live`: its end is not written yet, so it still counts as running its
+    /// (pipeline, ticker); a run parked after its end was written (all at once: record, order,
+    /// lease release) has ended and only waits to return.
+    async fn gate(&self, order: &PaperOrder, live: bool) -> GateAction {
         let Ok(run) = RUN.try_with(|r| *r) else {
             return GateAction::Proceed;
         };
         let key = format!("{}#{}", order.pipeline_id, order.ticker);
+        let entry_key = if live {
+            key.clone()
+        } else {
+            format!("ended:{key}")
+        };
         let rx = {
             let mut s = self.state.lock().unwrap();
             if let Some((other, _)) = s.parked.iter().find(|(r, (k, _))| **r != run && *k == key) {
@@ -97,11 +103,11 @@ impl GatedOrders {
                 s.overlaps.push(msg);
             }
             if s.auto {
-                s.parked.insert(run, (key, None));
+                s.parked.insert(run, (entry_key, None));
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                s.parked.insert(run, (key, Some(tx)));
+                s.parked.insert(run, (entry_key, Some(tx)));
                 Some(rx)
             }
         };
@@ -115,8 +121,11 @@ impl GatedOrders {
 }
 
 #[async_trait]
-impl OrderStore for GatedOrders {
-    async fn place(&self, order: &PaperOrder) -> Result<PlaceOutcome, StoreError> {
+impl RunLedger for GatedLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        let Some(order) = end.order else {
+            return self.inner.end_run(end).await;
+        };
         let run = RUN.try_with(|r| *r).ok();
         let after = run.is_some_and(|r| {
             self.after_write
@@ -126,61 +135,20 @@ impl OrderStore for GatedOrders {
                 .copied()
                 .unwrap_or(false)
         });
-        let mut placed = None;
+        let mut written = None;
         if after {
-            placed = Some(self.inner.place(order).await?);
+            written = Some(self.inner.end_run(end).await?);
         }
-        if self.gate(order).await == GateAction::FailTransient {
+        if self.gate(order, written.is_none()).await == GateAction::FailTransient {
             return Err(StoreError::Transient {
-                operation: "put_item",
+                operation: "transact_write_items",
                 source: "injected failure at the gate".into(),
             });
         }
-        match placed {
-            Some(p) => Ok(p),
-            None => self.inner.place(order).await,
+        match written {
+            Some(w) => Ok(w),
+            None => self.inner.end_run(end).await,
         }
-    }
-    async fn get(&self, order_id: &str) -> Result<Option<PaperOrder>, StoreError> {
-        self.inner.get(order_id).await
-    }
-}
-
-/// The leases table with injectable failures of `mark_enqueued` alone (the dispatcher's last
-/// write, not fatal to it).
-struct FlakyMarks {
-    inner: Arc<MemoryLeaseStore>,
-    fail_marks: AtomicU32,
-}
-
-#[async_trait]
-impl LeaseStore for FlakyMarks {
-    async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
-        self.inner.claim(lease, now).await
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        if self
-            .fail_marks
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError::Transient {
-                operation: "update_item",
-                source: "injected failure".into(),
-            });
-        }
-        self.inner.mark_enqueued(lease).await
-    }
-    async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
-        self.inner.hold(lease, now).await
-    }
-    async fn release(
-        &self,
-        pipeline_id: &str,
-        ticker: &Ticker,
-        execution_id: &str,
-    ) -> Result<(), StoreError> {
-        self.inner.release(pipeline_id, ticker, execution_id).await
     }
 }
 
@@ -204,8 +172,6 @@ enum Action {
     Advance(i64),
     /// The next `n` calls of a store or queue fail transiently.
     Fail { target: u8, n: u32 },
-    /// The next `mark_enqueued` fails.
-    FailMark,
     /// The next dispatch cannot send its `entry`-th request (every retry fails).
     FailSend(u8),
 }
@@ -222,7 +188,6 @@ fn action() -> impl Strategy<Value = Action> {
         2 => prop::sample::select(vec![1i64, 30, 59, 61, 119, 122, 400, 721, 800])
             .prop_map(Action::Advance),
         1 => (0u8..5, 1u32..3).prop_map(|(target, n)| Action::Fail { target, n }),
-        1 => Just(Action::FailMark),
         1 => (0u8..2).prop_map(Action::FailSend),
     ]
 }
@@ -237,10 +202,10 @@ struct World {
     clock: Arc<ManualClock>,
     pipelines: Arc<MemoryPipelineStore>,
     leases: Arc<MemoryLeaseStore>,
-    marks: Arc<FlakyMarks>,
     executions: Arc<MemoryExecutionStore>,
     queue: Arc<MemoryQueue>,
-    orders: Arc<GatedOrders>,
+    orders: Arc<MemoryOrderStore>,
+    ledger: Arc<GatedLedger>,
     gate: Arc<Mutex<GateState>>,
     dispatcher: Dispatcher,
     executor: Arc<Executor>,
@@ -265,21 +230,18 @@ impl World {
         let long = fixtures::pipeline("long", "u1", &["AAPL"], json!([]));
         let pipelines = Arc::new(MemoryPipelineStore::with([short, long]));
         let leases = Arc::new(MemoryLeaseStore::default());
-        let marks = Arc::new(FlakyMarks {
-            inner: leases.clone(),
-            fail_marks: AtomicU32::new(0),
-        });
         let executions = Arc::new(MemoryExecutionStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let gate = Arc::new(Mutex::new(GateState::default()));
-        let orders = Arc::new(GatedOrders {
-            inner: MemoryOrderStore::default(),
+        let orders = Arc::new(MemoryOrderStore::default());
+        let ledger = Arc::new(GatedLedger {
+            inner: MemoryRunLedger::new(executions.clone(), orders.clone(), leases.clone()),
             state: gate.clone(),
             after_write: Mutex::new(BTreeMap::new()),
         });
         let dispatcher = Dispatcher::new(
             pipelines.clone(),
-            marks.clone(),
+            leases.clone(),
             queue.clone(),
             clock.clone(),
             DispatcherConfig {
@@ -288,12 +250,14 @@ impl World {
                     attempts: SEND_ATTEMPTS,
                     base_delay: Duration::from_millis(0),
                 },
+                ..DispatcherConfig::default()
             },
         );
         let executor = Arc::new(Executor::new(
             pipelines.clone(),
             executions.clone(),
-            marks.clone(),
+            leases.clone(),
+            ledger.clone(),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 7 }),
                 orders.clone(),
@@ -305,10 +269,10 @@ impl World {
             clock,
             pipelines,
             leases,
-            marks,
             executions,
             queue,
             orders,
+            ledger,
             gate,
             dispatcher,
             executor,
@@ -372,7 +336,7 @@ impl World {
     async fn deliver(&mut self, rid: u64, after_write: bool) {
         let body = self.requests[&rid].clone();
         let run = self.id();
-        self.orders
+        self.ledger
             .after_write
             .lock()
             .unwrap()
@@ -542,10 +506,6 @@ impl World {
                     self.kill(run, "killed at its deadline");
                 }
             }
-            Action::FailMark => {
-                self.marks.fail_marks.store(1, Ordering::SeqCst);
-                self.log.push("the next mark_enqueued fails".into());
-            }
             Action::FailSend(entry) => {
                 self.queue
                     .fail_entries_next_calls(&[&format!("e{entry}")], SEND_ATTEMPTS);
@@ -558,7 +518,7 @@ impl World {
                     1 => self.executions.failures.fail_next(n),
                     2 => self.pipelines.failures.fail_next(n),
                     3 => self.queue.fail_calls(n),
-                    _ => self.orders.inner.failures.fail_next(n),
+                    _ => self.orders.failures.fail_next(n),
                 }
                 self.log
                     .push(format!("next {n} calls of store {target} fail"));
@@ -567,13 +527,12 @@ impl World {
     }
 
     fn clear_failures(&self) {
-        self.marks.fail_marks.store(0, Ordering::SeqCst);
         self.queue.fail_entries_next_calls(&["e0", "e1"], 0);
         self.leases.failures.fail_next(0);
         self.executions.failures.fail_next(0);
         self.pipelines.failures.fail_next(0);
         self.queue.fail_calls(0);
-        self.orders.inner.failures.fail_next(0);
+        self.orders.failures.fail_next(0);
     }
 
     /// Ends the scenario: the stopped runs go on, then every unacknowledged message is delivered
@@ -765,20 +724,42 @@ mod scenarios {
         ]);
     }
 
-    /// Fault 2: a finished run's request sent again (its signal was redelivered after its mark
-    /// failed) must release the lease the re-send claimed, not leave it held with nothing running.
+    /// Fault 2: a finished run's request sent again (its signal was redelivered) must release
+    /// the lease the re-send claimed, not leave it held with nothing running.
     #[test]
     fn a_resent_finished_run_releases_its_lease() {
         check(&[
-            Action::FailMark,
             Action::FailSend(1),
-            Action::Signal, // "long" sent but not marked, "short" not sent: the message fails
+            Action::Signal, // "long" sent, "short" not sent: the message fails
             Action::Deliver {
                 message: 0,
                 after_write: false,
             },
             Action::Resume(0),          // "long" completes and releases its lease
             Action::RedeliverSignal(0), // claims "long" again and re-sends it
+        ]);
+    }
+
+    /// Found by the property when the dispatcher stopped marking sent requests (issue 9): a
+    /// redelivered signal re-claims its own lease and its re-send fails; freeing the lease then
+    /// (as for a request never sent) let a newer signal's run overlap the run of the request the
+    /// first delivery did send. A re-claimed lease is kept.
+    #[test]
+    fn a_failed_resend_keeps_the_lease_of_the_request_sent_before() {
+        check(&[
+            Action::FailSend(1),
+            Action::Signal,
+            Action::FailSend(0),
+            Action::RedeliverSignal(0),
+            Action::Deliver {
+                message: 471_281_931_588_221_838,
+                after_write: false,
+            },
+            Action::Signal,
+            Action::Deliver {
+                message: 10_143_051_001_785_652_202,
+                after_write: false,
+            },
         ]);
     }
 

@@ -31,6 +31,9 @@ pub struct Config {
     /// that fails again is recorded FAILED and its lease freed instead of going to the DLQ
     /// unfinished. Unset: the queue decides alone.
     pub max_receive_count: Option<u32>,
+    /// How long a pipeline read is reused (`PIPELINE_CACHE_TTL_SECS`, default 30 as the
+    /// dispatcher's index; 0 reads it for every run). A deactivation reaches runs within it.
+    pub pipeline_cache_ttl: std::time::Duration,
 }
 
 impl Config {
@@ -50,6 +53,11 @@ impl Config {
             max_receive_count: s.parsed("MAX_RECEIVE_COUNT", None, |v| {
                 parse_receive_count(v).map(Some)
             }),
+            pipeline_cache_ttl: std::time::Duration::from_secs(s.parsed(
+                "PIPELINE_CACHE_TTL_SECS",
+                30u64,
+                str::parse::<u64>,
+            )),
         };
         s.finish(config)
     }
@@ -97,13 +105,20 @@ impl Handler {
                 config.executions_table.clone(),
             )),
             Arc::new(tradeflow_aws::DynamoLeaseStore::new(
+                dynamo.clone(),
+                config.leases_table.clone(),
+            )),
+            Arc::new(tradeflow_aws::DynamoRunLedger::new(
                 dynamo,
+                config.executions_table.clone(),
+                config.orders_table.clone(),
                 config.leases_table.clone(),
             )),
             BuiltinSteps::new(market, orders, config.default_timeframe),
             Arc::new(SystemClock),
         )
-        .with_max_deliveries(config.max_receive_count);
+        .with_max_deliveries(config.max_receive_count)
+        .with_pipeline_cache(config.pipeline_cache_ttl);
         Ok(Handler::new(executor, telemetry))
     }
 }
@@ -208,10 +223,13 @@ mod tests {
     async fn runs_the_good_request_and_reports_only_the_bad_ones() {
         let pipeline = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
         let orders = Arc::new(MemoryOrderStore::default());
+        let executions = Arc::new(MemoryExecutionStore::default());
+        let leases = Arc::new(MemoryLeaseStore::default());
         let executor = Executor::new(
             Arc::new(MemoryPipelineStore::with([pipeline])),
-            Arc::new(MemoryExecutionStore::default()),
-            Arc::new(MemoryLeaseStore::default()),
+            executions.clone(),
+            leases.clone(),
+            Arc::new(MemoryRunLedger::new(executions, orders.clone(), leases)),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 3 }),
                 orders.clone(),
@@ -261,6 +279,11 @@ mod tests {
             Arc::new(MemoryPipelineStore::with([active, inactive])),
             executions.clone(),
             leases.clone(),
+            Arc::new(MemoryRunLedger::new(
+                executions.clone(),
+                orders.clone(),
+                leases.clone(),
+            )),
             BuiltinSteps::new(
                 Arc::new(SyntheticFeed { seed: 3 }),
                 orders.clone(),

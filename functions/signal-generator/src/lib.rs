@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
-use tradeflow_core::detectors::all_detectors;
+use tradeflow_core::detectors::detectors_from_json;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
 use tradeflow_core::ports::QueueDepth;
 use tradeflow_core::signal::{MAX_FUTURE_SECS, MIN_TIMESTAMP};
@@ -30,6 +30,10 @@ pub struct Config {
     pub timeframes: Vec<Timeframe>,
     pub backfill_bars: usize,
     pub max_bars_per_scan: usize,
+    /// Per-family parameter overrides, JSON (`GENERATOR_FAMILY_PARAMS`, e.g.
+    /// `{"rsi": {"period": 21}}`; empty: every family's defaults). See
+    /// docs/generator-families.md.
+    pub family_params: String,
     /// DLQs whose depth is published as a gauge on every scan: (label, URL or name).
     pub dlqs: Vec<(&'static str, String)>,
 }
@@ -64,8 +68,12 @@ impl Config {
                 500usize,
                 str::parse::<usize>,
             ),
+            family_params: s.or("GENERATOR_FAMILY_PARAMS", ""),
             dlqs,
         };
+        if let Err(e) = detectors_from_json(&config.family_params) {
+            s.problem(format!("GENERATOR_FAMILY_PARAMS: {e}"));
+        }
         s.finish(config)
     }
 }
@@ -165,7 +173,7 @@ impl Handler {
                 config.cursors_table.clone(),
             )),
             Arc::new(tradeflow_aws::SqsQueue::new(sqs, signals_url)),
-            all_detectors(),
+            detectors_from_json(&config.family_params)?,
             GeneratorConfig {
                 tickers: config.tickers.clone(),
                 timeframes: config.timeframes.clone(),
@@ -274,6 +282,7 @@ fn log_report(report: &ScanReport, summary: &ScanSummary) {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use tradeflow_core::detectors::all_detectors;
     use tradeflow_core::fakes::{MemoryCursorStore, MemoryQueue};
     use tradeflow_core::market::SyntheticFeed;
 
@@ -347,13 +356,29 @@ mod tests {
         assert_eq!(c.tickers.len(), 5);
         assert_eq!(c.timeframes, vec![Timeframe::M5, Timeframe::H1]);
         assert_eq!(c.dlqs, vec![("signals", "d".to_owned())]);
+        assert_eq!(c.family_params, "");
+        let tuned = HashMap::from([
+            ("SIGNALS_QUEUE_URL", "q"),
+            ("CURSORS_TABLE", "c"),
+            ("GENERATOR_FAMILY_PARAMS", r#"{"rsi": {"period": 21}}"#),
+        ]);
+        let c = Config::from_lookup(|k| tuned.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.family_params, r#"{"rsi": {"period": 21}}"#);
         let bad = HashMap::from([
             ("GENERATOR_TIMEFRAMES", "5,7"),
             ("GENERATOR_TICKERS", "aapl, BAD TICKER"),
+            ("GENERATOR_FAMILY_PARAMS", r#"{"rsi": {"perod": 21}}"#),
         ]);
         let err = Config::from_lookup(|k| bad.get(k).map(|v| (*v).to_owned())).unwrap_err();
         let text = err.to_string();
-        for needle in ["SIGNALS_QUEUE_URL", "CURSORS_TABLE", "\"7\"", "BAD TICKER"] {
+        for needle in [
+            "SIGNALS_QUEUE_URL",
+            "CURSORS_TABLE",
+            "\"7\"",
+            "BAD TICKER",
+            "GENERATOR_FAMILY_PARAMS",
+            "perod",
+        ] {
             assert!(text.contains(needle), "{text} should mention {needle}");
         }
     }

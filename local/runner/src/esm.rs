@@ -57,6 +57,9 @@ pub struct MappingStats {
     pub function_errors: AtomicU64,
     /// (body, when it was processed) of successful records, when `record_completions` is on.
     pub completions: std::sync::Mutex<Vec<(String, Instant)>>,
+    /// (body, when the invocation carrying it started) of every record handed to the function,
+    /// when `record_completions` is on: the load harness's "picked up" time.
+    pub pickups: std::sync::Mutex<Vec<(String, Instant)>>,
 }
 
 pub struct EventSourceMapping {
@@ -154,6 +157,15 @@ impl EventSourceMapping {
     async fn invoke(&self, messages: Vec<Message>) -> anyhow::Result<()> {
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.record(m)).collect();
+        if self.config.record_completions {
+            let now = Instant::now();
+            let mut picked = self.stats.pickups.lock().unwrap_or_else(|p| p.into_inner());
+            picked.extend(
+                messages
+                    .iter()
+                    .map(|m| (m.body().unwrap_or_default().to_owned(), now)),
+            );
+        }
         self.stats.invocations.fetch_add(1, Ordering::Relaxed);
         self.stats
             .records

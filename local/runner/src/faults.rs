@@ -31,7 +31,8 @@ use tradeflow_core::order::PaperOrder;
 use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::{
     BeginOutcome, ClaimOutcome, ExecutionStore, FailedEntry, HoldOutcome, Lease, LeaseStore,
-    OrderStore, OutgoingMessage, PipelineStore, PlaceOutcome, QueueSender,
+    OrderStore, OutgoingMessage, PipelineChange, PipelineStore, PlaceOutcome, QueueSender, RunEnd,
+    RunEndOutcome, RunLedger,
 };
 use tradeflow_core::vocab::Ticker;
 
@@ -385,6 +386,11 @@ impl PipelineStore for FaultyPipelines {
             .store("load_signal_pipelines", self.inner.load_signal_pipelines())
             .await
     }
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError> {
+        self.faults
+            .store("changed_since", self.inner.changed_since(since_ms))
+            .await
+    }
     async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<Pipeline>, StoreError> {
         self.faults
             .store("get_pipeline", self.inner.get_pipeline(pipeline_id))
@@ -414,7 +420,7 @@ impl LeaseStore for FaultyLeases {
                         holder: execution_id.clone(),
                         at_ms: at,
                     }),
-                    ClaimOutcome::Claimed => {
+                    ClaimOutcome::Claimed | ClaimOutcome::Reclaimed => {
                         lock(&log.claimed_ms)
                             .entry(lease.execution_id.clone())
                             .or_insert(at);
@@ -438,11 +444,6 @@ impl LeaseStore for FaultyLeases {
             lock(&self.faults.log.last_claimed_ms).insert(lease.execution_id.clone(), at);
         }
         Ok(outcome)
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.faults
-            .store("mark_enqueued", self.inner.mark_enqueued(lease))
-            .await
     }
     async fn release(
         &self,
@@ -582,6 +583,44 @@ impl OrderStore for FaultyOrders {
         self.faults
             .store("get_order", self.inner.get(order_id))
             .await
+    }
+}
+
+/// [`RunLedger`] with transient faults and attempts that stop right before their end is written,
+/// or right after (the run's record, order and lease release are written; the invocation dies
+/// before acknowledging the message).
+pub struct FaultyLedger {
+    pub inner: Arc<dyn RunLedger>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl RunLedger for FaultyLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        let f = &self.faults;
+        let id = &end.record.execution_id;
+        if end.order.is_some()
+            && let Some(idx) = lock(&f.current).get(id).copied()
+            && let Some(a) = lock(&f.log.attempts).get_mut(idx)
+        {
+            a.placed_order = true;
+        }
+        let after = end.order.is_some()
+            && lock(&f.stops)
+                .get(id)
+                .is_some_and(|(point, _)| *point == StopPoint::AfterOrder);
+        if !after && let Some(kind) = f.take_stop(id, StopPoint::BeforeFinish) {
+            f.stop(kind).await;
+        }
+        let outcome = f.store("end_run", self.inner.end_run(end)).await?;
+        f.close_attempt(id, end.record.attempts);
+        if outcome == RunEndOutcome::Written {
+            lock(&f.log.finished_ms).insert(id.clone(), now_ms());
+        }
+        if after && let Some(kind) = f.take_stop(id, StopPoint::AfterOrder) {
+            f.stop(kind).await;
+        }
+        Ok(outcome)
     }
 }
 

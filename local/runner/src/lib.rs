@@ -12,6 +12,7 @@
 //! Functions are invoked either in-process (the handler structs) or as the real binaries through
 //! `cargo lambda watch`'s Invoke API ([`invoke::WatchFunction`]).
 
+pub mod calls;
 pub mod chain;
 pub mod esm;
 pub mod faults;

@@ -120,23 +120,59 @@ async fn main() -> anyhow::Result<()> {
         "demo" => demo(&sdk, &cfn, &stack, &args).await,
         "load" => {
             let outputs = StackOutputs::load(&cfn, &stack).await?;
-            let signals: usize = args.num("signals", 200)?;
             let pipelines: usize = args.num("pipelines", 2)?;
-            let functions = match args.flags.get("watch") {
-                Some(url) => Functions::watch(url),
-                None => Functions::in_process(&sdk, &outputs, &HashMap::new()).await?,
+            // `--rate R --duration-secs D`: R signals/s for D s; else `--signals N` at once.
+            let plan = match args.flags.get("rate") {
+                Some(_) => tradeflow_local::load::LoadPlan::Rate {
+                    per_sec: args.num("rate", 10.0)?,
+                    duration: Duration::from_secs(args.num("duration-secs", 60)?),
+                },
+                None => tradeflow_local::load::LoadPlan::Burst {
+                    signals: args.num("signals", 200)?,
+                },
             };
-            let report = tradeflow_local::load::run_load(
+            let capacity_secs: u64 = args.num("capacity-secs", 5)?;
+            let emulator = if capacity_secs > 0 {
+                eprintln!("load: measuring the emulator's raw capacity ({capacity_secs} s each)");
+                Some(
+                    tradeflow_local::load::measure_emulator(
+                        &sdk,
+                        &outputs,
+                        Duration::from_secs(capacity_secs),
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            // In-process, the functions' AWS requests are counted (`calls`).
+            let (functions, calls) = match args.flags.get("watch") {
+                Some(url) => (Functions::watch(url), None),
+                None => {
+                    let (recorded, calls) = tradeflow_local::calls::recording(&sdk);
+                    let functions =
+                        Functions::in_process(&recorded, &outputs, &HashMap::new()).await?;
+                    (functions, Some(calls))
+                }
+            };
+            let mut report = tradeflow_local::load::run_load(
                 &sdk,
                 &outputs,
                 functions,
-                signals,
+                calls,
+                plan,
                 pipelines,
                 Duration::from_secs(args.num("timeout-secs", 600)?),
+                true,
             )
             .await?;
+            report.emulator = emulator;
             println!("{}", tradeflow_local::load::LoadReport::table_header());
             println!("{}", report.table_row());
+            println!("\n{}", report.capacity_lines());
+            if let Some(calls) = &report.aws_calls {
+                println!("\nAWS requests by operation: {calls:?}");
+            }
             if report.completed < report.executions {
                 bail!(
                     "only {} of {} executions completed",

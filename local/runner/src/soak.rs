@@ -38,8 +38,8 @@ use tradeflow_telemetry::Telemetry;
 use crate::chain::{Chain, ChainConfig, Functions};
 use crate::esm::MappingConfig;
 use crate::faults::{
-    FaultPlan, Faults, Faulty, FaultyExecutions, FaultyLeases, FaultyOrders, FaultyPipelines,
-    FaultyQueue, Rng, now_ms,
+    FaultPlan, Faults, Faulty, FaultyExecutions, FaultyLeases, FaultyLedger, FaultyOrders,
+    FaultyPipelines, FaultyQueue, Rng, now_ms,
 };
 use crate::invoke::{InProcess, ScheduledFunction};
 use crate::stack::StackOutputs;
@@ -391,6 +391,15 @@ pub async fn run_soak(
             faults: Arc::clone(&faults),
         }),
         leases_port(&econf.leases_table),
+        Arc::new(FaultyLedger {
+            inner: Arc::new(tradeflow_aws::DynamoRunLedger::new(
+                dynamo.clone(),
+                econf.executions_table.clone(),
+                econf.orders_table.clone(),
+                econf.leases_table.clone(),
+            )),
+            faults: Arc::clone(&faults),
+        }),
         BuiltinSteps::new(
             market,
             Arc::new(FaultyOrders {
@@ -404,7 +413,8 @@ pub async fn run_soak(
         ),
         Arc::new(SystemClock),
     )
-    .with_max_deliveries(econf.max_receive_count);
+    .with_max_deliveries(econf.max_receive_count)
+    .with_pipeline_cache(econf.pipeline_cache_ttl);
     let dtel = Telemetry::init(trigger_dispatcher::FUNCTION_NAME);
     let etel = Telemetry::init(pipeline_executor::FUNCTION_NAME);
     let same_batch: SameBatch = Arc::default();

@@ -19,7 +19,7 @@ use super::expr::{Expr, update_from_item};
 use crate::error::{store_error, store_permanent};
 use crate::item::{Item, from_item, get_i64, get_s, to_item};
 
-const KEY: &str = "execution_id";
+pub(crate) const KEY: &str = "execution_id";
 const ENTITY: &str = "execution";
 /// How long DynamoDB keeps an execution record after it was created.
 pub const EXECUTION_RETENTION_SECS: i64 = 90 * 86_400;
@@ -47,7 +47,7 @@ impl DynamoExecutionStore {
     }
 }
 
-fn status_value(status: ExecutionStatus) -> AttributeValue {
+pub(crate) fn status_value(status: ExecutionStatus) -> AttributeValue {
     AttributeValue::S(status.as_str().to_owned())
 }
 
@@ -60,7 +60,10 @@ fn corrupt(execution_id: &str, reason: impl Into<String>) -> StoreError {
 }
 
 /// The record's attributes minus the ones a write must not overwrite.
-fn record_attributes(record: &ExecutionRecord, skip: &[&str]) -> Result<Item, StoreError> {
+pub(crate) fn record_attributes(
+    record: &ExecutionRecord,
+    skip: &[&str],
+) -> Result<Item, StoreError> {
     let mut item = to_item(record).map_err(|e| store_permanent("UpdateItem", e))?;
     item.remove(KEY);
     for attr in skip {

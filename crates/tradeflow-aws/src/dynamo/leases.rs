@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tradeflow_core::error::StoreError;
 use tradeflow_core::ports::{ClaimOutcome, HoldOutcome, Lease, LeaseStore};
 use tradeflow_core::vocab::Ticker;
@@ -22,7 +22,7 @@ use super::expr::Expr;
 use crate::error::store_error;
 use crate::item::{Item, get_bool, get_i64, get_s};
 
-const KEY: &str = "lease_key";
+pub(crate) const KEY: &str = "lease_key";
 const ENTITY: &str = "lease";
 /// How long DynamoDB keeps a lease after it expired.
 pub const LEASE_TTL_GRACE_SECS: i64 = 86_400;
@@ -46,6 +46,42 @@ impl DynamoLeaseStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Marks a lease of ours started (the longer-expiry case of `hold`), only if still ours.
+    async fn set_started(&self, lease: &Lease) -> Result<(), StoreError> {
+        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut e = Expr::default();
+        let update = format!(
+            "SET {} = {}",
+            e.name("enqueued"),
+            e.value("true", AttributeValue::Bool(true))
+        );
+        let condition = format!(
+            "{} = {}",
+            e.name("execution_id"),
+            e.value("eid", AttributeValue::S(lease.execution_id.clone()))
+        );
+        let (names, values) = e.into_parts();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(key.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        if !condition_held("UpdateItem", result)? {
+            tracing::debug!(
+                lease_key = %key,
+                execution_id = %lease.execution_id,
+                "lease no longer ours; not marked started"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -129,11 +165,22 @@ impl LeaseStore for DynamoLeaseStore {
             .condition_expression(condition)
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Ok(out) => {
+                let again = out
+                    .attributes()
+                    .and_then(|old| get_s(old, "execution_id"))
+                    .is_some_and(|holder| holder == lease.execution_id);
+                Ok(if again {
+                    ClaimOutcome::Reclaimed
+                } else {
+                    ClaimOutcome::Claimed
+                })
+            }
             Err(err) => {
                 if let Some(PutItemError::ConditionalCheckFailedException(ccf)) =
                     err.as_service_error()
@@ -143,41 +190,6 @@ impl LeaseStore for DynamoLeaseStore {
                 Err(store_error("PutItem", err))
             }
         }
-    }
-
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        let key = Lease::key(&lease.pipeline_id, &lease.ticker);
-        let mut e = Expr::default();
-        let update = format!(
-            "SET {} = {}",
-            e.name("enqueued"),
-            e.value("true", AttributeValue::Bool(true))
-        );
-        let condition = format!(
-            "{} = {}",
-            e.name("execution_id"),
-            e.value("eid", AttributeValue::S(lease.execution_id.clone()))
-        );
-        let (names, values) = e.into_parts();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, AttributeValue::S(key.clone()))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        if !condition_held("UpdateItem", result)? {
-            tracing::debug!(
-                lease_key = %key,
-                execution_id = %lease.execution_id,
-                "lease no longer ours; not marked enqueued"
-            );
-        }
-        Ok(())
     }
 
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
@@ -243,8 +255,8 @@ impl LeaseStore for DynamoLeaseStore {
                 expires_at,
             });
         }
-        // Ours already, until later than asked: keep that expiry, only mark it enqueued.
-        self.mark_enqueued(lease).await?;
+        // Ours already, until later than asked: keep that expiry, only mark it started.
+        self.set_started(lease).await?;
         Ok(HoldOutcome::Held)
     }
 

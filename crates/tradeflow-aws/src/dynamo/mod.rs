@@ -4,14 +4,16 @@ mod cursors;
 mod executions;
 pub(crate) mod expr;
 mod leases;
+mod ledger;
 mod orders;
 mod pipelines;
 
 pub use cursors::DynamoCursorStore;
 pub use executions::{DynamoExecutionStore, EXECUTION_RETENTION_SECS};
 pub use leases::{DynamoLeaseStore, LEASE_TTL_GRACE_SECS};
+pub use ledger::DynamoRunLedger;
 pub use orders::DynamoOrderStore;
-pub use pipelines::DynamoPipelineStore;
+pub use pipelines::{DynamoPipelineStore, UPDATES_INDEX as PIPELINE_UPDATES_INDEX};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -12,7 +12,7 @@ use super::expr::Expr;
 use crate::error::{store_error, store_permanent};
 use crate::item::{from_item, to_item};
 
-const KEY: &str = "order_id";
+pub(crate) const KEY: &str = "order_id";
 
 /// Paper orders, one item per order with [`PaperOrder`]'s serde field names; written at most once.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tradeflow_core::error::{StoreError, error_chain};
 use tradeflow_core::pipeline::{Pipeline, PipelineError};
-use tradeflow_core::ports::PipelineStore;
+use tradeflow_core::ports::{PipelineChange, PipelineStore};
 
 use super::expr::Expr;
 use crate::error::{AdapterError, store_error, store_permanent};
@@ -13,6 +13,12 @@ use crate::item::{Item, ItemError, from_item, get_s, to_item};
 
 const KEY: &str = "pipeline_id";
 const ENTITY: &str = "pipeline";
+/// The global secondary index of pipelines by the time they were written (infra/template.yaml):
+/// partition key `catalog` (always [`CATALOG`]), sort key `updated_at` (N, Unix ms).
+pub const UPDATES_INDEX: &str = "by-update";
+/// The one `catalog` value: every pipeline in one index partition, read in `updated_at` order.
+/// Pipelines are written rarely (far below a partition's 1,000 writes/s).
+pub const CATALOG: &str = "pipeline";
 /// `TriggerMode::Signal` as serde writes it (checked by a test).
 const SIGNAL_MODE: &str = "signal";
 
@@ -162,11 +168,66 @@ impl PipelineStore for DynamoPipelineStore {
     }
 
     /// Refuses (as a permanent error) a pipeline that does not pass [`Pipeline::validate`].
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError> {
+        let mut expr = Expr::default();
+        let condition = format!(
+            "{} = {} AND {} >= {}",
+            expr.name("catalog"),
+            expr.value("catalog", AttributeValue::S(CATALOG.into())),
+            expr.name("updated_at"),
+            expr.value("since", AttributeValue::N(since_ms.to_string())),
+        );
+        let (names, values) = expr.into_parts();
+        let mut changes = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(UPDATES_INDEX)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(values.clone())
+                .set_exclusive_start_key(start.clone())
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                let Some(id) = get_s(&item, KEY).map(str::to_owned) else {
+                    continue;
+                };
+                match self.decode_scanned(item) {
+                    Some(p) => changes.push(PipelineChange::Signal(p)),
+                    None => changes.push(PipelineChange::Gone(id)),
+                }
+            }
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() && start.as_ref() != Some(&next) => {
+                    start = Some(next);
+                }
+                _ => break,
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Also stamps `updated_at` (now, Unix ms) and `catalog`, so the dispatchers' incremental
+    /// refresh ([`PipelineStore::changed_since`]) sees the write. Other writers of the table
+    /// must set both too; otherwise their writes reach the dispatchers at the next full load.
     async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError> {
         pipeline
             .validate()
             .map_err(|e| store_permanent("PutItem", e))?;
-        let item = to_item(pipeline).map_err(|e| store_permanent("PutItem", e))?;
+        let mut item = to_item(pipeline).map_err(|e| store_permanent("PutItem", e))?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        item.insert(
+            "updated_at".to_owned(),
+            AttributeValue::N(now_ms.to_string()),
+        );
+        item.insert("catalog".to_owned(), AttributeValue::S(CATALOG.into()));
         self.client
             .put_item()
             .table_name(&self.table)

@@ -110,3 +110,34 @@ pub async fn create_executions_table(client: &aws_sdk_dynamodb::Client) -> Strin
         .expect("create executions table");
     name
 }
+
+/// A pipelines table like the template's: key `pipeline_id`, GSI `by-update` (`catalog`,
+/// `updated_at`) for the dispatchers' incremental refresh.
+pub async fn create_pipelines_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = unique("pipelines");
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(attr("pipeline_id", ScalarAttributeType::S))
+        .attribute_definitions(attr("catalog", ScalarAttributeType::S))
+        .attribute_definitions(attr("updated_at", ScalarAttributeType::N))
+        .key_schema(key("pipeline_id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(tradeflow_aws::PIPELINE_UPDATES_INDEX)
+                .key_schema(key("catalog", KeyType::Hash))
+                .key_schema(key("updated_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create pipelines table");
+    name
+}

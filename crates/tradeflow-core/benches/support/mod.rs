@@ -11,10 +11,10 @@ pub const SIGNAL_TYPES: [&str; 11] = [
     "death_cross",
     "macd_bullish",
     "macd_bearish",
-    "ema_bullish_cross",
-    "ema_bearish_cross",
-    "bollinger_breakout_up",
-    "bollinger_breakout_down",
+    "ema_bullish_crossover",
+    "ema_bearish_crossover",
+    "bbands_upper_breakout",
+    "bbands_lower_breakout",
     "volume_spike",
 ];
 

@@ -5,17 +5,144 @@ use crate::vocab::{Bar, Direction};
 
 use super::Detection;
 
-/// Lookback of the families built on EMAs or Wilder smoothing (see the module documentation).
+/// Series of `Option<f64>` from plain values (for rules written on indicator outputs).
+#[allow(dead_code)]
+pub(super) fn defined(values: &[f64]) -> Vec<Option<f64>> {
+    values.iter().map(|v| Some(*v)).collect()
+}
+
+/// Lookback of the families built on EMAs or Wilder smoothing with periods up to 50: after 250
+/// bars the seed's weight in the value is below 1e-8 for a 26-period EMA or a 14-period Wilder
+/// average (see the module documentation). Longer periods use [`smoothed_lookback`].
 pub(super) const SMOOTHED_LOOKBACK: usize = 250;
 
-/// `bars[index - lookback ..= index]`, if `index` is in range and has that much history.
+/// [`SMOOTHED_LOOKBACK`], or 5 × `period` for periods above 50 (EMA 200: 1000 bars, where
+/// the seed's weight is about 3e-4).
+pub(super) fn smoothed_lookback(period: usize) -> usize {
+    SMOOTHED_LOOKBACK.max(period.saturating_mul(5))
+}
+
+/// The candle's evaluation window: `bars[index - lookback ..= index]`, or `bars[..= index]`
+/// when the series holds less history than that (the indicators then start where the series
+/// starts, as TA-Lib does, and fire as soon as they are defined). `None` if `index` is out of
+/// range.
 pub(super) fn window(bars: &[Bar], index: usize, lookback: usize) -> Option<&[Bar]> {
-    let start = index.checked_sub(lookback)?;
-    bars.get(start..=index)
+    let w = bars.get(index.saturating_sub(lookback)..=index)?;
+    let bar = w.last()?;
+    // A candle with garbage values is never evaluated.
+    let finite = [bar.open, bar.high, bar.low, bar.close, bar.volume]
+        .iter()
+        .all(|v| v.is_finite());
+    (finite && bar.volume >= 0.0).then_some(w)
 }
 
 pub(super) fn closes(bars: &[Bar]) -> Vec<f64> {
     bars.iter().map(|b| b.close).collect()
+}
+
+/// The columns of a window of candles.
+pub(super) struct Ohlcv {
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub volume: Vec<f64>,
+}
+
+impl Ohlcv {
+    pub fn of(bars: &[Bar]) -> Self {
+        Ohlcv {
+            high: bars.iter().map(|b| b.high).collect(),
+            low: bars.iter().map(|b| b.low).collect(),
+            close: bars.iter().map(|b| b.close).collect(),
+            volume: bars.iter().map(|b| b.volume).collect(),
+        }
+    }
+}
+
+/// When an oscillator's zone signal fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneTiming {
+    /// On the candle where the oscillator enters the zone (the original's timing: an
+    /// "oversold" BULLISH signal while it is still falling).
+    #[default]
+    Entry,
+    /// On the candle where it leaves the zone again (the turn back, a confirmed reversal).
+    Exit,
+}
+
+/// An oscillator's zone event on the last candle of `series`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ZoneEvent {
+    /// Entered (or, with [`ZoneTiming::Exit`], left) the zone below `low`. `depth` is how far
+    /// below `low` it went: the current value on entry, the extreme of the stay on exit.
+    Low {
+        depth: f64,
+    },
+    High {
+        depth: f64,
+    },
+}
+
+/// The zone event of the last value of `series` against `low` and `high` (strict inside the
+/// zone, non-strict outside: entering below 30 is from `>= 30` to `< 30`).
+pub(super) fn zone_event(
+    series: &[Option<f64>],
+    low: f64,
+    high: f64,
+    timing: ZoneTiming,
+) -> Option<ZoneEvent> {
+    let pair = Pair::last_two(series)?;
+    match timing {
+        ZoneTiming::Entry => {
+            if pair.crossed_below(Pair::level(low)) {
+                Some(ZoneEvent::Low {
+                    depth: low - pair.current,
+                })
+            } else if pair.crossed_above(Pair::level(high)) {
+                Some(ZoneEvent::High {
+                    depth: pair.current - high,
+                })
+            } else {
+                None
+            }
+        }
+        ZoneTiming::Exit => {
+            let stay = |inside: &dyn Fn(f64) -> bool| {
+                series[..series.len() - 1]
+                    .iter()
+                    .rev()
+                    .map_while(|v| v.filter(|x| inside(*x)))
+                    .collect::<Vec<f64>>()
+            };
+            if pair.previous < low && pair.current >= low {
+                let extreme = stay(&|x| x < low).into_iter().fold(low, f64::min);
+                Some(ZoneEvent::Low {
+                    depth: low - extreme,
+                })
+            } else if pair.previous > high && pair.current <= high {
+                let extreme = stay(&|x| x > high).into_iter().fold(high, f64::max);
+                Some(ZoneEvent::High {
+                    depth: extreme - high,
+                })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// `base + max_bonus * min(1, strength / full)`, clamped to 0..=100 (a non-finite or negative
+/// strength adds nothing). The common shape of the families' confidence: a base for the
+/// condition itself, and a bonus that grows linearly with how strongly it holds and is full at
+/// `full`.
+pub(super) fn scaled(base: u8, strength: f64, full: f64, max_bonus: u8) -> u8 {
+    let ratio = if strength.is_finite() && full > 0.0 {
+        (strength / full).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    confidence(base, ratio * f64::from(max_bonus), max_bonus)
 }
 
 /// A value on the previous candle and on the current (evaluated) one.
@@ -108,6 +235,22 @@ pub(super) struct Fired {
 }
 
 impl Fired {
+    pub fn new(
+        generator: &'static str,
+        signal_type: &'static str,
+        direction: Direction,
+        confidence: u8,
+        reasoning: String,
+    ) -> Self {
+        Fired {
+            generator,
+            signal_type,
+            direction,
+            confidence,
+            reasoning,
+        }
+    }
+
     pub fn at(self, bar: &Bar, metadata: &[(&str, f64)]) -> Detection {
         Detection {
             generator: self.generator,
@@ -135,6 +278,42 @@ mod tests {
         assert_eq!(confidence(70, f64::NAN, 10), 70);
         assert_eq!(confidence(95, 10.0, 10), 100);
         assert_eq!(confidence(200, 0.0, 10), 100);
+    }
+
+    #[test]
+    fn zone_events_fire_on_entry_or_on_exit() {
+        let s = |v: &[f64]| defined(v);
+        let e = ZoneTiming::Entry;
+        let x = ZoneTiming::Exit;
+        assert_eq!(
+            zone_event(&s(&[31.0, 30.0, 25.0]), 30.0, 70.0, e),
+            Some(ZoneEvent::Low { depth: 5.0 })
+        );
+        assert_eq!(zone_event(&s(&[29.0, 25.0]), 30.0, 70.0, e), None);
+        assert_eq!(
+            zone_event(&s(&[69.0, 70.0, 72.0]), 30.0, 70.0, e),
+            Some(ZoneEvent::High { depth: 2.0 })
+        );
+        // Exit: the depth is the extreme of the stay in the zone.
+        assert_eq!(
+            zone_event(&s(&[40.0, 28.0, 21.0, 26.0, 30.0]), 30.0, 70.0, x),
+            Some(ZoneEvent::Low { depth: 9.0 })
+        );
+        assert_eq!(zone_event(&s(&[28.0, 29.0]), 30.0, 70.0, x), None);
+        assert_eq!(
+            zone_event(&s(&[75.0, 80.0, 69.0]), 30.0, 70.0, x),
+            Some(ZoneEvent::High { depth: 10.0 })
+        );
+        assert_eq!(zone_event(&[None, Some(20.0)], 30.0, 70.0, e), None);
+    }
+
+    #[test]
+    fn scaled_confidence_grows_linearly_to_its_cap() {
+        assert_eq!(scaled(60, 0.0, 10.0, 30), 60);
+        assert_eq!(scaled(60, 5.0, 10.0, 30), 75);
+        assert_eq!(scaled(60, 50.0, 10.0, 30), 90);
+        assert_eq!(scaled(60, -1.0, 10.0, 30), 60);
+        assert_eq!(scaled(60, f64::NAN, 10.0, 30), 60);
     }
 
     #[test]

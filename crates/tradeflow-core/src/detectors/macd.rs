@@ -1,22 +1,38 @@
 //! MACD family: the MACD line crossing its signal line.
 
+use serde::{Deserialize, Serialize};
+
 use crate::indicators;
 use crate::vocab::{Bar, Direction};
 
-use super::common::{Cross, Fired, Pair, SMOOTHED_LOOKBACK, closes, confidence, price, window};
+use super::common::{Cross, Fired, Pair, closes, price, scaled, smoothed_lookback, window};
 use super::{Detection, Detector};
 
-/// MACD(12, 26, 9) line crosses above its signal line → `macd_bullish` (BULLISH); below →
-/// `macd_bearish` (BEARISH). Confidence 70, + 5 when the cross happens on the far side of the
-/// zero line (a bullish cross below zero, a bearish cross above zero).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MacdDetector;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MacdConfig {
+    pub fast_period: usize,
+    pub slow_period: usize,
+    pub signal_period: usize,
+}
 
-impl MacdDetector {
-    pub const FAST: usize = 12;
-    pub const SLOW: usize = 26;
-    pub const SIGNAL: usize = 9;
-    const BASE_CONFIDENCE: u8 = 70;
+impl Default for MacdConfig {
+    fn default() -> Self {
+        MacdConfig {
+            fast_period: 12,
+            slow_period: 26,
+            signal_period: 9,
+        }
+    }
+}
+
+/// TA-Lib MACD(12, 26, 9): the line crosses above its signal line → `macd_bullish` (BULLISH);
+/// below → `macd_bearish` (BEARISH). Confidence 60, + 15 when the cross happens on the far side
+/// of the zero line (a bullish cross below zero, a bearish one above), + up to 15 for the
+/// histogram's size (full at 0.2 % of the price).
+#[derive(Debug, Clone, Default)]
+pub struct MacdDetector {
+    pub config: MacdConfig,
 }
 
 impl Detector for MacdDetector {
@@ -25,39 +41,62 @@ impl Detector for MacdDetector {
     }
 
     fn lookback(&self) -> usize {
-        SMOOTHED_LOOKBACK
+        let c = &self.config;
+        smoothed_lookback(c.slow_period.max(c.fast_period) + c.signal_period)
+    }
+
+    fn signal_types(&self) -> &'static [&'static str] {
+        &["macd_bullish", "macd_bearish"]
     }
 
     fn detect(&self, bars: &[Bar], index: usize) -> Option<Detection> {
+        let c = &self.config;
         let w = window(bars, index, self.lookback())?;
         let bar = w.last()?;
-        let m = indicators::macd(&closes(w), Self::FAST, Self::SLOW, Self::SIGNAL);
-        let line = Pair::last_two(&m.macd)?.current;
-        let signal = Pair::last_two(&m.signal)?.current;
-        // The histogram is line − signal: its cross of zero is the line's cross of the signal.
-        let histogram = Pair::last_two(&m.histogram)?;
-        let hist = histogram.current;
-        let (signal_type, direction, verb, far_side) = match histogram.cross(Pair::level(0.0))? {
-            Cross::Up => ("macd_bullish", Direction::Bullish, "above", line < 0.0),
-            Cross::Down => ("macd_bearish", Direction::Bearish, "below", line > 0.0),
-        };
-        let fired = Fired {
-            generator: self.name(),
-            signal_type,
-            direction,
-            confidence: confidence(Self::BASE_CONFIDENCE, if far_side { 5.0 } else { 0.0 }, 5),
-            reasoning: format!(
-                "MACD(12,26,9) line {line:.4} crossed {verb} its signal line {signal:.4} \
-                 (histogram {hist:.4}) at close {}",
-                price(bar.close)
+        let m = indicators::macd(&closes(w), c.fast_period, c.slow_period, c.signal_period);
+        let line = Pair::last_two(&m.macd)?;
+        let signal = Pair::last_two(&m.signal)?;
+        let hist = Pair::last_two(&m.histogram)?.current;
+        let (signal_type, direction, verb, far_side) = match line.cross(signal)? {
+            Cross::Up => (
+                "macd_bullish",
+                Direction::Bullish,
+                "above",
+                line.current < 0.0,
+            ),
+            Cross::Down => (
+                "macd_bearish",
+                Direction::Bearish,
+                "below",
+                line.current > 0.0,
             ),
         };
+        let confidence = scaled(60, hist.abs() / bar.close.abs() * 100.0, 0.2, 15)
+            .saturating_add(if far_side { 15 } else { 0 });
+        let fired = Fired::new(
+            self.name(),
+            signal_type,
+            direction,
+            confidence,
+            format!(
+                "MACD({},{},{}) line {:.4} crossed {verb} its signal line {:.4} (histogram \
+                 {hist:.4}) at close {}",
+                c.fast_period,
+                c.slow_period,
+                c.signal_period,
+                line.current,
+                signal.current,
+                price(bar.close)
+            ),
+        );
         Some(fired.at(
             bar,
             &[
-                ("macd", line),
-                ("macd_signal", signal),
-                ("macd_histogram", hist),
+                ("current_macd", line.current),
+                ("current_signal", signal.current),
+                ("current_histogram", hist),
+                ("previous_macd", line.previous),
+                ("previous_signal", signal.previous),
                 ("current_price", bar.close),
             ],
         ))
@@ -83,22 +122,35 @@ mod tests {
             })
             .collect();
         let bars = bars_from_closes(&closes);
+        let macd = MacdDetector::default();
         assert_eq!(
-            fired(&MacdDetector, &bars),
+            fired(&macd, &bars),
             [
                 (270, "macd_bullish", Direction::Bullish),
                 (310, "macd_bearish", Direction::Bearish)
             ]
         );
-        let d = MacdDetector.detect(&bars, 310).unwrap();
-        assert_common(&d, &MacdDetector, &bars[310]);
-        let m = indicators::macd(&closes[60..=310], 12, 26, 9);
-        assert_eq!(d.metadata["macd"], m.macd[250].unwrap());
-        assert_eq!(d.metadata["macd_signal"], m.signal[250].unwrap());
-        assert_eq!(d.metadata["macd_histogram"], m.histogram[250].unwrap());
-        assert!(d.metadata["macd_histogram"] < 0.0);
-        // A bearish cross above the zero line earns the bonus.
-        assert!(d.metadata["macd"] > 0.0);
-        assert_eq!(d.confidence, 75);
+        let d = macd.detect(&bars, 310).unwrap();
+        assert_common(&d, &macd, &bars[310]);
+        let m = indicators::macd(&closes[310 - 250..=310], 12, 26, 9);
+        assert_eq!(d.metadata["current_macd"], m.macd[250].unwrap());
+        assert_eq!(d.metadata["current_signal"], m.signal[250].unwrap());
+        assert_eq!(d.metadata["current_histogram"], m.histogram[250].unwrap());
+        assert!(d.metadata["current_histogram"] < 0.0);
+        // A bearish cross above the zero line, histogram beyond 0.2 % of the price: 60+15+15.
+        assert!(d.metadata["current_macd"] > 0.0);
+        assert_eq!(d.confidence, 90);
+    }
+
+    #[test]
+    fn macd_fires_from_index_34_where_ta_lib_starts_the_signal_line() {
+        // The signal line is defined from index 33: a cross at 34 is the first possible one.
+        let mut closes = vec![100.0; 34];
+        closes.push(101.0);
+        let bars = bars_from_closes(&closes);
+        assert_eq!(
+            fired(&MacdDetector::default(), &bars),
+            [(34, "macd_bullish", Direction::Bullish)]
+        );
     }
 }

@@ -1,21 +1,42 @@
 //! RSI family: RSI(14) entering the oversold or overbought zone.
 
+use serde::{Deserialize, Serialize};
+
 use crate::indicators;
 use crate::vocab::{Bar, Direction};
 
-use super::common::{Fired, Pair, SMOOTHED_LOOKBACK, closes, confidence, price, window};
+use super::common::{
+    Fired, SMOOTHED_LOOKBACK, ZoneEvent, ZoneTiming, closes, price, scaled, smoothed_lookback,
+    window, zone_event,
+};
 use super::{Detection, Detector};
 
-/// RSI(14) crosses below 30 → `rsi_oversold` (BULLISH); crosses above 70 → `rsi_overbought`
-/// (BEARISH). Confidence 70 + up to 15 (2 per RSI point beyond the threshold).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RsiDetector;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RsiConfig {
+    pub period: usize,
+    pub oversold: f64,
+    pub overbought: f64,
+    pub timing: ZoneTiming,
+}
 
-impl RsiDetector {
-    pub const PERIOD: usize = 14;
-    pub const OVERSOLD: f64 = 30.0;
-    pub const OVERBOUGHT: f64 = 70.0;
-    const BASE_CONFIDENCE: u8 = 70;
+impl Default for RsiConfig {
+    fn default() -> Self {
+        RsiConfig {
+            period: 14,
+            oversold: 30.0,
+            overbought: 70.0,
+            timing: ZoneTiming::Entry,
+        }
+    }
+}
+
+/// TA-Lib RSI(14) crosses below 30 → `rsi_oversold` (BULLISH); above 70 → `rsi_overbought`
+/// (BEARISH); with [`ZoneTiming::Exit`], when it comes back out of the zone instead.
+/// Confidence 60 + 3 per RSI point beyond the threshold (the stay's extreme on exit), at most 90.
+#[derive(Debug, Clone, Default)]
+pub struct RsiDetector {
+    pub config: RsiConfig,
 }
 
 impl Detector for RsiDetector {
@@ -24,50 +45,66 @@ impl Detector for RsiDetector {
     }
 
     fn lookback(&self) -> usize {
-        SMOOTHED_LOOKBACK
+        smoothed_lookback(self.config.period).max(SMOOTHED_LOOKBACK)
+    }
+
+    fn signal_types(&self) -> &'static [&'static str] {
+        &["rsi_oversold", "rsi_overbought"]
     }
 
     fn detect(&self, bars: &[Bar], index: usize) -> Option<Detection> {
+        let c = &self.config;
         let w = window(bars, index, self.lookback())?;
         let bar = w.last()?;
-        let rsi = Pair::last_two(&indicators::rsi(&closes(w), Self::PERIOD))?;
-        let Pair { previous, current } = rsi;
-        let fired = if rsi.crossed_below(Pair::level(Self::OVERSOLD)) {
-            Fired {
-                generator: self.name(),
-                signal_type: "rsi_oversold",
-                direction: Direction::Bullish,
-                confidence: confidence(Self::BASE_CONFIDENCE, 2.0 * (Self::OVERSOLD - current), 15),
-                reasoning: format!(
-                    "RSI(14) crossed below 30 (from {previous:.2} to {current:.2}) \
-                     at close {}: oversold",
-                    price(bar.close)
-                ),
-            }
-        } else if rsi.crossed_above(Pair::level(Self::OVERBOUGHT)) {
-            Fired {
-                generator: self.name(),
-                signal_type: "rsi_overbought",
-                direction: Direction::Bearish,
-                confidence: confidence(
-                    Self::BASE_CONFIDENCE,
-                    2.0 * (current - Self::OVERBOUGHT),
-                    15,
-                ),
-                reasoning: format!(
-                    "RSI(14) crossed above 70 (from {previous:.2} to {current:.2}) \
-                     at close {}: overbought",
-                    price(bar.close)
-                ),
-            }
-        } else {
+        let rsi = indicators::rsi(&closes(w), c.period);
+        let [.., Some(previous), Some(current)] = rsi[..] else {
             return None;
+        };
+        let verb = match c.timing {
+            ZoneTiming::Entry => "entered",
+            ZoneTiming::Exit => "left",
+        };
+        let (fired, threshold) = match zone_event(&rsi, c.oversold, c.overbought, c.timing)? {
+            ZoneEvent::Low { depth } => (
+                Fired::new(
+                    self.name(),
+                    "rsi_oversold",
+                    Direction::Bullish,
+                    scaled(60, depth, 10.0, 30),
+                    format!(
+                        "RSI({}) {verb} the oversold zone below {} (from {previous:.2} to \
+                         {current:.2}) at close {}",
+                        c.period,
+                        c.oversold,
+                        price(bar.close)
+                    ),
+                ),
+                c.oversold,
+            ),
+            ZoneEvent::High { depth } => (
+                Fired::new(
+                    self.name(),
+                    "rsi_overbought",
+                    Direction::Bearish,
+                    scaled(60, depth, 10.0, 30),
+                    format!(
+                        "RSI({}) {verb} the overbought zone above {} (from {previous:.2} to \
+                         {current:.2}) at close {}",
+                        c.period,
+                        c.overbought,
+                        price(bar.close)
+                    ),
+                ),
+                c.overbought,
+            ),
         };
         Some(fired.at(
             bar,
             &[
+                ("rsi_period", c.period as f64),
                 ("current_rsi", current),
                 ("previous_rsi", previous),
+                ("threshold", threshold),
                 ("current_price", bar.close),
             ],
         ))
@@ -90,17 +127,24 @@ mod tests {
             closes.push(101.0 - f64::from(j));
         }
         let bars = bars_from_closes(&closes);
+        let rsi = RsiDetector::default();
         assert_eq!(
-            fired(&RsiDetector, &bars),
+            fired(&rsi, &bars),
             [(267, "rsi_oversold", Direction::Bullish)]
         );
-        let d = RsiDetector.detect(&bars, 267).unwrap();
-        assert_common(&d, &RsiDetector, &bars[267]);
+        let d = rsi.detect(&bars, 267).unwrap();
+        assert_common(&d, &rsi, &bars[267]);
         let expected = 100.0 * (14.0 / 27.0) * (13.0f64 / 14.0).powi(8);
         assert!((d.metadata["current_rsi"] - expected).abs() < 1e-6);
         assert!(d.metadata["previous_rsi"] >= 30.0);
-        assert!(d.reasoning.contains("crossed below 30"), "{}", d.reasoning);
-        assert!(RsiDetector.detect(&bars, 268).is_none(), "not re-emitted");
+        // 60 + 3 · (30 − 28.67) = 64.
+        assert_eq!(d.confidence, 64);
+        assert!(
+            d.reasoning.contains("oversold zone below 30"),
+            "{}",
+            d.reasoning
+        );
+        assert!(rsi.detect(&bars, 268).is_none(), "not re-emitted");
 
         // Mirror image: after a down move the averages are swapped, 8 rises cross 70.
         let mut closes = zigzag(261); // last index 260 is a down move
@@ -109,10 +153,50 @@ mod tests {
         }
         let bars = bars_from_closes(&closes);
         assert_eq!(
-            fired(&RsiDetector, &bars),
+            fired(&rsi, &bars),
             [(268, "rsi_overbought", Direction::Bearish)]
         );
-        let d = RsiDetector.detect(&bars, 268).unwrap();
+        let d = rsi.detect(&bars, 268).unwrap();
         assert!((d.metadata["current_rsi"] - (100.0 - expected)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rsi_fires_as_soon_as_ta_lib_defines_it() {
+        // RSI(14) is defined from index 14; the first cross it can show is at index 15.
+        // 14 rises (RSI 100 at index 14), then a big drop: below 70 at 15, no fire; a series
+        // that falls from the start is at RSI 0 on its first value: nothing to cross.
+        let mut closes: Vec<f64> = (0..15).map(|i| 100.0 - f64::from(i)).collect();
+        closes.push(120.0); // RSI jumps from 0 to above 70 at index 15
+        let bars = bars_from_closes(&closes);
+        assert_eq!(
+            fired(&RsiDetector::default(), &bars),
+            [(15, "rsi_overbought", Direction::Bearish)]
+        );
+    }
+
+    #[test]
+    fn exit_timing_fires_when_rsi_comes_back_out_with_the_depth_of_the_stay() {
+        let mut closes = zigzag(260);
+        for j in 1..=12 {
+            closes.push(101.0 - f64::from(j));
+        }
+        for j in 1..=6 {
+            closes.push(89.0 + 2.0 * f64::from(j));
+        }
+        let bars = bars_from_closes(&closes);
+        let rsi = RsiDetector {
+            config: RsiConfig {
+                timing: ZoneTiming::Exit,
+                ..RsiConfig::default()
+            },
+        };
+        let got = fired(&rsi, &bars);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (i, kind, dir) = got[0];
+        assert_eq!((kind, dir), ("rsi_oversold", Direction::Bullish));
+        assert!(i > 271, "after the fall ends at 271: {i}");
+        let d = rsi.detect(&bars, i).unwrap();
+        assert!(d.metadata["current_rsi"] >= 30.0 && d.metadata["previous_rsi"] < 30.0);
+        assert!(d.confidence > 80, "a deep stay: {}", d.confidence);
     }
 }

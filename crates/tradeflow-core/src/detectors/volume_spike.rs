@@ -1,22 +1,43 @@
-//! Volume spike family: unusual volume together with a price move.
+//! Volume spike family: a candle's volume far above the average of the candles before it.
+
+use serde::{Deserialize, Serialize};
 
 use crate::vocab::{Bar, Direction};
 
-use super::common::{Fired, confidence, price, window};
+use super::common::{Fired, price, scaled, window};
 use super::{Detection, Detector};
 
-/// Volume at least 2 × the average volume of the previous 20 candles together with a close at
-/// least 1 % away from the previous close → `volume_spike`, BULLISH if the close rose, BEARISH
-/// if it fell. An event, not a cross: fires on every candle that satisfies it. Confidence 65 +
-/// up to 20 (5 per unit of volume ratio above 2, 2 per % of price move above 1 %).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VolumeSpikeDetector;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeSpikeConfig {
+    pub volume_period: usize,
+    pub spike_threshold: f64,
+    /// Bias from the candle's body (false: always NEUTRAL).
+    pub use_price_direction: bool,
+    /// A body smaller than this (in % of the open) is NEUTRAL.
+    pub min_price_change_pct: f64,
+}
 
-impl VolumeSpikeDetector {
-    pub const AVERAGE_PERIOD: usize = 20;
-    pub const MIN_RATIO: f64 = 2.0;
-    pub const MIN_MOVE: f64 = 0.01;
-    const BASE_CONFIDENCE: u8 = 65;
+impl Default for VolumeSpikeConfig {
+    fn default() -> Self {
+        VolumeSpikeConfig {
+            volume_period: 20,
+            spike_threshold: 2.0,
+            use_price_direction: true,
+            min_price_change_pct: 1.0,
+        }
+    }
+}
+
+/// Volume at least 2 × the mean volume of the 20 candles **before** it (the original included
+/// the spike candle in its own average) → `volume_spike`: BULLISH when the candle's body
+/// `(close - open) / open` is at least +1 %, BEARISH at most -1 %, NEUTRAL in between. Each
+/// candle is its own event (a spike on two candles in a row is two signals). Confidence 55 +
+/// up to 25 for the volume ratio beyond the threshold (full at threshold + 3), + up to 15 for
+/// the body (full at 3 %).
+#[derive(Debug, Clone, Default)]
+pub struct VolumeSpikeDetector {
+    pub config: VolumeSpikeConfig,
 }
 
 impl Detector for VolumeSpikeDetector {
@@ -25,50 +46,64 @@ impl Detector for VolumeSpikeDetector {
     }
 
     fn lookback(&self) -> usize {
-        Self::AVERAGE_PERIOD
+        self.config.volume_period.max(1)
+    }
+
+    fn signal_types(&self) -> &'static [&'static str] {
+        &["volume_spike"]
     }
 
     fn detect(&self, bars: &[Bar], index: usize) -> Option<Detection> {
+        let c = &self.config;
         let w = window(bars, index, self.lookback())?;
-        let (bar, previous_bars) = w.split_last()?;
-        let previous_close = previous_bars.last()?.close;
-        let average_volume =
-            previous_bars.iter().map(|b| b.volume).sum::<f64>() / previous_bars.len() as f64;
-        if !(average_volume > 0.0 && previous_close > 0.0) {
+        let (bar, before) = w.split_last()?;
+        if before.len() < c.volume_period.max(1) {
+            return None;
+        }
+        let average_volume = before.iter().map(|b| b.volume).sum::<f64>() / before.len() as f64;
+        if !(average_volume > 0.0 && bar.open > 0.0) {
             return None;
         }
         let ratio = bar.volume / average_volume;
-        let change = bar.close / previous_close - 1.0;
-        if !(ratio >= Self::MIN_RATIO && change.abs() >= Self::MIN_MOVE) {
+        if !(ratio >= c.spike_threshold && ratio.is_finite()) {
             return None;
         }
-        let change_pct = change * 100.0;
-        let (direction, verb) = if change > 0.0 {
-            (Direction::Bullish, "up")
+        let change_pct = (bar.close - bar.open) / bar.open * 100.0;
+        if !change_pct.is_finite() {
+            return None;
+        }
+        let direction = if !c.use_price_direction || change_pct.abs() < c.min_price_change_pct {
+            Direction::Neutral
+        } else if change_pct > 0.0 {
+            Direction::Bullish
         } else {
-            (Direction::Bearish, "down")
+            Direction::Bearish
         };
-        let fired = Fired {
-            generator: self.name(),
-            signal_type: "volume_spike",
+        let confidence = scaled(55, ratio - c.spike_threshold, 3.0, 25).saturating_add(scaled(
+            0,
+            change_pct.abs(),
+            3.0,
+            15,
+        ));
+        let fired = Fired::new(
+            self.name(),
+            "volume_spike",
             direction,
-            confidence: confidence(
-                Self::BASE_CONFIDENCE,
-                5.0 * (ratio - Self::MIN_RATIO) + 2.0 * (change_pct.abs() - 1.0),
-                20,
-            ),
-            reasoning: format!(
-                "Volume {:.0} is {ratio:.2}x the 20-candle average {average_volume:.0} \
-                 with the close {verb} {:.2}% at {}",
+            confidence,
+            format!(
+                "Volume {:.0} is {ratio:.2}x the {}-candle average {average_volume:.0}, candle \
+                 body {change_pct:+.2}% at close {}",
                 bar.volume,
-                change_pct.abs(),
+                c.volume_period,
                 price(bar.close)
             ),
-        };
+        );
         Some(fired.at(
             bar,
             &[
-                ("volume", bar.volume),
+                ("volume_period", c.volume_period as f64),
+                ("spike_threshold", c.spike_threshold),
+                ("current_volume", bar.volume),
                 ("average_volume", average_volume),
                 ("volume_ratio", ratio),
                 ("price_change_pct", change_pct),
@@ -85,50 +120,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volume_spike_fires_on_every_candle_with_volume_and_a_move() {
-        // Closes alternate ±0.3 %, volume 100. Events (30+ candles apart so each average is
-        // 100): 30: 2.6× and +2 % → fires; 60: 3× but +0.5 % → no; 90: 1.99× and +3 % → no;
-        // 120: 2.2× and -1.5 % → fires; 150 and 151: 4× and 10× with +2 % each → both fire.
-        let mut closes: Vec<f64> = Vec::new();
-        let mut volumes: Vec<f64> = Vec::new();
-        let mut close = 100.0;
-        for i in 0..170 {
-            let (volume, change) = match i {
-                30 => (260.0, 0.02),
-                60 => (300.0, 0.005),
-                90 => (199.0, 0.03),
-                120 => (220.0, -0.015),
-                150 => (400.0, 0.02),
-                151 => (1_000.0, 0.02),
-                _ => (100.0, if i % 2 == 0 { 0.003 } else { -0.003 }),
-            };
-            close *= 1.0 + change;
-            closes.push(close);
-            volumes.push(volume);
+    fn volume_spike_fires_on_every_candle_with_a_spike_biased_by_its_body() {
+        // Volume 100 except: 30: 2.6× with a +2 % body → BULLISH; 60: 3× with a +0.5 % body →
+        // NEUTRAL; 90: 1.99× → nothing; 120: 2.2× with -1.5 % → BEARISH; 150 and 151: 4× and
+        // 10× with +2 % each → both fire (151's average includes 150's spike).
+        let mut bars = bars_from_closes(&zigzag(170));
+        for (i, (volume, body)) in [
+            (30, (260.0, 0.02)),
+            (60, (300.0, 0.005)),
+            (90, (199.0, 0.03)),
+            (120, (220.0, -0.015)),
+            (150, (400.0, 0.02)),
+            (151, (1_000.0, 0.02)),
+        ] {
+            let bar: &mut Bar = &mut bars[i];
+            bar.volume = volume;
+            bar.close = bar.open * (1.0 + body);
         }
-        let mut bars = bars_from_closes(&closes);
-        for (bar, volume) in bars.iter_mut().zip(&volumes) {
-            bar.volume = *volume;
+        for bar in &mut bars {
+            if bar.volume == 1_000.0 {
+                bar.volume = 100.0;
+            }
         }
+        bars[151].volume = 1_000.0;
+        let vs = VolumeSpikeDetector::default();
         assert_eq!(
-            fired(&VolumeSpikeDetector, &bars),
+            fired(&vs, &bars),
             [
                 (30, "volume_spike", Direction::Bullish),
+                (60, "volume_spike", Direction::Neutral),
                 (120, "volume_spike", Direction::Bearish),
                 (150, "volume_spike", Direction::Bullish),
                 (151, "volume_spike", Direction::Bullish)
             ]
         );
-        let d = VolumeSpikeDetector.detect(&bars, 30).unwrap();
-        assert_common(&d, &VolumeSpikeDetector, &bars[30]);
-        assert_eq!(d.metadata["volume"], 260.0);
+        let d = vs.detect(&bars, 30).unwrap();
+        assert_common(&d, &vs, &bars[30]);
         assert!((d.metadata["average_volume"] - 100.0).abs() < 1e-9);
         assert!((d.metadata["volume_ratio"] - 2.6).abs() < 1e-9);
         assert!((d.metadata["price_change_pct"] - 2.0).abs() < 1e-9);
-        // 65 + 5 · 0.6 + 2 · 1.0 = 70.
+        // 55 + 25 · 0.6/3 + 15 · 2/3 = 70.
         assert_eq!(d.confidence, 70);
-        let d = VolumeSpikeDetector.detect(&bars, 151).unwrap();
+        let d = vs.detect(&bars, 151).unwrap();
         assert!((d.metadata["average_volume"] - 115.0).abs() < 1e-9);
-        assert_eq!(d.confidence, 85, "bonus capped at 20");
+        assert_eq!(d.confidence, 55 + 25 + 10);
+        // The first candle with 20 candles before it can fire.
+        let mut early = bars_from_closes(&zigzag(21));
+        early[20].volume = 5_000.0;
+        assert_eq!(
+            fired(&vs, &early),
+            [(20, "volume_spike", Direction::Neutral)]
+        );
     }
 }

@@ -25,9 +25,9 @@ pub const CONTRACTS: &[&str] = &[
     "lease: claim when absent",
     "lease: claim refused while held, holder returned",
     "lease: claim after expiry (expiry is strictly after expires_at)",
-    "lease: claim again by the same execution before enqueue (idempotent, refreshed)",
-    "lease: AlreadyEnqueued after mark_enqueued, until it expires",
-    "lease: mark_enqueued only while ours, never creates a lease",
+    "lease: claim again by the same execution before its run started (Reclaimed, refreshed)",
+    "lease: AlreadyEnqueued once its run holds it, until it expires",
+    "lease: Reclaimed only over the same execution's lease, Claimed over another's",
     "lease: release only by the owner",
     "execution: begin when absent starts attempt 1",
     "execution: begin refused as InProgress while RUNNING within its window",
@@ -44,6 +44,9 @@ pub const CONTRACTS: &[&str] = &[
     "lease: hold Lost to another live holder, nothing changed",
     "order: get None, then the placed order, the first one kept",
     "execution: a record over the item size limit is a permanent error, nothing written",
+    "ledger: end_run writes the record, the order and the lease release together",
+    "ledger: TakenOver, OrderExists, LeaseNotOurs each cancel the whole end, nothing written",
+    "pipeline: changed_since returns written pipelines, inactive ones as Gone",
 ];
 
 fn ticker() -> Ticker {
@@ -105,16 +108,16 @@ pub async fn lease_claim_refused_while_held(leases: &dyn LeaseStore, unique: &st
             execution_id: a.execution_id.clone(),
             expires_at: a.expires_at
         },
-        "{c}: not enqueued"
+        "{c}: not started"
     );
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.claim(&b, now + 30).await.unwrap(),
         ClaimOutcome::Held {
             execution_id: a.execution_id.clone(),
             expires_at: a.expires_at
         },
-        "{c}: enqueued"
+        "{c}: started"
     );
 }
 
@@ -125,7 +128,7 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
     let a = lease(unique, "a", now + 60);
     let b = lease(unique, "b", now + 200);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert!(
         matches!(
             leases.claim(&b, now + 60).await.unwrap(),
@@ -139,7 +142,7 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
         "{c}: free after expires_at"
     );
     assert_held_by(leases, c, &b, now + 61, "probe").await;
-    // The old holder lost it: its claim, mark and release change nothing.
+    // The old holder lost it: its claim changes nothing.
     assert_eq!(
         leases.claim(&a, now + 61).await.unwrap(),
         ClaimOutcome::Held {
@@ -150,8 +153,8 @@ pub async fn lease_claim_after_expiry(leases: &dyn LeaseStore, unique: &str, now
     );
 }
 
-/// The same execution may claim again while its request is not enqueued (a dispatcher retry);
-/// the claim replaces the lease (new expiry).
+/// The same execution may claim again while its run has not started (a dispatcher retry): the
+/// claim replaces the lease (new expiry) and says it was this execution's already.
 pub async fn lease_claim_again_before_enqueue(leases: &dyn LeaseStore, unique: &str, now: i64) {
     let c = CONTRACTS[3];
     let a = lease(unique, "a", now + 60);
@@ -162,19 +165,19 @@ pub async fn lease_claim_again_before_enqueue(leases: &dyn LeaseStore, unique: &
     };
     assert_eq!(
         leases.claim(&again, now + 10).await.unwrap(),
-        ClaimOutcome::Claimed,
+        ClaimOutcome::Reclaimed,
         "{c}"
     );
     assert_held_by(leases, c, &again, now + 10, "probe").await;
 }
 
-/// Once marked enqueued, the same execution's claim answers AlreadyEnqueued (do not send again),
-/// until the lease expires: then it is free like any expired lease.
+/// Once its run holds the lease (`hold`), the same execution's claim answers AlreadyEnqueued (do
+/// not send again), until the lease expires: then the claim takes it again (`Reclaimed`).
 pub async fn lease_already_enqueued(leases: &dyn LeaseStore, unique: &str, now: i64) {
     let c = CONTRACTS[4];
     let a = lease(unique, "a", now + 60);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.claim(&a, now + 1).await.unwrap(),
         ClaimOutcome::AlreadyEnqueued,
@@ -191,37 +194,43 @@ pub async fn lease_already_enqueued(leases: &dyn LeaseStore, unique: &str, now: 
     };
     assert_eq!(
         leases.claim(&later, now + 61).await.unwrap(),
-        ClaimOutcome::Claimed,
+        ClaimOutcome::Reclaimed,
         "{c}: expired"
     );
-    // A fresh claim is not enqueued.
+    // The claim starts it over: not started.
     assert_eq!(
         leases.claim(&later, now + 62).await.unwrap(),
-        ClaimOutcome::Claimed,
-        "{c}: a reclaimed lease starts not enqueued"
+        ClaimOutcome::Reclaimed,
+        "{c}: a reclaimed lease starts not started"
     );
 }
 
-/// `mark_enqueued` changes only a lease the execution holds, and never creates one.
-pub async fn lease_mark_enqueued_only_if_ours(leases: &dyn LeaseStore, unique: &str, now: i64) {
+/// `Reclaimed` only when the lease was the same execution's: over another execution's expired
+/// lease, or a released one, the claim is `Claimed`.
+pub async fn lease_reclaimed_only_for_the_same_execution(
+    leases: &dyn LeaseStore,
+    unique: &str,
+    now: i64,
+) {
     let c = CONTRACTS[5];
     let a = lease(unique, "a", now + 60);
-    let b = lease(unique, "b", now + 60);
-    // Absent: nothing is created.
-    leases.mark_enqueued(&b).await.unwrap();
+    let b = lease(unique, "b", now + 200);
+    assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
     assert_eq!(
-        leases.claim(&a, now).await.unwrap(),
+        leases.claim(&b, now + 61).await.unwrap(),
         ClaimOutcome::Claimed,
-        "{c}: mark on an absent lease must not create it"
+        "{c}: over another execution's expired lease"
     );
-    // Another execution's mark leaves ours not enqueued.
-    leases.mark_enqueued(&b).await.unwrap();
+    leases
+        .release(&b.pipeline_id, &b.ticker, &b.execution_id)
+        .await
+        .unwrap();
     assert_eq!(
-        leases.claim(&a, now).await.unwrap(),
+        leases.claim(&b, now + 62).await.unwrap(),
         ClaimOutcome::Claimed,
-        "{c}: another execution's mark must not mark ours"
+        "{c}: after its own release"
     );
-    assert_held_by(leases, c, &a, now, "probe").await;
+    assert_held_by(leases, c, &b, now + 62, "probe").await;
 }
 
 /// `release` frees the lease only for its holder; anyone else's release (or one of an absent
@@ -258,7 +267,7 @@ pub async fn lease_store(leases: &dyn LeaseStore, unique: &str, now: i64) {
     lease_claim_after_expiry(leases, &format!("{unique}-expiry"), now).await;
     lease_claim_again_before_enqueue(leases, &format!("{unique}-again"), now).await;
     lease_already_enqueued(leases, &format!("{unique}-enq"), now).await;
-    lease_mark_enqueued_only_if_ours(leases, &format!("{unique}-mark"), now).await;
+    lease_reclaimed_only_for_the_same_execution(leases, &format!("{unique}-reclaim"), now).await;
     lease_release_only_by_owner(leases, &format!("{unique}-release"), now).await;
     lease_hold_when_absent(leases, &format!("{unique}-hold-absent"), now).await;
     lease_hold_when_expired(leases, &format!("{unique}-hold-expired"), now).await;
@@ -685,9 +694,56 @@ pub async fn pipeline_put_get_list(pipelines: &dyn PipelineStore, unique: &str) 
     );
 }
 
+/// `changed_since` returns every pipeline written since the time given: an active one as
+/// `Signal`, an inactive one as `Gone`; nothing written after a time in the future.
+pub async fn pipeline_changed_since(pipelines: &dyn PipelineStore, unique: &str) {
+    let c = CONTRACTS[24];
+    let on = fixtures::pipeline(
+        &format!("{unique}-on"),
+        "u1",
+        &["AAPL"],
+        serde_json::json!([]),
+    );
+    let mut off = fixtures::pipeline(
+        &format!("{unique}-off"),
+        "u1",
+        &["AAPL"],
+        serde_json::json!([]),
+    );
+    off.is_active = false;
+    pipelines.put_pipeline(&on).await.unwrap();
+    pipelines.put_pipeline(&off).await.unwrap();
+    let ours = |changes: Vec<PipelineChange>| -> Vec<PipelineChange> {
+        let mut ours: Vec<PipelineChange> = changes
+            .into_iter()
+            .filter(|ch| match ch {
+                PipelineChange::Signal(p) => p.pipeline_id.starts_with(unique),
+                PipelineChange::Gone(id) => id.starts_with(unique),
+            })
+            .collect();
+        ours.sort_by_key(|ch| matches!(ch, PipelineChange::Gone(_)));
+        ours
+    };
+    assert_eq!(
+        ours(pipelines.changed_since(0).await.unwrap()),
+        vec![
+            PipelineChange::Signal(on),
+            PipelineChange::Gone(off.pipeline_id.clone())
+        ],
+        "{c}"
+    );
+    // Unix ms of the year 2286: nothing was written after it.
+    assert_eq!(
+        ours(pipelines.changed_since(10_000_000_000_000).await.unwrap()),
+        vec![],
+        "{c}: not before `since`"
+    );
+}
+
 /// Every pipeline contract.
 pub async fn pipeline_store(pipelines: &dyn PipelineStore, unique: &str) {
     pipeline_put_get_list(pipelines, unique).await;
+    pipeline_changed_since(pipelines, &format!("{unique}-changes")).await;
 }
 
 /// `hold` takes an absent lease: held by the execution until its expiry, and enqueued (the
@@ -719,7 +775,7 @@ pub async fn lease_hold_when_expired(leases: &dyn LeaseStore, unique: &str, now:
     let a = lease(unique, "a", now + 60);
     let b = lease(unique, "b", now + 200);
     assert_eq!(leases.claim(&a, now).await.unwrap(), ClaimOutcome::Claimed);
-    leases.mark_enqueued(&a).await.unwrap();
+    assert_eq!(leases.hold(&a, now).await.unwrap(), HoldOutcome::Held);
     assert_eq!(
         leases.hold(&b, now + 61).await.unwrap(),
         HoldOutcome::Held,
@@ -780,8 +836,8 @@ pub async fn lease_hold_lost_to_a_live_holder(leases: &dyn LeaseStore, unique: &
     }
     assert_eq!(
         leases.claim(&a, now).await.unwrap(),
-        ClaimOutcome::Claimed,
-        "{c}: the holder's lease is unchanged (still not enqueued)"
+        ClaimOutcome::Reclaimed,
+        "{c}: the holder's lease is unchanged (still not started)"
     );
 }
 
@@ -810,4 +866,203 @@ pub async fn order_get_reads_back(orders: &dyn OrderStore, unique: &str, now: i6
         Some(&o),
         "{c}: the first order stays"
     );
+}
+
+/// The tables a [`RunLedger`] writes, as their stores (to set up and read back).
+pub struct LedgerTables<'a> {
+    pub executions: &'a dyn ExecutionStore,
+    pub orders: &'a dyn OrderStore,
+    pub leases: &'a dyn LeaseStore,
+}
+
+/// A started run (attempt 1), its claimed lease, and its finished record and order.
+async fn started_run(
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) -> (ExecutionRecord, PaperOrder, Lease) {
+    let req = request(unique, now);
+    assert_eq!(
+        t.executions.begin(&req, now, now + 100).await.unwrap(),
+        BeginOutcome::Started { attempt: 1 }
+    );
+    let lease = Lease {
+        pipeline_id: req.pipeline_id.clone(),
+        ticker: req.ticker.clone(),
+        execution_id: req.execution_id.clone(),
+        expires_at: now + 720,
+    };
+    assert_eq!(
+        t.leases.claim(&lease, now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let mut record = ExecutionRecord::started(&req, now, 1, now + 100);
+    let order = PaperOrder {
+        order_id: crate::ids::order_id(&req.execution_id),
+        execution_id: req.execution_id.clone(),
+        pipeline_id: req.pipeline_id.clone(),
+        ticker: req.ticker.clone(),
+        ..self::order(unique, now)
+    };
+    record.order_id = Some(order.order_id.clone());
+    record.decision = Some("order_placed".into());
+    record
+        .finish(ExecutionStatus::Completed, now + 5, None)
+        .expect("a valid transition");
+    (record, order, lease)
+}
+
+/// `end_run` writes all three: the final record (first `created_at` kept), the order, the lease
+/// freed (a new execution claims it `Claimed`).
+pub async fn ledger_writes_everything_together(
+    ledger: &dyn RunLedger,
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) {
+    let c = CONTRACTS[22];
+    let (record, order, lease) = started_run(t, unique, now).await;
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::Written,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await,
+        record,
+        "{c}"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap().as_ref(),
+        Some(&order),
+        "{c}"
+    );
+    let next = Lease {
+        execution_id: format!("{unique}-next"),
+        ..lease
+    };
+    assert_eq!(
+        t.leases.claim(&next, now + 6).await.unwrap(),
+        ClaimOutcome::Claimed,
+        "{c}: the lease is free"
+    );
+}
+
+/// Each condition failing cancels the whole end, and says which (in the order TakenOver,
+/// OrderExists, LeaseNotOurs); nothing of it is written.
+pub async fn ledger_cancels_whole(
+    ledger: &dyn RunLedger,
+    t: &LedgerTables<'_>,
+    unique: &str,
+    now: i64,
+) {
+    let c = CONTRACTS[23];
+    // The lease taken by another execution after it expired.
+    let (record, order, lease) = started_run(t, &format!("{unique}-lease"), now).await;
+    let other = Lease {
+        execution_id: format!("{unique}-other"),
+        expires_at: now + 2_000,
+        ..lease.clone()
+    };
+    assert!(t.leases.claim(&other, now + 721).await.unwrap().is_ours());
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::LeaseNotOurs,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.status,
+        ExecutionStatus::Running,
+        "{c}: record not written"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap(),
+        None,
+        "{c}: order not written"
+    );
+    // Without the release, the end goes through and the other execution keeps its lease.
+    let end = RunEnd {
+        release_lease: false,
+        ..end
+    };
+    assert_eq!(ledger.end_run(&end).await.unwrap(), RunEndOutcome::Written);
+    assert!(matches!(
+        t.leases.claim(&lease, now + 722).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+
+    // An order with the id exists already.
+    let (record, order, _) = started_run(t, &format!("{unique}-order"), now).await;
+    let earlier = PaperOrder {
+        quantity: 3,
+        ..order.clone()
+    };
+    assert_eq!(
+        t.orders.place(&earlier).await.unwrap(),
+        PlaceOutcome::Created
+    );
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::OrderExists,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.status,
+        ExecutionStatus::Running,
+        "{c}: record not written"
+    );
+    assert_eq!(
+        t.orders.get(&order.order_id).await.unwrap(),
+        Some(earlier),
+        "{c}: the earlier order stays"
+    );
+
+    // Another attempt took the run over (attempt 2 is RUNNING): attempt 1's end is refused,
+    // even when the order and lease conditions fail too.
+    let (record, order, _) = started_run(t, &format!("{unique}-taken"), now).await;
+    let req = request(&format!("{unique}-taken"), now);
+    assert_eq!(
+        t.executions
+            .begin(&req, now + 101, now + 300)
+            .await
+            .unwrap(),
+        BeginOutcome::Started { attempt: 2 }
+    );
+    t.orders.place(&order).await.unwrap();
+    let end = RunEnd {
+        record: &record,
+        order: Some(&order),
+        release_lease: true,
+    };
+    assert_eq!(
+        ledger.end_run(&end).await.unwrap(),
+        RunEndOutcome::TakenOver,
+        "{c}"
+    );
+    assert_eq!(
+        stored(t.executions, &record.execution_id).await.attempts,
+        2,
+        "{c}: attempt 2's record stays"
+    );
+}
+
+/// Every ledger contract.
+pub async fn run_ledger(ledger: &dyn RunLedger, t: &LedgerTables<'_>, unique: &str, now: i64) {
+    ledger_writes_everything_together(ledger, t, &format!("{unique}-all"), now).await;
+    ledger_cancels_whole(ledger, t, &format!("{unique}-cancel"), now).await;
 }

@@ -129,17 +129,36 @@ impl Clock for ManualClock {
 #[derive(Debug, Default)]
 pub struct MemoryPipelineStore {
     items: Mutex<BTreeMap<String, Pipeline>>,
+    /// `updated_at` of each pipeline, Unix ms.
+    updated: Mutex<BTreeMap<String, i64>>,
+    /// The time `put_pipeline` stamps (the tests' clock; 0 unless set).
+    write_time_ms: AtomicI64,
     pub failures: FailureSwitch,
+    /// Full loads (`load_signal_pipelines`) served.
     pub loads: AtomicU32,
+    /// Incremental reads (`changed_since`) served.
+    pub change_reads: AtomicU32,
 }
 
 impl MemoryPipelineStore {
     pub fn with(pipelines: impl IntoIterator<Item = Pipeline>) -> Self {
         let store = MemoryPipelineStore::default();
         for p in pipelines {
+            lock(&store.updated).insert(p.pipeline_id.clone(), 0);
             lock(&store.items).insert(p.pipeline_id.clone(), p);
         }
         store
+    }
+
+    /// The `updated_at` the next writes get.
+    pub fn set_write_time_ms(&self, ms: i64) {
+        self.write_time_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Deletes a pipeline outright (no `updated_at`: an incremental read does not see it).
+    pub fn hard_delete(&self, pipeline_id: &str) {
+        lock(&self.items).remove(pipeline_id);
+        lock(&self.updated).remove(pipeline_id);
     }
 }
 
@@ -156,6 +175,29 @@ impl PipelineStore for MemoryPipelineStore {
             .cloned()
             .collect())
     }
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<PipelineChange>, StoreError> {
+        if let Some(e) = self.failures.error("query") {
+            return Err(e);
+        }
+        self.change_reads.fetch_add(1, Ordering::SeqCst);
+        let updated = lock(&self.updated);
+        let items = lock(&self.items);
+        Ok(items
+            .values()
+            .filter(|p| {
+                updated
+                    .get(&p.pipeline_id)
+                    .is_some_and(|at| *at >= since_ms)
+            })
+            .map(|p| {
+                if p.is_signal_triggered() {
+                    PipelineChange::Signal(p.clone())
+                } else {
+                    PipelineChange::Gone(p.pipeline_id.clone())
+                }
+            })
+            .collect())
+    }
     async fn get_pipeline(&self, id: &str) -> Result<Option<Pipeline>, StoreError> {
         if let Some(e) = self.failures.error("get_item") {
             return Err(e);
@@ -169,6 +211,10 @@ impl PipelineStore for MemoryPipelineStore {
             operation: "put_item",
             source: Box::new(e),
         })?;
+        lock(&self.updated).insert(
+            p.pipeline_id.clone(),
+            self.write_time_ms.load(Ordering::SeqCst),
+        );
         lock(&self.items).insert(p.pipeline_id.clone(), p.clone());
         Ok(())
     }
@@ -214,7 +260,9 @@ impl LeaseStore for MemoryLeaseStore {
         }
         let mut items = lock(&self.items);
         let key = Lease::key(&lease.pipeline_id, &lease.ticker);
+        let mut again = false;
         if let Some(old) = items.get(&key) {
+            again = old.lease.execution_id == lease.execution_id;
             let free = old.lease.expires_at < now
                 || (old.lease.execution_id == lease.execution_id && !old.enqueued);
             if !free {
@@ -235,19 +283,11 @@ impl LeaseStore for MemoryLeaseStore {
                 enqueued: false,
             },
         );
-        Ok(ClaimOutcome::Claimed)
-    }
-    async fn mark_enqueued(&self, lease: &Lease) -> Result<(), StoreError> {
-        if let Some(e) = self.failures.error("update_item") {
-            return Err(e);
-        }
-        let mut items = lock(&self.items);
-        if let Some(old) = items.get_mut(&Lease::key(&lease.pipeline_id, &lease.ticker))
-            && old.lease.execution_id == lease.execution_id
-        {
-            old.enqueued = true;
-        }
-        Ok(())
+        Ok(if again {
+            ClaimOutcome::Reclaimed
+        } else {
+            ClaimOutcome::Claimed
+        })
     }
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
         if let Some(e) = self.failures.error("update_item") {
@@ -391,6 +431,88 @@ impl ExecutionStore for MemoryExecutionStore {
     }
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         Ok(lock(&self.items).get(id).cloned())
+    }
+}
+
+/// [`RunLedger`] over the in-memory tables, all or nothing like DynamoDB's transaction: every
+/// condition is checked under the three tables' locks before anything is written. An injected
+/// failure of any table the end touches fails the whole write.
+#[derive(Debug, Clone)]
+pub struct MemoryRunLedger {
+    pub executions: std::sync::Arc<MemoryExecutionStore>,
+    pub orders: std::sync::Arc<MemoryOrderStore>,
+    pub leases: std::sync::Arc<MemoryLeaseStore>,
+}
+
+impl MemoryRunLedger {
+    pub fn new(
+        executions: std::sync::Arc<MemoryExecutionStore>,
+        orders: std::sync::Arc<MemoryOrderStore>,
+        leases: std::sync::Arc<MemoryLeaseStore>,
+    ) -> Self {
+        MemoryRunLedger {
+            executions,
+            orders,
+            leases,
+        }
+    }
+}
+
+#[async_trait]
+impl RunLedger for MemoryRunLedger {
+    async fn end_run(&self, end: &RunEnd<'_>) -> Result<RunEndOutcome, StoreError> {
+        const OP: &str = "transact_write_items";
+        if let Some(e) = self.executions.failures.error(OP) {
+            return Err(e);
+        }
+        if end.order.is_some()
+            && let Some(e) = self.orders.failures.error(OP)
+        {
+            return Err(e);
+        }
+        if end.release_lease
+            && let Some(e) = self.leases.failures.error(OP)
+        {
+            return Err(e);
+        }
+        let record = end.record;
+        let size = item_size(record);
+        if size > MAX_ITEM_BYTES {
+            return Err(item_too_large(OP, size));
+        }
+        let mut executions = lock(&self.executions.items);
+        let mut orders = lock(&self.orders.items);
+        let mut leases = lock(&self.leases.items);
+        let Some(created_at) = executions
+            .get(&record.execution_id)
+            .filter(|c| c.status == ExecutionStatus::Running && c.attempts == record.attempts)
+            .map(|c| c.created_at)
+        else {
+            return Ok(RunEndOutcome::TakenOver);
+        };
+        if let Some(order) = end.order
+            && orders.contains_key(&order.order_id)
+        {
+            return Ok(RunEndOutcome::OrderExists);
+        }
+        let lease_key = Lease::key(&record.pipeline_id, &record.ticker);
+        if end.release_lease
+            && leases
+                .get(&lease_key)
+                .is_none_or(|l| l.lease.execution_id != record.execution_id)
+        {
+            return Ok(RunEndOutcome::LeaseNotOurs);
+        }
+        let mut stored = record.clone();
+        stored.created_at = created_at;
+        executions.insert(stored.execution_id.clone(), stored);
+        if let Some(order) = end.order {
+            orders.insert(order.order_id.clone(), order.clone());
+        }
+        if end.release_lease {
+            leases.remove(&lease_key);
+        }
+        Ok(RunEndOutcome::Written)
     }
 }
 
