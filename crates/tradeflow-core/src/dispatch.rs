@@ -18,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
 use crate::execution::{ExecutionRequest, SignalContext};
-use crate::matching::PipelineIndex;
+use crate::matching::{Hit, PipelineIndex};
 use crate::pipeline::Pipeline;
 use crate::ports::{
     ClaimOutcome, Clock, Lease, LeaseStore, OutgoingMessage, PipelineChange, PipelineStore,
@@ -132,13 +132,89 @@ pub struct Dispatcher {
     cache: tokio::sync::Mutex<Option<CachedIndex>>,
 }
 
-struct FanOut {
-    message_index: usize,
-    lease: Lease,
-    request: ExecutionRequest,
+/// One execution to start: the lease to claim and the request to send for one (pipeline, ticker)
+/// of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanOut {
+    /// Index in the batch of the message whose signal triggered it.
+    pub message_index: usize,
+    pub lease: Lease,
+    pub request: ExecutionRequest,
     /// The lease was already this execution's: an earlier delivery of the message may have sent
-    /// the request (see [`ClaimOutcome::Reclaimed`]).
-    sent_before: bool,
+    /// the request (see [`ClaimOutcome::Reclaimed`]). `false` from [`fan_out`].
+    pub sent_before: bool,
+}
+
+/// What [`fan_out`] makes of a batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FanOuts {
+    /// One per (pipeline, ticker) of the batch, in signal order, then as
+    /// [`PipelineIndex::for_each_hit`] lists them.
+    pub fanouts: Vec<FanOut>,
+    /// Matches dropped because an earlier signal of the batch had the same (pipeline, ticker).
+    pub deduplicated: usize,
+}
+
+/// Step 3 of [`Dispatcher::dispatch`], in memory: matches each signal (`(message index, signal)`,
+/// in batch order), keeps the first match of each (pipeline, ticker), and builds its lease and
+/// execution request, the lease running out `max_runtime_secs` after `now_ms`.
+///
+/// De-duplication is by [`crate::matching::PairId`] in a bit set, and the pipeline, ticker and
+/// signal are read only for the matches that survive it, so a duplicate costs a bit test.
+pub fn fan_out(index: &PipelineIndex, signals: &[(usize, Signal)], now_ms: i64) -> FanOuts {
+    let now = now_ms.div_euclid(1000);
+    let mut out = FanOuts::default();
+    // First the survivors, as indices (the signal's position in `signals` and its hit); then one
+    // allocation for all their fan-outs.
+    let mut seen = index.pair_set();
+    let mut survivors: Vec<(usize, Hit)> = Vec::new();
+    for (n, (_, signal)) in signals.iter().enumerate() {
+        index.for_each_hit(signal, |hit| {
+            if seen.insert(hit.pair) {
+                survivors.push((n, hit));
+            } else {
+                out.deduplicated += 1;
+            }
+        });
+    }
+    out.fanouts.reserve_exact(survivors.len());
+    for (n, hit) in survivors {
+        let Some((message_index, signal)) = signals.get(n) else {
+            continue;
+        };
+        let (Some(pipeline), Some(ts)) = (index.pipeline(hit.pair), signal.tickers.get(hit.ticker))
+        else {
+            continue;
+        };
+        let execution_id =
+            crate::ids::execution_id(&pipeline.pipeline_id, ts.ticker.as_str(), &signal.signal_id);
+        let expires_at = now + i64::from(pipeline.max_runtime_secs);
+        out.fanouts.push(FanOut {
+            message_index: *message_index,
+            lease: Lease {
+                pipeline_id: pipeline.pipeline_id.clone(),
+                ticker: ts.ticker.clone(),
+                execution_id: execution_id.clone(),
+                expires_at,
+            },
+            request: ExecutionRequest {
+                execution_id,
+                pipeline_id: pipeline.pipeline_id.clone(),
+                user_id: pipeline.user_id.clone(),
+                ticker: ts.ticker.clone(),
+                signal_context: SignalContext::of_ticker(
+                    signal,
+                    &ts.ticker,
+                    ts.confidence.value(),
+                    ts.signal,
+                ),
+                lease_expires_at: expires_at,
+                enqueued_at_ms: now_ms,
+            },
+            sent_before: false,
+        });
+    }
+    out
 }
 
 impl Dispatcher {
@@ -266,42 +342,11 @@ impl Dispatcher {
         };
 
         // 3. Match and fan out, one execution per (pipeline, ticker) per batch.
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut fanouts: Vec<FanOut> = Vec::new();
-        for (i, signal) in &signals {
-            for m in index.matches(signal) {
-                let key = Lease::key(&m.pipeline.pipeline_id, &m.ticker);
-                if !seen.insert(key) {
-                    report.deduplicated += 1;
-                    continue;
-                }
-                let execution_id = crate::ids::execution_id(
-                    &m.pipeline.pipeline_id,
-                    m.ticker.as_str(),
-                    &signal.signal_id,
-                );
-                let expires_at = now + i64::from(m.pipeline.max_runtime_secs);
-                fanouts.push(FanOut {
-                    message_index: *i,
-                    lease: Lease {
-                        pipeline_id: m.pipeline.pipeline_id.clone(),
-                        ticker: m.ticker.clone(),
-                        execution_id: execution_id.clone(),
-                        expires_at,
-                    },
-                    request: ExecutionRequest {
-                        execution_id,
-                        pipeline_id: m.pipeline.pipeline_id.clone(),
-                        user_id: m.pipeline.user_id.clone(),
-                        ticker: m.ticker.clone(),
-                        signal_context: SignalContext::new(signal, &m),
-                        lease_expires_at: expires_at,
-                        enqueued_at_ms: now_ms,
-                    },
-                    sent_before: false,
-                });
-            }
-        }
+        let FanOuts {
+            fanouts,
+            deduplicated,
+        } = fan_out(&index, &signals, now_ms);
+        report.deduplicated = deduplicated;
         report.matched = fanouts.len();
 
         // 4. Claim a lease per fan-out, `claim_concurrency` at a time (results in fan-out order).

@@ -26,14 +26,24 @@ pub struct SignalContext {
 
 impl SignalContext {
     pub fn new(signal: &Signal, m: &Match) -> Self {
+        Self::of_ticker(signal, &m.ticker, m.confidence, m.direction)
+    }
+
+    /// The context of `signal` narrowed to `ticker`, of that ticker's confidence and direction.
+    pub fn of_ticker(
+        signal: &Signal,
+        ticker: &Ticker,
+        confidence: f64,
+        direction: Direction,
+    ) -> Self {
         SignalContext {
             signal_id: signal.signal_id.clone(),
-            signal_type: signal.signal_type.to_string(),
+            signal_type: signal.signal_type.as_str().to_owned(),
             source: signal.source.clone(),
             timestamp: signal.timestamp,
-            tickers: vec![m.ticker.clone()],
-            confidence: m.confidence,
-            signal: m.direction,
+            tickers: vec![ticker.clone()],
+            confidence,
+            signal: direction,
             metadata: signal.metadata.clone(),
         }
     }
@@ -124,7 +134,12 @@ impl ExecutionRequest {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized for a request without metadata values, so the body is not grown and copied.
+        let mut body = Vec::with_capacity(640);
+        if serde_json::to_writer(&mut body, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(body).unwrap_or_default()
     }
 }
 

@@ -4,18 +4,39 @@
 use sha2::{Digest, Sha256};
 
 fn digest(prefix: &str, parts: &[&str]) -> String {
+    // Each part followed by a separator that cannot occur in any part, which keeps ("ab","c")
+    // and ("a","bc") apart. Gathered on the stack and hashed in one call when it fits (ids are
+    // short; the dispatcher makes one per execution), else streamed.
     let mut hasher = Sha256::new();
+    let mut buf = [0u8; 256];
+    let mut len = 0;
     for part in parts {
-        hasher.update(part.as_bytes());
-        // A separator that cannot occur in any part keeps ("ab","c") and ("a","bc") apart.
-        hasher.update([0u8]);
+        let bytes = part.as_bytes();
+        match buf.get_mut(len..len + bytes.len() + 1) {
+            Some(slot) => {
+                if let Some((last, head)) = slot.split_last_mut() {
+                    head.copy_from_slice(bytes);
+                    *last = 0;
+                }
+                len += bytes.len() + 1;
+            }
+            None => {
+                hasher.update(&buf[..len]);
+                len = 0;
+                hasher.update(bytes);
+                hasher.update([0u8]);
+            }
+        }
     }
+    hasher.update(&buf[..len]);
     let hash = hasher.finalize();
     let mut id = String::with_capacity(prefix.len() + 1 + 32);
     id.push_str(prefix);
     id.push('-');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in hash.iter().take(16) {
-        id.push_str(&format!("{byte:02x}"));
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     id
 }
@@ -55,6 +76,33 @@ pub fn order_id(execution_id: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Parts too long for the stack buffer are streamed: the same bytes, the same id.
+    #[test]
+    fn long_parts_hash_as_short_ones_would() {
+        let long = "p".repeat(300);
+        let mut hasher = Sha256::new();
+        for part in [long.as_str(), "AAPL", "s1"] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        let want: String = hasher.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(execution_id(&long, "AAPL", "s1"), format!("exe-{want}"));
+        let mid = "q".repeat(250);
+        let mut hasher = Sha256::new();
+        for part in ["AAPL", mid.as_str(), "s1"] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        let want: String = hasher.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(execution_id("AAPL", &mid, "s1"), format!("exe-{want}"));
+    }
 
     #[test]
     fn ids_are_deterministic_and_distinct() {

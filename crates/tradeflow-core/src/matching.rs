@@ -7,15 +7,20 @@
 //! ticker's confidence. Unlike the old system, only tickers that are in the pipeline **and** meet
 //! the confidence fan out: one [`Match`] per (pipeline, ticker).
 //!
-//! Lookup goes through an index by (ticker, signal type), plus an index by ticker for pipelines
-//! that take every type, so a signal touches only the pipelines that can match it.
+//! Layout, for speed at 100,000 pipelines (see BENCHMARKS.md): every (pipeline, ticker) pair of
+//! the index has a dense [`PairId`], numbered in pipeline order. Tickers and signal types are
+//! interned to small integers; the key (ticker, signal type) leads to a compact list of postings
+//! (pair, filter), where the filter (optional timeframe, minimum confidence) is an index into a
+//! small table of distinct filters. So a lookup scans one contiguous list, never re-checks the
+//! signal type, never touches a pipeline, and allocates nothing. Pipelines that take every type
+//! have a list of pairs per ticker. Both lists are sorted by pair, that is by pipeline, and merged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::pipeline::Pipeline;
 use crate::signal::Signal;
-use crate::vocab::{Direction, SignalType, Ticker};
+use crate::vocab::{Direction, SignalType, Ticker, Timeframe};
 
 /// One (pipeline, ticker) the signal triggers.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,50 +31,168 @@ pub struct Match {
     pub direction: Direction,
 }
 
+/// One (pipeline, ticker) pair of a [`PipelineIndex`]: the dispatcher's unit of execution (and of
+/// its lease). Dense, from 0 to [`PipelineIndex::pair_count`], in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairId(u32);
+
+impl PairId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A match as indices, without cloning anything: the pair, and the position of the ticker in
+/// `signal.tickers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub pair: PairId,
+    pub ticker: usize,
+}
+
+/// A subscription's filters: its timeframe (if any) and minimum confidence (0 when none: every
+/// valid confidence is at least 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Filter {
+    timeframe: Option<Timeframe>,
+    min_confidence: f64,
+}
+
+/// Index of [`Filter`] `{ timeframe: None, min_confidence: 0 }`, which accepts everything.
+const NO_FILTER: u32 = 0;
+
+/// A pipeline subscribed to a (ticker, signal type): its pair and the subscription's filter.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    pair: u32,
+    filter: u32,
+}
+
 /// The cached, indexed set of active signal-triggered pipelines.
 #[derive(Debug, Default)]
 pub struct PipelineIndex {
     pipelines: Vec<Arc<Pipeline>>,
-    by_ticker_and_type: HashMap<(Ticker, SignalType), Vec<usize>>,
-    any_type_by_ticker: HashMap<Ticker, Vec<usize>>,
+    /// Slot in `pipelines` of each pair.
+    pair_pipeline: Vec<u32>,
+    /// Interned tickers and signal types.
+    ticker_ids: HashMap<Ticker, u32>,
+    type_ids: HashMap<SignalType, u32>,
+    /// Distinct filters; [`NO_FILTER`] first.
+    filters: Vec<Filter>,
+    /// Postings by (ticker id, type id), sorted by pair; a pipeline with several subscriptions
+    /// of one type has adjacent postings of the same pair.
+    typed: HashMap<(u32, u32), Box<[Posting]>>,
+    /// Pairs of the pipelines that take every signal type, by ticker id, sorted.
+    any_type: Vec<Box<[u32]>>,
+}
+
+/// Bit set of [`PairId`]s: de-duplicates (pipeline, ticker) fan-outs without hashing or
+/// allocating per entry. From [`PipelineIndex::pair_set`].
+#[derive(Debug, Clone)]
+pub struct PairSet {
+    words: Vec<u64>,
+}
+
+impl PairSet {
+    /// Adds `pair`; `true` when it was not in the set yet.
+    pub fn insert(&mut self, pair: PairId) -> bool {
+        let (word, bit) = (pair.index() / 64, 1u64 << (pair.index() % 64));
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let fresh = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        fresh
+    }
 }
 
 impl PipelineIndex {
-    /// Builds the index from pipelines; inactive or non-signal pipelines are left out.
+    /// Builds the index from pipelines; inactive or non-signal pipelines are left out, and so is a
+    /// pipeline whose id an earlier one has (ids are the pipelines table's key, so unique there).
     pub fn new(pipelines: impl IntoIterator<Item = Pipeline>) -> Self {
-        let mut index = PipelineIndex::default();
-        for pipeline in pipelines {
-            if !pipeline.is_signal_triggered() {
-                continue;
-            }
-            let slot = index.pipelines.len();
-            let tickers: BTreeSet<&Ticker> = pipeline.tickers.iter().collect();
-            let types: BTreeSet<&SignalType> = pipeline
-                .signal_subscriptions
+        let mut pipelines: Vec<Pipeline> = pipelines
+            .into_iter()
+            .filter(Pipeline::is_signal_triggered)
+            .collect();
+        {
+            let mut ids: HashSet<&str> = HashSet::with_capacity(pipelines.len());
+            let keep: Vec<bool> = pipelines
                 .iter()
-                .map(|s| &s.signal_type)
+                .map(|p| ids.insert(p.pipeline_id.as_str()))
                 .collect();
-            for ticker in tickers {
-                if types.is_empty() {
-                    index
-                        .any_type_by_ticker
-                        .entry(ticker.clone())
-                        .or_default()
-                        .push(slot);
+            if keep.contains(&false) {
+                let mut keep = keep.into_iter();
+                pipelines.retain(|_| keep.next().unwrap_or(false));
+            }
+        }
+        let mut index = PipelineIndex {
+            filters: vec![Filter {
+                timeframe: None,
+                min_confidence: 0.0,
+            }],
+            ..PipelineIndex::default()
+        };
+        let mut filter_ids: HashMap<(Option<Timeframe>, u64), u32> = HashMap::new();
+        filter_ids.insert((None, 0.0f64.to_bits()), NO_FILTER);
+        let mut typed: HashMap<(u32, u32), Vec<Posting>> = HashMap::new();
+        let mut any_type: Vec<Vec<u32>> = Vec::new();
+        let mut subs: Vec<(u32, u32)> = Vec::new();
+        for pipeline in pipelines {
+            let slot = index.pipelines.len() as u32;
+            subs.clear();
+            for s in &pipeline.signal_subscriptions {
+                let next = index.type_ids.len() as u32;
+                let type_id = *index.type_ids.entry(s.signal_type.clone()).or_insert(next);
+                let filter = Filter {
+                    timeframe: s.timeframe,
+                    // `-0.0` and `0.0` accept the same confidences: one filter.
+                    min_confidence: s.min_confidence.unwrap_or(0.0) + 0.0,
+                };
+                let next = index.filters.len() as u32;
+                let filter_id = *filter_ids
+                    .entry((filter.timeframe, filter.min_confidence.to_bits()))
+                    .or_insert(next);
+                if filter_id == next {
+                    index.filters.push(filter);
                 }
-                for signal_type in &types {
-                    index
-                        .by_ticker_and_type
-                        .entry((ticker.clone(), (*signal_type).clone()))
+                subs.push((type_id, filter_id));
+            }
+            subs.sort_unstable();
+            subs.dedup();
+            let mut tickers: Vec<&Ticker> = pipeline.tickers.iter().collect();
+            tickers.sort_unstable();
+            tickers.dedup();
+            for ticker in tickers {
+                let pair = index.pair_pipeline.len() as u32;
+                index.pair_pipeline.push(slot);
+                let next = index.ticker_ids.len() as u32;
+                let ticker_id = *index.ticker_ids.entry(ticker.clone()).or_insert(next);
+                if ticker_id == next {
+                    any_type.push(Vec::new());
+                }
+                if subs.is_empty() {
+                    if let Some(list) = any_type.get_mut(ticker_id as usize) {
+                        list.push(pair);
+                    }
+                }
+                for &(type_id, filter) in &subs {
+                    typed
+                        .entry((ticker_id, type_id))
                         .or_default()
-                        .push(slot);
+                        .push(Posting { pair, filter });
                 }
             }
             index.pipelines.push(Arc::new(pipeline));
         }
+        index.typed = typed
+            .into_iter()
+            .map(|(k, v)| (k, v.into_boxed_slice()))
+            .collect();
+        index.any_type = any_type.into_iter().map(Vec::into_boxed_slice).collect();
         index
     }
 
+    /// Number of pipelines indexed.
     pub fn len(&self) -> usize {
         self.pipelines.len()
     }
@@ -78,45 +201,123 @@ impl PipelineIndex {
         self.pipelines.is_empty()
     }
 
-    /// Every (pipeline, ticker) the signal triggers, in the signal's ticker order, then pipeline
-    /// order. Deterministic.
-    pub fn matches(&self, signal: &Signal) -> Vec<Match> {
-        let mut out = Vec::new();
-        for ts in &signal.tickers {
-            let typed = self
-                .by_ticker_and_type
-                .get(&(ts.ticker.clone(), signal.signal_type.clone()));
-            let any = self.any_type_by_ticker.get(&ts.ticker);
-            let mut slots: Vec<usize> = typed
-                .into_iter()
-                .chain(any)
-                .flat_map(|v| v.iter().copied())
-                .collect();
-            slots.sort_unstable();
-            slots.dedup();
-            for slot in slots {
-                let Some(pipeline) = self.pipelines.get(slot) else {
-                    continue;
-                };
-                let Some(threshold) = confidence_threshold(pipeline, signal) else {
-                    continue;
-                };
-                if ts.confidence.value() >= threshold {
-                    out.push(Match {
-                        pipeline: Arc::clone(pipeline),
-                        ticker: ts.ticker.clone(),
-                        confidence: ts.confidence.value(),
-                        direction: ts.signal,
-                    });
+    /// Number of (pipeline, ticker) pairs: [`PairId`]s are below it.
+    pub fn pair_count(&self) -> usize {
+        self.pair_pipeline.len()
+    }
+
+    /// An empty [`PairSet`] sized for this index.
+    pub fn pair_set(&self) -> PairSet {
+        PairSet {
+            words: vec![0; self.pair_count().div_ceil(64)],
+        }
+    }
+
+    /// The pipeline of `pair` (`None` only for a pair of another index).
+    pub fn pipeline(&self, pair: PairId) -> Option<&Arc<Pipeline>> {
+        let slot = *self.pair_pipeline.get(pair.index())?;
+        self.pipelines.get(slot as usize)
+    }
+
+    /// The pipeline at `slot` (see [`PipelineIndex::pipeline_slot`]).
+    pub fn pipeline_at(&self, slot: usize) -> Option<&Arc<Pipeline>> {
+        self.pipelines.get(slot)
+    }
+
+    /// The position of `pair`'s pipeline in the index (the order pipelines were given in, less the
+    /// ones left out), `None` only for a pair of another index.
+    pub fn pipeline_slot(&self, pair: PairId) -> Option<usize> {
+        self.pair_pipeline.get(pair.index()).map(|&s| s as usize)
+    }
+
+    /// Calls `f` with every (pipeline, ticker) the signal triggers, in the signal's ticker order,
+    /// then pipeline order; each once. Deterministic; allocates nothing.
+    pub fn for_each_hit(&self, signal: &Signal, mut f: impl FnMut(Hit)) {
+        let type_id = self.type_ids.get(&signal.signal_type).copied();
+        let timeframe = signal.timeframe();
+        for (position, ts) in signal.tickers.iter().enumerate() {
+            let Some(&ticker_id) = self.ticker_ids.get(&ts.ticker) else {
+                continue;
+            };
+            let typed: &[Posting] = type_id
+                .and_then(|t| self.typed.get(&(ticker_id, t)))
+                .map_or(&[], |v| v);
+            let any: &[u32] = self.any_type.get(ticker_id as usize).map_or(&[], |v| v);
+            let confidence = ts.confidence.value();
+            let hit = |pair: u32| Hit {
+                pair: PairId(pair),
+                ticker: position,
+            };
+            // Merge the two sorted lists (their pipelines are disjoint: a pipeline with
+            // subscriptions is only in `typed`, one without only in `any`).
+            let mut any = any.iter().copied().peekable();
+            let mut i = 0;
+            while let Some(first) = typed.get(i) {
+                let pair = first.pair;
+                let mut accepted = false;
+                while let Some(p) = typed.get(i)
+                    && p.pair == pair
+                {
+                    accepted = accepted || self.accepts(p.filter, timeframe, confidence);
+                    i += 1;
+                }
+                while let Some(&a) = any.peek()
+                    && a < pair
+                {
+                    f(hit(a));
+                    any.next();
+                }
+                if accepted {
+                    f(hit(pair));
                 }
             }
+            for a in any {
+                f(hit(a));
+            }
         }
+    }
+
+    /// Whether a signal of `timeframe` and a ticker of `confidence` pass filter `filter`.
+    #[inline]
+    fn accepts(&self, filter: u32, timeframe: Option<Timeframe>, confidence: f64) -> bool {
+        if filter == NO_FILTER {
+            return true;
+        }
+        let Some(f) = self.filters.get(filter as usize) else {
+            return false;
+        };
+        let timeframe_ok = match (f.timeframe, timeframe) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        };
+        timeframe_ok && confidence >= f.min_confidence
+    }
+
+    /// Every (pipeline, ticker) the signal triggers, in the signal's ticker order, then pipeline
+    /// order. Deterministic. Clones a ticker and a pipeline handle per match: the dispatcher uses
+    /// [`PipelineIndex::for_each_hit`] instead.
+    pub fn matches(&self, signal: &Signal) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.for_each_hit(signal, |hit| {
+            let (Some(pipeline), Some(ts)) =
+                (self.pipeline(hit.pair), signal.tickers.get(hit.ticker))
+            else {
+                return;
+            };
+            out.push(Match {
+                pipeline: Arc::clone(pipeline),
+                ticker: ts.ticker.clone(),
+                confidence: ts.confidence.value(),
+                direction: ts.signal,
+            });
+        });
         out
     }
 }
 
 /// The lowest confidence at which `signal` triggers `pipeline`, or `None` when no subscription
-/// accepts its type and timeframe. Empty subscriptions accept everything at 0.
+/// accepts its type and timeframe. Empty subscriptions accept everything at 0. The rule written
+/// plainly, one pipeline at a time: the index is tested against it.
 pub fn confidence_threshold(pipeline: &Pipeline, signal: &Signal) -> Option<f64> {
     if pipeline.signal_subscriptions.is_empty() {
         return Some(0.0);
@@ -321,5 +522,131 @@ mod tests {
         assert_eq!(index.len(), 3);
         let s = signal("rsi_oversold", Some("5"), &[("MSFT", 70.0), ("AAPL", 70.0)]);
         assert_eq!(fanout(&index, &s), vec!["a:MSFT", "b:MSFT", "a:AAPL"]);
+    }
+
+    /// Several subscriptions of one type with other filters, duplicate tickers and a duplicate
+    /// pipeline id: each (pipeline, ticker) once, the first pipeline of an id kept.
+    #[test]
+    fn duplicates_collapse_to_one_pair() {
+        let subs = json!([
+            {"signal_type": "rsi_oversold", "timeframe": "D", "min_confidence": 10},
+            {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 80},
+            {"signal_type": "rsi_oversold", "timeframe": "5", "min_confidence": 80},
+            {"signal_type": "macd_bullish"}
+        ]);
+        let index = PipelineIndex::new([
+            pipeline("a", &["AAPL", "AAPL", "MSFT"], subs),
+            pipeline("a", &["TSLA"], json!([])),
+        ]);
+        assert_eq!((index.len(), index.pair_count()), (1, 2));
+        let s = signal("rsi_oversold", None, &[("AAPL", 50.0), ("TSLA", 90.0)]);
+        assert_eq!(fanout(&index, &s), vec!["a:AAPL"]);
+        let s = signal("rsi_oversold", Some("5"), &[("AAPL", 50.0)]);
+        assert_eq!(fanout(&index, &s), Vec::<String>::new());
+        let mut seen = index.pair_set();
+        let pairs: Vec<PairId> = {
+            let mut v = Vec::new();
+            index.for_each_hit(
+                &signal("macd_bullish", None, &[("MSFT", 1.0), ("AAPL", 1.0)]),
+                |h| v.push(h.pair),
+            );
+            v
+        };
+        assert_eq!(pairs.len(), 2);
+        assert!(pairs.iter().all(|p| seen.insert(*p)));
+        assert!(!seen.insert(pairs[0]));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TICKERS: [&str; 5] = ["AAPL", "MSFT", "NVDA", "TSLA", "AMD"];
+        const TYPES: [&str; 4] = [
+            "rsi_oversold",
+            "golden_cross",
+            "macd_bullish",
+            "volume_spike",
+        ];
+        const TIMEFRAMES: [&str; 3] = ["5", "15", "D"];
+        const CONFIDENCES: [f64; 6] = [0.0, 49.9, 50.0, 70.0, 70.5, 100.0];
+
+        fn subscription() -> impl Strategy<Value = serde_json::Value> {
+            (
+                0..3usize,
+                prop::option::of(0..3usize),
+                prop::option::of(0..6usize),
+            )
+                .prop_map(|(t, tf, min)| {
+                    let mut s = json!({"signal_type": TYPES[t]});
+                    if let Some(tf) = tf {
+                        s["timeframe"] = json!(TIMEFRAMES[tf]);
+                    }
+                    if let Some(min) = min {
+                        s["min_confidence"] = json!(CONFIDENCES[min]);
+                    }
+                    s
+                })
+        }
+
+        fn pipelines() -> impl Strategy<Value = Vec<Pipeline>> {
+            prop::collection::vec(
+                (
+                    prop::collection::vec(0..5usize, 1..4),
+                    prop::collection::vec(subscription(), 0..4),
+                ),
+                0..8,
+            )
+            .prop_map(|ps| {
+                ps.into_iter()
+                    .enumerate()
+                    .map(|(i, (tickers, subs))| {
+                        let tickers: Vec<&str> = tickers.iter().map(|&t| TICKERS[t]).collect();
+                        pipeline(&format!("p{i}"), &tickers, json!(subs))
+                    })
+                    .collect()
+            })
+        }
+
+        fn signals() -> impl Strategy<Value = Signal> {
+            (
+                0..4usize,
+                prop::option::of(0..3usize),
+                prop::sample::subsequence(vec![0usize, 1, 2, 3, 4], 1..4),
+                prop::collection::vec(0..6usize, 3),
+            )
+                .prop_map(|(t, tf, tickers, confidences)| {
+                    let tickers: Vec<(&str, f64)> = tickers
+                        .iter()
+                        .zip(&confidences)
+                        .map(|(&t, &c)| (TICKERS[t], CONFIDENCES[c]))
+                        .collect();
+                    signal(TYPES[t], tf.map(|tf| TIMEFRAMES[tf]), &tickers)
+                })
+        }
+
+        /// The rule applied pipeline by pipeline, in the index's output order.
+        fn scan(pipelines: &[Pipeline], s: &Signal) -> Vec<String> {
+            let mut out = Vec::new();
+            for ts in &s.tickers {
+                for p in pipelines {
+                    if p.tickers.contains(&ts.ticker)
+                        && confidence_threshold(p, s).is_some_and(|t| ts.confidence.value() >= t)
+                    {
+                        out.push(format!("{}:{}", p.pipeline_id, ts.ticker));
+                    }
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+            #[test]
+            fn the_index_agrees_with_a_plain_scan(ps in pipelines(), s in signals()) {
+                let index = PipelineIndex::new(ps.clone());
+                prop_assert_eq!(fanout(&index, &s), scan(&ps, &s));
+            }
+        }
     }
 }

@@ -71,14 +71,25 @@ impl fmt::Display for Direction {
 }
 
 /// An instrument symbol: 1–15 of `A-Z 0-9 . - / ^ _ =`, stored uppercase.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Ticker(String);
+///
+/// Held inline (16 bytes, no heap): the dispatcher copies a ticker into every lease and request
+/// it builds, so a clone is a copy of 16 bytes, not an allocation. Ordered, compared, hashed,
+/// shown and serialised as its string.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Ticker {
+    /// The symbol's bytes (ASCII), zero after `len`.
+    bytes: [u8; Ticker::MAX_LEN],
+    len: u8,
+}
 
 impl Ticker {
+    /// Longest symbol, in characters (ASCII: bytes).
+    pub const MAX_LEN: usize = 15;
+
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let upper = raw.trim().to_ascii_uppercase();
-        if upper.is_empty() || upper.len() > 15 {
+        if upper.is_empty() || upper.len() > Self::MAX_LEN {
             return Err(InvalidField::new(
                 "ticker",
                 format!("{} must be 1 to 15 characters", quoted(raw)),
@@ -92,11 +103,22 @@ impl Ticker {
                 format!("{} contains {bad:?}", quoted(raw)),
             ));
         }
-        Ok(Ticker(upper))
+        let mut bytes = [0u8; Self::MAX_LEN];
+        for (to, from) in bytes.iter_mut().zip(upper.bytes()) {
+            *to = from;
+        }
+        Ok(Ticker {
+            bytes,
+            len: upper.len() as u8,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always valid: `parse` stores 1 to 15 ASCII bytes.
+        self.bytes
+            .get(..usize::from(self.len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -109,13 +131,37 @@ impl TryFrom<String> for Ticker {
 
 impl From<Ticker> for String {
     fn from(value: Ticker) -> Self {
-        value.0
+        value.as_str().to_owned()
+    }
+}
+
+impl Serialize for Ticker {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Ord for Ticker {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Ticker {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Ticker").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for Ticker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -390,6 +436,35 @@ mod tests {
             assert_eq!(serde_json::from_value::<Direction>(s.into()).unwrap(), d);
             assert_eq!(d.to_string(), s);
         }
+    }
+
+    #[test]
+    fn tickers_behave_as_their_strings() {
+        let t = |s: &str| Ticker::parse(s).unwrap();
+        let longest = "ABCDEFGHIJKLMNO";
+        assert_eq!(t(" brk.b ").as_str(), "BRK.B");
+        assert_eq!(t(longest).as_str(), longest);
+        assert!(Ticker::parse("ABCDEFGHIJKLMNOP").is_err());
+        assert!(Ticker::parse("").is_err());
+        // Ordered as strings: a prefix first, then byte order.
+        let mut v = [t("AA"), t("B"), t("A"), t("A.B"), t(longest), t("0")];
+        v.sort();
+        let sorted: Vec<&str> = v.iter().map(Ticker::as_str).collect();
+        assert_eq!(sorted, ["0", "A", "A.B", "AA", longest, "B"]);
+        assert_eq!(t("msft"), t("MSFT"));
+        assert_ne!(t("MSFT"), t("MSF"));
+        assert_eq!(
+            format!("{:?} {}", t("AAPL"), t("AAPL")),
+            "Ticker(\"AAPL\") AAPL"
+        );
+        assert_eq!(String::from(t("AAPL")), "AAPL");
+        assert_eq!(serde_json::to_string(&t("AAPL")).unwrap(), "\"AAPL\"");
+        assert_eq!(
+            serde_json::from_str::<Ticker>("\"aapl\"").unwrap(),
+            t("AAPL")
+        );
+        assert!(serde_json::from_str::<Ticker>("\"A A\"").is_err());
+        assert_eq!(std::mem::size_of::<Ticker>(), 16);
     }
 
     #[test]
