@@ -1,4 +1,5 @@
-"""moto_server with its DynamoDB backend serialised by one lock.
+"""moto_server with its DynamoDB backend serialised by one lock, and a TransactWriteItems that
+checks before it writes.
 
 moto 5.2.5 serves requests on threads but its DynamoDB backend takes no lock: TransactWriteItems
 deep-copies every table it touches (to roll back), and a write to that table from another
@@ -9,13 +10,27 @@ about one transaction in five fail on the emulator. Serialising the backend's ta
 costs nothing that matters (moto runs under the GIL anyway) and makes the emulator answer like
 DynamoDB. SQS and the other services are untouched.
 
+The deep copy also made every transaction cost time in proportion to the size of the tables it
+touches (each run's end copies the executions and orders tables: quadratic over a long run).
+Under the lock nothing else runs meanwhile, so the transaction here checks every condition first
+and writes only when all hold (what DynamoDB promises), keeping a copy of just the items it
+writes, to put them back if a write fails (an item over the size limit).
+
 Usage: the same arguments as moto_server (local/emulator.sh runs it).
 """
 
+import copy
 import functools
 import sys
 import threading
 
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
 
@@ -45,6 +60,78 @@ def _serialised(method):
 
     return call
 
+
+def _transact_write_items(self, transact_items):
+    """All conditions checked, then all writes; nothing written if one condition fails."""
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    targets = set()
+    errors = []
+    planned = []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        if op_type == "Put":
+            table = self.get_table(table_name)
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs[table.range_key_attr]
+        else:
+            key = op["Key"]
+        target = (str(table_name), str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        if condition is not None:
+            check = get_filter_expression(
+                condition,
+                op.get("ExpressionAttributeNames"),
+                op.get("ExpressionAttributeValues"),
+            )
+            if not check.expr(current):
+                old = None
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    old = current.to_json()["Attributes"]
+                errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+                continue
+        errors.append((None, None, None))
+        if op_type != "ConditionCheck":
+            planned.append((op_type, op, table_name, key, copy.deepcopy(current)))
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+    written = []
+    try:
+        for op_type, op, table_name, key, before in planned:
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"])
+            elif op_type == "Delete":
+                self.delete_item(table_name, key)
+            else:
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=op.get("ExpressionAttributeNames"),
+                    expression_attribute_values=op.get("ExpressionAttributeValues"),
+                )
+            written.append((table_name, key, before))
+    except Exception:
+        for table_name, key, before in reversed(written):
+            if before is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, before.to_json()["Attributes"])
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items
 
 for _name in _OPERATIONS:
     if hasattr(DynamoDBBackend, _name):
