@@ -349,6 +349,7 @@ impl Dispatcher {
         report.deduplicated = deduplicated;
         report.matched = fanouts.len();
 
+        let phase = std::time::Instant::now();
         // 4. Claim a lease per fan-out, `claim_concurrency` at a time (results in fan-out order).
         let concurrency = self.config.claim_concurrency.max(1);
         let claims: Vec<(FanOut, Result<ClaimOutcome, StoreError>)> = stream::iter(fanouts)
@@ -381,6 +382,8 @@ impl Dispatcher {
             }
         }
 
+        let claims_ms = phase.elapsed().as_secs_f64() * 1000.0;
+        let phase = std::time::Instant::now();
         // 5. Send the claimed requests, 10 per call, retrying failed entries.
         let outgoing: Vec<OutgoingMessage> = to_send
             .iter()
@@ -432,6 +435,13 @@ impl Dispatcher {
         // the message finds the lease still this execution's and sends it again; the executor
         // drops the duplicate.
         report.enqueued += sent.sent.len();
+        tracing::debug!(
+            fan_outs = report.matched,
+            claims_ms,
+            sends_ms = phase.elapsed().as_secs_f64() * 1000.0,
+            send_calls = sent.calls,
+            "dispatch phases"
+        );
         report
     }
 }
