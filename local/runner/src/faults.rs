@@ -128,6 +128,9 @@ pub struct Attempt {
 pub struct Skip {
     pub execution_id: String,
     pub holder: String,
+    /// When the skipping claim was issued: its read of the lease came after.
+    pub started_ms: i64,
+    /// When it returned: its read of the lease came before.
     pub at_ms: i64,
 }
 
@@ -411,6 +414,11 @@ pub struct FaultyLeases {
 impl LeaseStore for FaultyLeases {
     async fn claim(&self, lease: &Lease, now: i64) -> Result<ClaimOutcome, StoreError> {
         let log = &self.faults.log;
+        // Times bound the write, not the reply: under load a claim returns seconds after its
+        // write, and a concurrent claim may see the lease meanwhile. A lease is taken no earlier
+        // than its claim was issued: that start is what the accounting compares with the end of
+        // a skip that saw it (and a skip's start with a release's end).
+        let started = now_ms();
         self.faults
             .store_seen("claim", self.inner.claim(lease, now), |outcome| {
                 let at = now_ms();
@@ -418,13 +426,14 @@ impl LeaseStore for FaultyLeases {
                     ClaimOutcome::Held { execution_id, .. } => lock(&log.skips).push(Skip {
                         execution_id: lease.execution_id.clone(),
                         holder: execution_id.clone(),
+                        started_ms: started,
                         at_ms: at,
                     }),
                     ClaimOutcome::Claimed | ClaimOutcome::Reclaimed => {
                         lock(&log.claimed_ms)
                             .entry(lease.execution_id.clone())
-                            .or_insert(at);
-                        lock(&log.last_claimed_ms).insert(lease.execution_id.clone(), at);
+                            .or_insert(started);
+                        lock(&log.last_claimed_ms).insert(lease.execution_id.clone(), started);
                     }
                     ClaimOutcome::AlreadyEnqueued => {}
                 }
@@ -432,12 +441,13 @@ impl LeaseStore for FaultyLeases {
             .await
     }
     async fn hold(&self, lease: &Lease, now: i64) -> Result<HoldOutcome, StoreError> {
+        let started = now_ms();
         let outcome = self
             .faults
             .store("hold", self.inner.hold(lease, now))
             .await?;
         if outcome == HoldOutcome::Held {
-            let at = now_ms();
+            let at = started;
             lock(&self.faults.log.claimed_ms)
                 .entry(lease.execution_id.clone())
                 .or_insert(at);

@@ -885,43 +885,44 @@ async fn account(
         .map(|m| m.clone())
         .unwrap_or_default();
     let same = same_batch.lock().map(|v| v.clone()).unwrap_or_default();
-    let mut skips_of: HashMap<&str, Vec<(&str, i64)>> = HashMap::new();
+    let mut skips_of: HashMap<&str, Vec<(&str, i64, i64)>> = HashMap::new();
     for k in &skips {
-        skips_of
-            .entry(k.execution_id.as_str())
-            .or_default()
-            .push((k.holder.as_str(), k.at_ms));
+        skips_of.entry(k.execution_id.as_str()).or_default().push((
+            k.holder.as_str(),
+            k.started_ms,
+            k.at_ms,
+        ));
     }
     let same_of: HashMap<&str, &str> = same.iter().map(|(x, y)| (x.as_str(), y.as_str())).collect();
     let status_of = |id: &str| records.get(id).and_then(|i| s(i, "status"));
-    // Was `holder` a live run at `at`: its lease claimed before, not yet released (or its run not
-    // yet finished)?
-    let live = |holder: &str, at: i64| -> Result<(), String> {
+    // Was `holder` a live run when the skipping claim read the lease (between `start` and
+    // `at`): its lease claimed before, not yet released (or its run not yet finished)?
+    let live = |holder: &str, start: i64, at: i64| -> Result<(), String> {
         if claimed.get(holder).is_some_and(|c| *c > at + 1000) {
             return Err(format!("{holder} claimed its lease only after the skip"));
         }
         if let Some(r) = released.get(holder) {
-            return if *r >= at {
+            return if *r >= start {
                 Ok(())
             } else if last_claimed.get(holder).is_some_and(|c| c > r) {
                 Err(format!(
                     "{holder} released its lease {} ms before, then a duplicate delivery re-claimed it for the finished run",
-                    at - r
+                    start - r
                 ))
             } else {
                 Err(format!(
                     "{holder} had released its lease {} ms before",
-                    at - r
+                    start - r
                 ))
             };
         }
         if let Some(f) = finished.get(holder) {
-            return if *f >= at {
+            return if *f >= start {
                 Ok(())
             } else {
                 Err(format!(
                     "{holder} had finished {} ms before and never released its lease",
-                    at - f
+                    start - f
                 ))
             };
         }
@@ -930,12 +931,12 @@ async fn account(
             .and_then(|i| n(i, "completed_at"))
             .map(|c| c * 1000);
         if let Some(c) = completed {
-            return if c + 1000 >= at {
+            return if c + 1000 >= start {
                 Ok(())
             } else {
                 Err(format!(
                     "{holder} had ended {} ms before ({}; its result write was reported failed) and never released its lease",
-                    at - c,
+                    start - c,
                     status_of(holder).unwrap_or("?")
                 ))
             };
@@ -1010,8 +1011,10 @@ async fn account(
                     *report.in_dlq.entry(dlq_label(why)).or_default() += 1;
                 } else if let Some(list) = skips_of.get(x) {
                     // Any skip whose holder was live accounts for it.
-                    let verdicts: Vec<Result<(), String>> =
-                        list.iter().map(|(h, at)| live(h, *at)).collect();
+                    let verdicts: Vec<Result<(), String>> = list
+                        .iter()
+                        .map(|(h, start, at)| live(h, *start, *at))
+                        .collect();
                     if verdicts.iter().any(Result::is_ok) {
                         report.skipped_live_lease += 1;
                     } else {
