@@ -84,7 +84,7 @@ expectations() {
     in_res && /^  [A-Za-z0-9]+:$/ { flush(); id = $1; sub(/:$/, "", id) }
     in_res && /^    Type: AWS::Lambda::Function$/ { fn = 1 }
     fn && env && !/^          / { env = 0 }
-    fn && env { k = $1; sub(/:$/, "", k); keys = keys (keys == "" ? "" : ",") k }
+    fn && env && $1 !~ /^#/ { k = $1; sub(/:$/, "", k); keys = keys (keys == "" ? "" : ",") k }
     fn && /^        Variables:/ { env = 1 }
     fn && /^      FunctionName: !Sub / { name = $3; sub(/\$\{Stage\}/, stage, name) }
     fn && /^      MemorySize:/ { mem = $2 }
