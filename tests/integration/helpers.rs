@@ -147,26 +147,11 @@ impl TestStack {
     /// poison message gets before the queue moves it to the DLQ.
     pub async fn max_receive_count(&self, output: &str) -> u64 {
         let url = self.queue_url(output).await;
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
-            .send()
+        let max = tradeflow_local::stack::max_receive_count(&self.sqs, &url)
             .await
-            .unwrap();
-        let policy: serde_json::Value = serde_json::from_str(
-            attrs
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
-                .expect("the queue has a redrive policy"),
-        )
-        .unwrap();
-        match &policy["maxReceiveCount"] {
-            serde_json::Value::Number(n) => n.as_u64().unwrap(),
-            serde_json::Value::String(s) => s.parse().unwrap(),
-            other => panic!("maxReceiveCount {other}"),
-        }
+            .unwrap()
+            .expect("the queue has a redrive policy");
+        u64::from(max)
     }
 
     pub async fn send(&self, output: &str, bodies: &[String]) {
