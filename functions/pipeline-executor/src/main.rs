@@ -8,7 +8,7 @@ use pipeline_executor::{Config, FUNCTION_NAME, Handler};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = tradeflow_telemetry::Telemetry::init(FUNCTION_NAME);
     let config = Config::from_env()?;
-    let sdk = tradeflow_aws::load_aws_config().await?;
+    let sdk = tradeflow_aws::lambda_aws_config()?;
     let handler = Handler::from_aws(&sdk, &config, &telemetry)?;
     // The SQS batches, and the scheduled sweep of abandoned runs (template: SweepSchedule).
     let sweeper = handler.sweeper(config.abandon_after_secs, &telemetry);
