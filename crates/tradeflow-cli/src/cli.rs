@@ -295,8 +295,9 @@ pub struct BacktestArgs {
     #[arg(long, value_delimiter = ',')]
     pub timeframes: Vec<String>,
     /// Pipelines (YAML or JSON, one or a list), read as `pipelines create` reads them
-    #[arg(long, default_value = "local/seed/pipelines.json")]
-    pub pipelines: PathBuf,
+    /// (default: the sample pipelines of local/seed/pipelines.json, compiled in)
+    #[arg(long)]
+    pub pipelines: Option<PathBuf>,
     /// Simulated seconds between two scheduled scans (default: the smallest timeframe)
     #[arg(long)]
     pub step_secs: Option<i64>,

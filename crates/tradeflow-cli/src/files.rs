@@ -88,8 +88,15 @@ fn strip_position(message: &str) -> String {
 
 /// The pipelines of a file, decoded and validated; the error names the file, field and line.
 pub fn read_pipelines(path: &Path) -> anyhow::Result<Vec<Pipeline>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_pipelines(path, &text)
+}
+
+/// [`read_pipelines`] of a file's text (`path` names it and gives its format).
+pub fn parse_pipelines(path: &Path, text: &str) -> anyhow::Result<Vec<Pipeline>> {
     let file = path.display();
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
+    let text = text.to_owned();
     let format = format_of(path, &text);
     let pipelines: Vec<Pipeline> = decode(&text, format).map_err(|e| {
         let at = e.line.map(|l| format!(" line {l}")).unwrap_or_default();

@@ -230,3 +230,214 @@ fn a_bad_execution_filter_is_refused() {
         .to_owned();
     assert!(err.contains("--status \"DONE\""), "{err}");
 }
+
+/// The backtest's result without its timings (which differ run to run).
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    for key in ["phases", "steps", "wall_secs"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    v
+}
+
+#[test]
+fn a_synthetic_backtest_runs_the_chain_and_is_deterministic() {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../local/seed/pipelines.json"
+    );
+    let args = [
+        "--json",
+        "backtest",
+        "--synthetic",
+        "--from",
+        "2026-01-05",
+        "--to",
+        "2026-01-05T12:00:00Z",
+        "--tickers",
+        "AAPL,MSFT,NVDA,SPY",
+        "--pipelines",
+        seed,
+    ];
+    let first = tradeflow(&args).json();
+    let signals = first["signals"].as_u64().unwrap();
+    assert!(signals > 0, "{first}");
+    let by_type: u64 = first["signals_by_type"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_type, signals);
+    let by_status = first["executions_by_status"].as_object().unwrap();
+    let executions: u64 = by_status.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(
+        executions,
+        first["executions_enqueued"].as_u64().unwrap(),
+        "{first}"
+    );
+    assert!(by_status["COMPLETED"].as_u64().unwrap() > 0, "{first}");
+    let orders = first["orders"].as_u64().unwrap();
+    assert!(orders > 0 && orders <= executions, "{first}");
+    assert_eq!(
+        first["orders_list"].as_array().unwrap().len() as u64,
+        orders
+    );
+    assert_eq!(first["scans"], 144, "12 h of 5-minute scans");
+    assert_eq!(first["dead_lettered"], 0);
+    for step in ["market_snapshot", "bias", "strategy", "risk", "paper_order"] {
+        assert!(
+            first["steps"][step]["calls"].as_u64().unwrap() > 0,
+            "{step}: {first}"
+        );
+    }
+    for phase in ["generator scan", "dispatcher batch", "executor batch"] {
+        assert!(
+            first["phases"][phase]["calls"].as_u64().unwrap() > 0,
+            "{phase}"
+        );
+    }
+    let second = tradeflow(&args).json();
+    assert_eq!(without_timings(first), without_timings(second));
+
+    let table = tradeflow(&args[1..]);
+    let text = table.ok();
+    for needle in [
+        "SIGNAL TYPE",
+        "(total)",
+        "EXECUTION STATUS",
+        "COMPLETED",
+        "paper orders:",
+        "generator scan",
+        "market_snapshot",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+#[test]
+fn a_csv_backtest_scans_only_the_series_it_has() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/tradeflow-core/testdata/replay"
+    );
+    let everything = temp_file(
+        "all.yaml",
+        "pipeline_id: p-all\nuser_id: u\nname: all\nis_active: true\ntrigger_mode: signal\ntickers: [AAPL, BTCUSD]\n",
+    );
+    let r = tradeflow(&[
+        "--json",
+        "backtest",
+        "--csv",
+        dir,
+        "--pipelines",
+        everything.to_str().unwrap(),
+    ])
+    .json();
+    assert_eq!(r["scan_errors"], serde_json::json!({}), "{r}");
+    assert_eq!(r["candles_evaluated"], 18, "{r}");
+    let signals = r["signals"].as_u64().unwrap();
+    assert!(signals > 0);
+    // The catch-all pipeline takes the signals (one run per (pipeline, ticker) and scan).
+    let matched = r["fan_outs_matched"].as_u64().unwrap();
+    assert!(matched > 0, "{r}");
+    let runs: u64 = r["executions_by_status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(runs, r["executions_enqueued"].as_u64().unwrap(), "{r}");
+}
+
+#[test]
+fn backtest_mistakes_are_one_line_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "backtest",
+                "--synthetic",
+                "--from",
+                "2026-01-05",
+                "--to",
+                "2026-01-06",
+            ],
+            "needs --tickers",
+        ),
+        (
+            &["backtest", "--synthetic", "--tickers", "AAPL"],
+            "needs --from and --to",
+        ),
+        (
+            &[
+                "backtest",
+                "--synthetic",
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2026-01-06",
+                "--to",
+                "2026-01-05",
+            ],
+            "range is empty",
+        ),
+        (
+            &[
+                "backtest",
+                "--synthetic",
+                "--tickers",
+                "AAPL",
+                "--from",
+                "yesterday",
+                "--to",
+                "2026-01-05",
+            ],
+            "--from \"yesterday\"",
+        ),
+        (
+            &["backtest", "--csv", "/nonexistent-dir"],
+            "/nonexistent-dir",
+        ),
+        (
+            &[
+                "backtest",
+                "--synthetic",
+                "--tickers",
+                "AAPL",
+                "--from",
+                "2026-01-05",
+                "--to",
+                "2026-01-06",
+                "--pipelines",
+                "/nonexistent.yaml",
+            ],
+            "reading /nonexistent.yaml",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = tradeflow(args).fails().to_owned();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unreachable_prometheus_is_one_clear_error() {
+    let out = temp_file("d.html", "");
+    let err = tradeflow(&[
+        "dashboard",
+        "render",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .fails()
+    .to_owned();
+    assert!(
+        err.contains("cannot reach Prometheus at http://127.0.0.1:1"),
+        "{err}"
+    );
+    let err = tradeflow(&["dashboard", "render", "--since", "soon"])
+        .fails()
+        .to_owned();
+    assert!(err.contains("--since \"soon\""), "{err}");
+}
