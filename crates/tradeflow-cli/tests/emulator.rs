@@ -180,6 +180,41 @@ async fn a_pipeline_goes_through_create_list_show_disable_update_enable_and_dele
             .fails()
             .contains("no pipeline p-cli")
     );
+
+    // An item another writer stored that the functions cannot decode is listed as invalid with
+    // their reason, `show` names it, and `update` from a good file replaces it.
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    stack
+        .dynamo
+        .put_item()
+        .table_name(stack.output("PipelinesTableName"))
+        .item("pipeline_id", A::S("p-cli".into()))
+        .item("user_id", A::S("user-cli".into()))
+        .item("tickers", A::S("AAPL".into()))
+        .send()
+        .await
+        .unwrap();
+    let listed = stack.run(&["pipelines", "list"]);
+    let row = listed
+        .ok()
+        .lines()
+        .find(|l| l.starts_with("p-cli"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        row.contains("invalid") && row.contains("does not decode"),
+        "{row}"
+    );
+    let err = stack
+        .run(&["pipelines", "show", "p-cli"])
+        .fails()
+        .to_owned();
+    assert!(err.contains("corrupt pipeline item p-cli"), "{err}");
+    stack.run(&["pipelines", "update", file]).ok();
+    assert_eq!(
+        stack.run(&["--json", "pipelines", "show", "p-cli"]).json()["name"],
+        "CLI test"
+    );
     stack.delete().await;
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{temp_file, tradeflow};
+use common::{temp_file, tradeflow, tradeflow_env};
 
 /// Every command and subcommand, as typed.
 const COMMANDS: &[&[&str]] = &[
@@ -440,4 +440,46 @@ fn an_unreachable_prometheus_is_one_clear_error() {
         .fails()
         .to_owned();
     assert!(err.contains("--since \"soon\""), "{err}");
+}
+
+#[test]
+fn aws_configuration_mistakes_are_one_line_errors() {
+    let creds = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let mut down = creds.to_vec();
+    down.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:1"));
+    let err = tradeflow_env(&["--stack", "s", "pipelines", "list"], &down, &[])
+        .fails()
+        .to_owned();
+    assert!(
+        err.contains("describing stack s on http://127.0.0.1:1 (is the endpoint up?)"),
+        "{err}"
+    );
+    assert!(err.contains("Connection refused"), "{err}");
+
+    let mut bad = creds.to_vec();
+    bad.push(("AWS_ENDPOINT_URL", "localhost:5000"));
+    let err = tradeflow_env(&["--stack", "s", "dlq", "list"], &bad, &[])
+        .fails()
+        .to_owned();
+    assert!(
+        err.contains("AWS_ENDPOINT_URL=\"localhost:5000\" is not an http:// or https:// URL"),
+        "{err}"
+    );
+
+    let err = tradeflow_env(
+        &["--stack", "s", "leases", "list"],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("HOME", "/nonexistent"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+        ],
+        &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"],
+    )
+    .fails()
+    .to_owned();
+    assert!(err.contains("no AWS region"), "{err}");
 }

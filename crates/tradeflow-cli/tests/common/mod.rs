@@ -74,15 +74,24 @@ impl Run {
 
 /// The binary with stdin closed (not a terminal) and no stack from the environment.
 pub fn tradeflow(args: &[&str]) -> Run {
-    Run::from(
-        Command::new(env!("CARGO_BIN_EXE_tradeflow"))
-            .args(args)
-            .env_remove("TRADEFLOW_STACK")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("the binary runs"),
-    )
+    tradeflow_env(args, &[], &[])
+}
+
+/// [`tradeflow`] with variables set and removed.
+pub fn tradeflow_env(args: &[&str], set: &[(&str, &str)], remove: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tradeflow"));
+    command
+        .args(args)
+        .env_remove("TRADEFLOW_STACK")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in set {
+        command.env(k, v);
+    }
+    for k in remove {
+        command.env_remove(k);
+    }
+    Run::from(command.output().expect("the binary runs"))
 }
 
 /// A file in a fresh temporary directory.
