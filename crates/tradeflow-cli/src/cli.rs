@@ -36,22 +36,37 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, change, list and remove pipelines
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow pipelines create my-pipeline.yaml && tradeflow pipelines list"
+    )]
     Pipelines(PipelinesCmd),
     /// Send signals to the chain and watch the signals it processes
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow signals send --type rsi_oversold --ticker AAPL --confidence 80 --timeframe 5"
+    )]
     Signals(SignalsCmd),
     /// List, inspect and follow pipeline executions
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow executions list --status FAILED"
+    )]
     Executions(ExecutionsCmd),
     /// List paper orders
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow orders list --pipeline pl-momentum"
+    )]
     Orders(OrdersCmd),
     /// List the (pipeline, ticker) leases: which are held, by which execution, until when
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  tradeflow leases list --held")]
     Leases(LeasesCmd),
     /// Inspect and redrive the dead-letter queues
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow dlq list --queue signals"
+    )]
     Dlq(DlqCmd),
     /// Replay market data through the production generator, dispatcher and executor code
     #[command(
@@ -59,7 +74,10 @@ pub enum Command {
     )]
     Backtest(BacktestArgs),
     /// Render the Grafana dashboards as one self-contained HTML page
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  tradeflow dashboard render --prometheus http://127.0.0.1:9090 --out dashboard.html"
+    )]
     Dashboard(DashboardCmd),
 }
 
@@ -244,7 +262,7 @@ pub enum DlqCmd {
     /// List the messages of the dead-letter queues with why they were rejected
     #[command(after_help = "Example:\n  tradeflow dlq list --queue executions")]
     List {
-        /// One queue (default: both)
+        /// One DLQ (default: both)
         #[arg(long, value_enum)]
         queue: Option<DlqName>,
     },
@@ -253,6 +271,7 @@ pub enum DlqCmd {
         after_help = "Examples:\n  tradeflow dlq redrive --queue signals --id 5b1c... --dry-run\n  tradeflow dlq redrive --queue executions --all --yes"
     )]
     Redrive {
+        /// The DLQ to move messages out of
         #[arg(long, value_enum)]
         queue: DlqName,
         /// Message id to move (repeat); see `dlq list`

@@ -163,6 +163,55 @@ async fn a_pipeline_goes_through_create_list_show_disable_update_enable_and_dele
         );
     }
 
+    // On a terminal (util-linux `script` gives the command one): colours, and delete asks;
+    // anything but "yes" cancels.
+    let on_terminal = |command: &str, input: &str| {
+        let line = format!(
+            "{} --stack {} {command}",
+            env!("CARGO_BIN_EXE_tradeflow"),
+            stack.name
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("util-linux script runs");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = on_terminal("pipelines list", "");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("\x1b[32mactive\x1b[0m"),
+        "no colour on a terminal: {text:?}"
+    );
+    let (code, text) = on_terminal("pipelines delete p-cli", "no\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("delete pipeline p-cli? Type 'yes' to continue")
+            && text.contains("cancelled"),
+        "{text}"
+    );
+    assert!(
+        stack
+            .run(&["pipelines", "show", "p-cli"])
+            .ok()
+            .contains("p-cli")
+    );
+
     // Delete asks, and without a terminal needs --yes.
     let refused = stack
         .run(&["pipelines", "delete", "p-cli"])

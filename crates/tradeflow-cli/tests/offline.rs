@@ -8,6 +8,13 @@ use common::{temp_file, tradeflow, tradeflow_env};
 
 /// Every command and subcommand, as typed.
 const COMMANDS: &[&[&str]] = &[
+    &["pipelines"],
+    &["signals"],
+    &["executions"],
+    &["orders"],
+    &["leases"],
+    &["dlq"],
+    &["dashboard"],
     &["pipelines", "create"],
     &["pipelines", "update"],
     &["pipelines", "list"],
