@@ -55,15 +55,17 @@ fn parse_time(flag: &str, text: &str) -> anyhow::Result<i64> {
 type Streams = Vec<(Vec<Ticker>, Timeframe)>;
 
 /// What a run is over: market, streams, range and scan step.
-struct Plan {
-    market: Arc<dyn MarketData>,
-    source: String,
+pub(crate) struct Plan {
+    pub market: Arc<dyn MarketData>,
+    pub source: String,
     /// One generator per entry: its tickers at one timeframe (CSV files need not cover every
     /// ticker at every timeframe).
-    streams: Streams,
-    from: i64,
-    to: i64,
-    step: i64,
+    pub streams: Streams,
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    /// The functions' market settings for the same source (the emulator path).
+    pub market_env: Vec<(&'static str, String)>,
 }
 
 fn plan(args: &BacktestArgs) -> anyhow::Result<Plan> {
@@ -87,6 +89,7 @@ fn plan(args: &BacktestArgs) -> anyhow::Result<Plan> {
         .as_deref()
         .map(|t| parse_time("--to", t))
         .transpose()?;
+    let market_env: Vec<(&'static str, String)>;
     let (market, source, streams, from, to): (Arc<dyn MarketData>, String, Streams, i64, i64) =
         match &args.csv {
             Some(dir) => {
@@ -130,6 +133,12 @@ fn plan(args: &BacktestArgs) -> anyhow::Result<Plan> {
                 });
                 let first = bounds.clone().map(|b| b.0).min().unwrap_or_default();
                 let last = bounds.map(|b| b.1).max().unwrap_or_default();
+                let abs = std::fs::canonicalize(dir)
+                    .with_context(|| format!("reading {}", dir.display()))?;
+                market_env = vec![
+                    ("MARKET_DATA", "csv".to_owned()),
+                    ("MARKET_DATA_CSV_DIR", abs.display().to_string()),
+                ];
                 (
                     Arc::new(replay),
                     format!("CSV files in {}", dir.display()),
@@ -152,6 +161,10 @@ fn plan(args: &BacktestArgs) -> anyhow::Result<Plan> {
                         "--synthetic needs --from and --to (e.g. --from 2026-01-05 --to 2026-01-06)"
                     );
                 };
+                market_env = vec![
+                    ("MARKET_DATA", "synthetic".to_owned()),
+                    ("SYNTHETIC_SEED", args.seed.to_string()),
+                ];
                 (
                     Arc::new(SyntheticFeed::new(args.seed)),
                     format!("synthetic feed (seed {})", args.seed),
@@ -193,19 +206,20 @@ fn plan(args: &BacktestArgs) -> anyhow::Result<Plan> {
         from,
         to,
         step,
+        market_env,
     })
 }
 
 /// Time spent in one phase.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-struct Timing {
-    calls: u64,
-    total_ms: f64,
-    max_ms: f64,
+pub(crate) struct Timing {
+    pub calls: u64,
+    pub total_ms: f64,
+    pub max_ms: f64,
 }
 
 impl Timing {
-    fn add(&mut self, d: Duration) {
+    pub(crate) fn add(&mut self, d: Duration) {
         let ms = d.as_secs_f64() * 1e3;
         self.calls += 1;
         self.total_ms += ms;
@@ -222,32 +236,34 @@ impl Timing {
 }
 
 #[derive(Debug, Default, serde::Serialize)]
-struct Report {
-    source: String,
-    from: i64,
-    to: i64,
-    step_secs: i64,
-    scans: u64,
-    candles_evaluated: u64,
-    signals_by_type: BTreeMap<String, u64>,
-    signals: u64,
-    signals_rejected: u64,
-    fan_outs_matched: u64,
-    executions_enqueued: u64,
-    skipped_running: u64,
-    executions_by_status: BTreeMap<String, u64>,
-    redeliveries: u64,
-    dead_lettered: u64,
-    orders: u64,
-    orders_by_side: BTreeMap<String, u64>,
+pub(crate) struct Report {
+    /// `in-process` or `emulator`.
+    pub mode: &'static str,
+    pub source: String,
+    pub from: i64,
+    pub to: i64,
+    pub step_secs: i64,
+    pub scans: u64,
+    pub candles_evaluated: u64,
+    pub signals_by_type: BTreeMap<String, u64>,
+    pub signals: u64,
+    pub signals_rejected: u64,
+    pub fan_outs_matched: u64,
+    pub executions_enqueued: u64,
+    pub skipped_running: u64,
+    pub executions_by_status: BTreeMap<String, u64>,
+    pub redeliveries: u64,
+    pub dead_lettered: u64,
+    pub orders: u64,
+    pub orders_by_side: BTreeMap<String, u64>,
     /// The chain's phases: generator scans, dispatcher batches, executor batches.
-    phases: BTreeMap<String, Timing>,
+    pub phases: BTreeMap<String, Timing>,
     /// The executor's steps, from the execution records (`duration_ms` of each step).
-    steps: BTreeMap<String, Timing>,
+    pub steps: BTreeMap<String, Timing>,
     /// Scan errors (stream: reason) and how many scans had each.
-    scan_errors: BTreeMap<String, u64>,
-    wall_secs: f64,
-    orders_list: Vec<tradeflow_core::order::PaperOrder>,
+    pub scan_errors: BTreeMap<String, u64>,
+    pub wall_secs: f64,
+    pub orders_list: Vec<tradeflow_core::order::PaperOrder>,
 }
 
 pub async fn run(global: &Global, args: BacktestArgs) -> anyhow::Result<()> {
@@ -262,6 +278,9 @@ pub async fn run(global: &Global, args: BacktestArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
 
+    if args.emulator {
+        return crate::backtest_emulator::run(&out, &plan, &pipelines).await;
+    }
     let clock = Arc::new(ManualClock::at(plan.from));
     let signals_queue = Arc::new(MemoryQueue::default());
     let executions_queue = Arc::new(MemoryQueue::default());
@@ -309,6 +328,7 @@ pub async fn run(global: &Global, args: BacktestArgs) -> anyhow::Result<()> {
     .with_max_deliveries(Some(MAX_RECEIVES));
 
     let mut report = Report {
+        mode: "in-process",
         source: plan.source.clone(),
         from: plan.from,
         to: plan.to,
@@ -470,13 +490,14 @@ fn redeliver(m: &InboundMessage, retries: &mut Vec<InboundMessage>, report: &mut
     retries.push(again);
 }
 
-fn print(out: &Output, r: &Report) -> anyhow::Result<()> {
+pub(crate) fn print(out: &Output, r: &Report) -> anyhow::Result<()> {
     if out.json {
         out.json(&serde_json::to_value(r)?);
         return Ok(());
     }
     println!(
-        "backtest of {} from {} to {} UTC: {} scans {} s apart, {} candles, in {:.2} s",
+        "backtest ({}) of {} from {} to {} UTC: {} scans {} s apart, {} candles, in {:.2} s",
+        r.mode,
         r.source,
         time(r.from),
         time(r.to),
@@ -488,12 +509,21 @@ fn print(out: &Output, r: &Report) -> anyhow::Result<()> {
     println!();
     let mut types: Vec<(&String, &u64)> = r.signals_by_type.iter().collect();
     types.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if r.mode == "emulator" {
+        println!(
+            "{} signals (by type: not on the emulator path, the generator's invocation result \
+             counts them only)",
+            r.signals
+        );
+    }
     let mut rows: Vec<Vec<String>> = types
         .iter()
         .map(|(t, n)| vec![(*t).clone(), n.to_string()])
         .collect();
     rows.push(vec!["(total)".into(), r.signals.to_string()]);
-    out.table(&["SIGNAL TYPE", "SIGNALS"], &rows);
+    if r.mode != "emulator" {
+        out.table(&["SIGNAL TYPE", "SIGNALS"], &rows);
+    }
     println!();
     let rows: Vec<Vec<String>> = r
         .executions_by_status

@@ -70,7 +70,7 @@ pub enum Command {
     Dlq(DlqCmd),
     /// Replay market data through the production generator, dispatcher and executor code
     #[command(
-        after_help = "Examples:\n  tradeflow backtest --csv market-data/ --pipelines local/seed/pipelines.json\n  tradeflow backtest --synthetic --from 2026-01-05 --to 2026-01-06 --tickers AAPL,MSFT --json"
+        after_help = "Examples:\n  tradeflow backtest --csv market-data/ --pipelines local/seed/pipelines.json\n  tradeflow backtest --synthetic --from 2026-01-05 --to 2026-01-06 --tickers AAPL,MSFT --json\n  tradeflow backtest --synthetic --from 2026-01-05 --to 2026-01-05T06:00:00Z --tickers AAPL --emulator"
     )]
     Backtest(BacktestArgs),
     /// Render the Grafana dashboards as one self-contained HTML page
@@ -320,6 +320,11 @@ pub struct BacktestArgs {
     /// Simulated seconds between two scheduled scans (default: the smallest timeframe)
     #[arg(long)]
     pub step_secs: Option<i64>,
+    /// Run on a throwaway stack deployed to the emulator at AWS_ENDPOINT_URL instead of in this
+    /// process: the functions' handlers with their DynamoDB and SQS adapters, as the demo runs
+    /// them (slower; the stack is deleted afterwards). Never deploys to AWS.
+    #[arg(long)]
+    pub emulator: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `tradeflow`: the operator's tool. See `tradeflow --help` and the README's "Operating" section.
 
 mod backtest;
+mod backtest_emulator;
 mod cli;
 mod context;
 mod dashboard;

@@ -424,6 +424,27 @@ fn backtest_mistakes_are_one_line_errors() {
         let err = tradeflow(args).fails().to_owned();
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    let err = tradeflow_env(
+        &[
+            "backtest",
+            "--synthetic",
+            "--tickers",
+            "AAPL",
+            "--from",
+            "2026-01-05",
+            "--to",
+            "2026-01-06",
+            "--emulator",
+        ],
+        &[],
+        &["AWS_ENDPOINT_URL"],
+    )
+    .fails()
+    .to_owned();
+    assert!(
+        err.contains("needs AWS_ENDPOINT_URL") && err.contains("never deploys to AWS"),
+        "{err}"
+    );
 }
 
 #[test]
