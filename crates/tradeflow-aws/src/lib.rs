@@ -19,8 +19,8 @@ pub mod tls;
 
 pub use dynamo::{
     BY_PIPELINE_INDEX, DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
-    DynamoPipelineStore, DynamoRunLedger, EXECUTION_RETENTION_SECS, LEASE_TTL_GRACE_SECS, Listed,
-    PIPELINE_UPDATES_INDEX, StoredLease, UndecodableItem,
+    DynamoPipelineStore, DynamoRunLedger, EXECUTION_RETENTION_SECS, EXECUTIONS_RUNNING_INDEX,
+    LEASE_TTL_GRACE_SECS, Listed, PIPELINE_UPDATES_INDEX, RUN_SHARDS, StoredLease, UndecodableItem,
 };
 pub use error::{AdapterError, ErrorClass};
 pub use sqs::{SqsQueue, resolve_queue_url};

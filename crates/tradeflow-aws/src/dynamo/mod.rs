@@ -10,7 +10,10 @@ mod orders;
 mod pipelines;
 
 pub use cursors::DynamoCursorStore;
-pub use executions::{BY_PIPELINE_INDEX, DynamoExecutionStore, EXECUTION_RETENTION_SECS};
+pub use executions::{
+    BY_PIPELINE_INDEX, DynamoExecutionStore, EXECUTION_RETENTION_SECS, RUN_SHARDS,
+    RUNNING_INDEX as EXECUTIONS_RUNNING_INDEX,
+};
 pub use leases::{DynamoLeaseStore, LEASE_TTL_GRACE_SECS, StoredLease};
 pub use ledger::DynamoRunLedger;
 pub use listing::{Listed, UndecodableItem};
