@@ -41,6 +41,32 @@ bash local/metrics.sh start > /dev/null
 export PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 otlp_endpoint="http://127.0.0.1:$OTLP_PORT/opentelemetry"
 
+step "Chromium for the dashboard page test (Debian's chromium package)"
+# crates/tradeflow-cli/tests/dashboard.rs opens the page `tradeflow dashboard render` writes in
+# headless Chromium. Installed here (as root, or with passwordless sudo); only when apt cannot be
+# used does the test skip its browser part, and it says why.
+if ! command -v chromium > /dev/null 2>&1; then
+  apt_get=()
+  if [[ $(id -u) == 0 ]]; then
+    apt_get=(apt-get)
+  elif command -v sudo > /dev/null 2>&1 && sudo -n true 2> /dev/null; then
+    apt_get=(sudo -n apt-get)
+  fi
+  if ((${#apt_get[@]})) && command -v apt-get > /dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium > /dev/null 2>&1 \
+      || { "${apt_get[@]}" update -qq > /dev/null \
+        && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium > /dev/null; }
+  fi
+fi
+if command -v chromium > /dev/null 2>&1; then
+  export CHROMIUM
+  CHROMIUM="$(command -v chromium)"
+  unset TRADEFLOW_BROWSER_SKIP
+else
+  export TRADEFLOW_BROWSER_SKIP="chromium is not installed and apt-get cannot be used here (not root, no passwordless sudo)"
+  printf 'SKIP (browser part of the dashboard test): %s\n' "$TRADEFLOW_BROWSER_SKIP" >&2
+fi
+
 step "stack for the end-to-end test through cargo lambda watch"
 bash local/deploy-stack.sh watch-e2e > /dev/null
 watch_url="$(bash local/watch.sh start watch-e2e)"

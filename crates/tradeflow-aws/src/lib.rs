@@ -18,9 +18,9 @@ mod sqs;
 pub mod tls;
 
 pub use dynamo::{
-    DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
+    BY_PIPELINE_INDEX, DynamoCursorStore, DynamoExecutionStore, DynamoLeaseStore, DynamoOrderStore,
     DynamoPipelineStore, DynamoRunLedger, EXECUTION_RETENTION_SECS, EXECUTIONS_RUNNING_INDEX,
-    LEASE_TTL_GRACE_SECS, PIPELINE_UPDATES_INDEX, RUN_SHARDS,
+    LEASE_TTL_GRACE_SECS, Listed, PIPELINE_UPDATES_INDEX, RUN_SHARDS, StoredLease, UndecodableItem,
 };
 pub use error::{AdapterError, ErrorClass};
 pub use sqs::{SqsQueue, resolve_queue_url};

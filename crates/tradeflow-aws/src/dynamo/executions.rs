@@ -21,6 +21,7 @@ use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest, ExecutionStat
 use tradeflow_core::ports::{BeginOutcome, ExecutionStore};
 
 use super::expr::{Expr, update_from_item};
+use super::listing::{Listed, UndecodableItem, key_of, read_all};
 use crate::error::{store_error, store_permanent};
 use crate::item::{Item, from_item, get_i64, get_s, to_item};
 
@@ -64,6 +65,36 @@ impl DynamoExecutionStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+}
+
+/// The executions table's index by pipeline (infra/template.yaml): partition key `pipeline_id`,
+/// sort key `created_at`.
+pub const BY_PIPELINE_INDEX: &str = "by-pipeline";
+
+impl DynamoExecutionStore {
+    /// Every execution record, or those of one pipeline (a Query of [`BY_PIPELINE_INDEX`]), in
+    /// the table's order; each decoded as [`ExecutionStore::get_execution`] decodes it, one
+    /// that does not with its key and the reason (operators' listings).
+    pub async fn list(
+        &self,
+        pipeline_id: Option<&str>,
+    ) -> Result<Vec<Listed<ExecutionRecord>>, StoreError> {
+        let query = pipeline_id.map(|p| (BY_PIPELINE_INDEX, "pipeline_id", p));
+        let items = read_all(&self.client, &self.table, query).await?;
+        Ok(items
+            .into_iter()
+            .map(|mut item| {
+                let key = key_of(&item, KEY);
+                for attr in NOT_RECORD {
+                    item.remove(attr);
+                }
+                from_item(item).map_err(|e| UndecodableItem {
+                    key,
+                    reason: e.to_string(),
+                })
+            })
+            .collect())
     }
 }
 
