@@ -1,7 +1,8 @@
 //! The signal-generator's logic: one scan over every (ticker, timeframe) stream.
 //!
 //! Per stream: read the cursor (open time of the last candle processed); fetch the closed candles
-//! after it together with the detectors' lookback before it; run every detector on each candle
+//! after it together with the detectors' lookback before it, and the higher-timeframe series the
+//! detectors read (fetched directly, see `Generator::higher_series`); run every detector on each candle
 //! after the cursor, at most `max_bars_per_scan` of them, oldest first (on the first scan, from the
 //! `backfill_bars`-th newest candle on); turn detections into signals whose ids derive from
 //! (generator, ticker, timeframe, candle time); send them all (calls of at most 10 messages and
@@ -16,13 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::detectors::{Detection, Detector};
+use crate::detectors::{Detection, Detector, HigherSeries, higher_timeframes_of};
 use crate::error::error_chain;
-use crate::market::MarketData;
+use crate::market::{MarketData, MarketDataError};
 use crate::ports::{CursorStore, OutgoingMessage, QueueSender};
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::{Signal, SignalMetadata, TickerSignal};
-use crate::vocab::{Confidence, InvalidField, SignalType, Ticker, Timeframe};
+use crate::vocab::{Bar, Confidence, InvalidField, SignalType, Ticker, Timeframe};
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -266,6 +267,16 @@ impl Generator {
         if first_new >= end {
             return Ok(None);
         }
+        let fetched = self
+            .higher_series(ticker, timeframe, &bars[first_new..end], &stream)
+            .await?;
+        let higher: Vec<HigherSeries<'_>> = fetched
+            .iter()
+            .map(|(tf, bars)| HigherSeries {
+                timeframe: *tf,
+                bars,
+            })
+            .collect();
         let mut signals = Vec::new();
         let mut evaluated = Vec::with_capacity(end - first_new);
         for index in first_new..end {
@@ -273,7 +284,7 @@ impl Generator {
             evaluated.push(bars[index].time);
             for detector in &self.detectors {
                 let started = Instant::now();
-                let detection = detector.detect(&bars, index);
+                let detection = detector.detect_with(&bars, index, timeframe, &higher);
                 *report.detector_time.entry(detector.name()).or_default() += started.elapsed();
                 if let Some(d) = detection {
                     match to_signal(&d, ticker, timeframe) {
@@ -296,6 +307,53 @@ impl Generator {
                 evaluated,
             },
         }))
+    }
+}
+
+impl Generator {
+    /// The higher-timeframe series the detectors read for the candles `evaluated` of one stream
+    /// (oldest first, not empty), fetched directly from the source: per higher timeframe, every
+    /// candle closed by the last evaluated candle's close, back to the detectors' window before
+    /// the first one's. The request depends only on the evaluated candles (not on `now`), so a
+    /// candle scanned again sees the same higher candles. A series the source does not have
+    /// ([`MarketDataError::UnknownTicker`]: a CSV replay without that file) is left out, so
+    /// its timeframe does not vote; any other failure fails the stream, which is scanned again
+    /// next time from the same cursor.
+    async fn higher_series(
+        &self,
+        ticker: &Ticker,
+        timeframe: Timeframe,
+        evaluated: &[Bar],
+        stream: &str,
+    ) -> Result<Vec<(Timeframe, Vec<Bar>)>, StreamError> {
+        let (Some(first), Some(last)) = (evaluated.first(), evaluated.last()) else {
+            return Ok(Vec::new());
+        };
+        let first_close = first.close_time(timeframe);
+        let last_close = last.close_time(timeframe);
+        let mut out = Vec::new();
+        for (tf, window) in higher_timeframes_of(&self.detectors, timeframe) {
+            // Higher candles closing between the first and the last evaluated close, plus the
+            // window before the first.
+            let span = (last_close - first_close).div_euclid(tf.seconds()) as usize + 1;
+            match self
+                .market
+                .closed_bars(ticker.as_str(), tf, last_close, window.saturating_add(span))
+                .await
+            {
+                Ok(bars) => out.push((tf, bars)),
+                Err(MarketDataError::UnknownTicker { .. }) => {}
+                Err(e) => {
+                    return Err(StreamError {
+                        stream: stream.to_owned(),
+                        error_type: "market_data",
+                        reason: format!("higher timeframe {tf}: {}", error_chain(&e)),
+                        retryable: e.is_retryable(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -363,7 +421,7 @@ pub fn to_signal(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::detectors::all_detectors;
+    use crate::detectors::{Detector, HigherSeries, all_detectors};
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use std::time::Duration;
@@ -735,5 +793,157 @@ mod tests {
         assert_eq!(r.errors[0].error_type, "market_data");
         assert!(r.errors[0].retryable);
         assert_eq!(r.candles_evaluated, 3 * 300);
+    }
+
+    #[tokio::test]
+    async fn higher_timeframe_series_are_read_directly_from_the_source() {
+        let feed = SyntheticFeed { seed: 3 };
+        let market = Arc::new(RecordingMarket::new(feed));
+        let q = Arc::new(MemoryQueue::default());
+        let aapl = Ticker::parse("AAPL").unwrap();
+        let g = Generator::new(
+            market.clone(),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl.clone()],
+                timeframes: vec![Timeframe::M15, Timeframe::D1],
+                backfill_bars: 1_500,
+                max_bars_per_scan: 2_000,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // The 15-minute stream read its own series, then the 1 h, 4 h and daily ones as of its
+        // last evaluated candle's close; the daily stream has no higher timeframe.
+        let calls = market.calls();
+        let own = |tf: Timeframe| calls.iter().filter(move |c| c.timeframe == tf);
+        let last_close = NOW - NOW.rem_euclid(900);
+        let higher: Vec<(Timeframe, i64)> = calls
+            .iter()
+            .filter(|c| c.now != NOW)
+            .map(|c| (c.timeframe, c.now))
+            .collect();
+        assert_eq!(
+            higher,
+            [
+                (Timeframe::H1, last_close),
+                (Timeframe::H4, last_close),
+                (Timeframe::D1, last_close)
+            ]
+        );
+        assert_eq!(own(Timeframe::M15).count(), 1);
+        assert_eq!(
+            own(Timeframe::D1).count(),
+            2,
+            "own series + as the 15's higher one"
+        );
+        // The HTF signals are what the family finds on the directly fetched series.
+        // The last 1 500 candles, each with its history.
+        let bars = feed
+            .closed_bars("AAPL", Timeframe::M15, NOW, 2_500)
+            .await
+            .unwrap();
+        let mut fetched = Vec::new();
+        for tf in [Timeframe::H1, Timeframe::H4, Timeframe::D1] {
+            fetched.push((tf, feed.closed_bars("AAPL", tf, NOW, 2_000).await.unwrap()));
+        }
+        let higher: Vec<HigherSeries<'_>> = fetched
+            .iter()
+            .map(|(timeframe, bars)| HigherSeries {
+                timeframe: *timeframe,
+                bars,
+            })
+            .collect();
+        let htf = crate::detectors::HtfTrendAlignmentDetector::default();
+        let expected: Vec<String> = (1_000..bars.len())
+            .filter_map(|i| htf.detect_with(&bars, i, Timeframe::M15, &higher))
+            .map(|d| to_signal(&d, &aapl, Timeframe::M15).unwrap().signal_id)
+            .collect();
+        let sent: Vec<String> = r
+            .sent
+            .iter()
+            .filter(|s| s.source == htf.name() && s.timeframe() == Some(Timeframe::M15))
+            .map(|s| s.signal_id.clone())
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "the synthetic feed aligns now and then"
+        );
+        assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn a_failing_higher_series_fails_its_stream_and_a_missing_one_does_not_vote() {
+        let market = Arc::new(RecordingMarket::new(SyntheticFeed { seed: 3 }));
+        market.fail_series("AAPL", Timeframe::H4);
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let aapl = Ticker::parse("AAPL").unwrap();
+        let g = Generator::new(
+            market.clone(),
+            cursors.clone(),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl.clone()],
+                timeframes: vec![Timeframe::M15, Timeframe::D1],
+                backfill_bars: 10,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        let e = &r.errors[0];
+        assert_eq!(e.stream, Generator::stream_key(&aapl, Timeframe::M15));
+        assert_eq!(e.error_type, "market_data");
+        assert!(e.retryable);
+        assert!(e.reason.contains("higher timeframe 240"), "{}", e.reason);
+        // The failed stream stays put, the other one moved.
+        let key = |tf| Generator::stream_key(&aapl, tf);
+        assert_eq!(
+            cursors.get_cursor(&key(Timeframe::M15)).await.unwrap(),
+            None
+        );
+        assert!(
+            cursors
+                .get_cursor(&key(Timeframe::D1))
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // A replay with only the 15-minute file: the higher series are unknown, the stream is
+        // scanned and the higher-timeframe family (needing 2 votes of 1) stays silent.
+        let bars = SyntheticFeed { seed: 3 }
+            .closed_bars("AAPL", Timeframe::M15, NOW, 1_500)
+            .await
+            .unwrap();
+        let replay =
+            crate::market::CsvReplay::from_bars([(("AAPL".to_owned(), Timeframe::M15), bars)])
+                .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let g = Generator::new(
+            Arc::new(replay),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl],
+                timeframes: vec![Timeframe::M15],
+                backfill_bars: 1_000,
+                max_bars_per_scan: 1_000,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(!r.sent.is_empty());
+        assert!(
+            r.sent
+                .iter()
+                .all(|s| s.source != "htf_trend_alignment_generator")
+        );
     }
 }
