@@ -14,6 +14,7 @@
 mod dynamo;
 pub mod error;
 pub mod item;
+pub mod market;
 mod sqs;
 pub mod tls;
 
