@@ -29,6 +29,8 @@ pub use sqs::{SqsQueue, resolve_queue_url};
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_dynamodb;
 /// Re-exported so callers build clients with the same SDK versions.
+pub use aws_sdk_secretsmanager;
+/// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_sqs;
 
 /// A configuration mistake found when loading the AWS configuration.

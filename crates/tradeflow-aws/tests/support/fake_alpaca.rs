@@ -3,7 +3,8 @@
 //! `tests/fixtures/alpaca/`) and records every request. Never the internet.
 //!
 //! Shared by the provider's tests (`crates/tradeflow-aws/tests/alpaca.rs`) and the generator's
-//! (`functions/signal-generator/tests/http_provider.rs`, through `#[path]`).
+//! (`functions/signal-generator/tests/http_provider.rs`) and the IAM test
+//! (`tests/integration/iam.rs`), through `#[path]`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -38,9 +39,12 @@ pub struct Answer {
 impl Answer {
     /// `status` with a fixture file's bytes as the body.
     pub fn fixture(status: u16, name: &str) -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../crates/tradeflow-aws/tests/fixtures/alpaca")
-            .join(name);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("crates/tradeflow-aws/tests/fixtures/alpaca"))
+            .find(|d| d.is_dir())
+            .expect("the fixtures of crates/tradeflow-aws");
+        let path = dir.join(name);
         let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Answer {
             status,
