@@ -142,11 +142,13 @@ impl Generator {
         let mut signals: Vec<(usize, i64, Signal)> = Vec::new();
         let mut moves: Vec<CursorMove> = Vec::new();
         for ticker in &self.config.tickers {
+            // The higher series fetched for this ticker's streams, shared by them.
+            let mut higher = HigherCache::new();
             for &timeframe in &self.config.timeframes {
                 report.streams += 1;
                 let stream = Self::stream_key(ticker, timeframe);
                 match self
-                    .scan_stream(ticker, timeframe, now, stream, &mut report)
+                    .scan_stream(ticker, timeframe, now, stream, &mut higher, &mut report)
                     .await
                 {
                     Ok(Some(found)) => {
@@ -220,6 +222,7 @@ impl Generator {
         timeframe: Timeframe,
         now: i64,
         stream: String,
+        higher_cache: &mut HigherCache,
         report: &mut ScanReport,
     ) -> Result<Option<StreamScan>, StreamError> {
         let cursor = self
@@ -268,7 +271,14 @@ impl Generator {
             return Ok(None);
         }
         let fetched = self
-            .higher_series(ticker, timeframe, &bars[first_new..end], &stream)
+            .higher_series(
+                ticker,
+                timeframe,
+                &bars[first_new..end],
+                now,
+                &stream,
+                higher_cache,
+            )
             .await?;
         let higher: Vec<HigherSeries<'_>> = fetched
             .iter()
@@ -310,47 +320,88 @@ impl Generator {
     }
 }
 
+/// The higher-timeframe series fetched during one scan for one ticker: `None` when the source
+/// has no such series.
+type HigherCache = HashMap<Timeframe, Option<CachedSeries>>;
+
+struct CachedSeries {
+    bars: Vec<Bar>,
+    /// Fewer bars came than were asked for: the series' whole history.
+    complete: bool,
+}
+
+impl CachedSeries {
+    /// Whether it holds `window` candles closed by `time` (or all there are).
+    fn covers(&self, timeframe: Timeframe, window: usize, time: i64) -> bool {
+        self.complete
+            || self
+                .bars
+                .partition_point(|b| b.close_time(timeframe) <= time)
+                >= window
+    }
+}
+
 impl Generator {
     /// The higher-timeframe series the detectors read for the candles `evaluated` of one stream
-    /// (oldest first, not empty), fetched directly from the source: per higher timeframe, every
-    /// candle closed by the last evaluated candle's close, back to the detectors' window before
-    /// the first one's. The request depends only on the evaluated candles (not on `now`), so a
-    /// candle scanned again sees the same higher candles. A series the source does not have
-    /// ([`MarketDataError::UnknownTicker`]: a CSV replay without that file) is left out, so
-    /// its timeframe does not vote; any other failure fails the stream, which is scanned again
-    /// next time from the same cursor.
+    /// (oldest first, not empty), fetched directly from the source: per higher timeframe, the
+    /// most recent candles closed by `now`, back to the detectors' window before the first
+    /// evaluated candle's close. A series fetched for another stream of the same ticker in this
+    /// scan is reused when it reaches back that far. A detector reads, of a higher series, only
+    /// the candles closed by the evaluated candle's close, the last `window` of them, so what
+    /// it sees does not depend on how much was fetched: a candle scanned again sees the same
+    /// higher candles. A series the source does not have ([`MarketDataError::UnknownTicker`]: a
+    /// CSV replay without that file) is left out, so its timeframe does not vote; any other
+    /// failure fails the stream, which is scanned again next time from the same cursor.
     async fn higher_series(
         &self,
         ticker: &Ticker,
         timeframe: Timeframe,
         evaluated: &[Bar],
+        now: i64,
         stream: &str,
+        cache: &mut HigherCache,
     ) -> Result<Vec<(Timeframe, Vec<Bar>)>, StreamError> {
-        let (Some(first), Some(last)) = (evaluated.first(), evaluated.last()) else {
+        let Some(first) = evaluated.first() else {
             return Ok(Vec::new());
         };
         let first_close = first.close_time(timeframe);
-        let last_close = last.close_time(timeframe);
         let mut out = Vec::new();
         for (tf, window) in higher_timeframes_of(&self.detectors, timeframe) {
-            // Higher candles closing between the first and the last evaluated close, plus the
-            // window before the first.
-            let span = (last_close - first_close).div_euclid(tf.seconds()) as usize + 1;
-            match self
-                .market
-                .closed_bars(ticker.as_str(), tf, last_close, window.saturating_add(span))
-                .await
-            {
-                Ok(bars) => out.push((tf, bars)),
-                Err(MarketDataError::UnknownTicker { .. }) => {}
-                Err(e) => {
-                    return Err(StreamError {
-                        stream: stream.to_owned(),
-                        error_type: "market_data",
-                        reason: format!("higher timeframe {tf}: {}", error_chain(&e)),
-                        retryable: e.is_retryable(),
-                    });
+            let cached = match cache.get(&tf) {
+                Some(None) => continue,
+                Some(Some(series)) => series.covers(tf, window, first_close),
+                None => false,
+            };
+            if !cached {
+                // Higher candles closing between the first evaluated close and `now`, plus the
+                // window before it.
+                let span = (now - first_close).div_euclid(tf.seconds()).max(0) as usize + 1;
+                let count = window.saturating_add(span);
+                match self
+                    .market
+                    .closed_bars(ticker.as_str(), tf, now, count)
+                    .await
+                {
+                    Ok(bars) => {
+                        let complete = bars.len() < count;
+                        cache.insert(tf, Some(CachedSeries { bars, complete }));
+                    }
+                    Err(MarketDataError::UnknownTicker { .. }) => {
+                        cache.insert(tf, None);
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(StreamError {
+                            stream: stream.to_owned(),
+                            error_type: "market_data",
+                            reason: format!("higher timeframe {tf}: {}", error_chain(&e)),
+                            retryable: e.is_retryable(),
+                        });
+                    }
                 }
+            }
+            if let Some(Some(series)) = cache.get(&tf) {
+                out.push((tf, series.bars.clone()));
             }
         }
         Ok(out)
@@ -816,29 +867,25 @@ mod tests {
         );
         let r = g.scan(NOW, Deadline::none()).await;
         assert!(r.errors.is_empty(), "{:?}", r.errors);
-        // The 15-minute stream read its own series, then the 1 h, 4 h and daily ones as of its
-        // last evaluated candle's close; the daily stream has no higher timeframe.
+        // The 15-minute stream read its own series, then the 1 h, 4 h and daily ones; the daily
+        // stream its own (it has no higher timeframe).
         let calls = market.calls();
-        let own = |tf: Timeframe| calls.iter().filter(move |c| c.timeframe == tf);
-        let last_close = NOW - NOW.rem_euclid(900);
-        let higher: Vec<(Timeframe, i64)> = calls
-            .iter()
-            .filter(|c| c.now != NOW)
-            .map(|c| (c.timeframe, c.now))
-            .collect();
+        let seq: Vec<(Timeframe, i64)> = calls.iter().map(|c| (c.timeframe, c.now)).collect();
         assert_eq!(
-            higher,
+            seq,
             [
-                (Timeframe::H1, last_close),
-                (Timeframe::H4, last_close),
-                (Timeframe::D1, last_close)
+                (Timeframe::M15, NOW),
+                (Timeframe::H1, NOW),
+                (Timeframe::H4, NOW),
+                (Timeframe::D1, NOW),
+                (Timeframe::D1, NOW)
             ]
         );
-        assert_eq!(own(Timeframe::M15).count(), 1);
+        // Back to 63 hourly candles before the first evaluated 15-minute candle's close.
+        let first_close = NOW - NOW.rem_euclid(900) - 1_499 * 900;
         assert_eq!(
-            own(Timeframe::D1).count(),
-            2,
-            "own series + as the 15's higher one"
+            calls[1].count,
+            63 + (NOW - first_close) as usize / 3_600 + 1
         );
         // The HTF signals are what the family finds on the directly fetched series.
         // The last 1 500 candles, each with its history.
@@ -873,6 +920,51 @@ mod tests {
             "the synthetic feed aligns now and then"
         );
         assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn the_streams_of_a_ticker_share_the_higher_series_fetched_in_a_scan() {
+        let market = Arc::new(RecordingMarket::new(SyntheticFeed { seed: 3 }));
+        let g = Generator::new(
+            market.clone(),
+            Arc::new(MemoryCursorStore::default()),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![
+                    Ticker::parse("AAPL").unwrap(),
+                    Ticker::parse("MSFT").unwrap(),
+                ],
+                timeframes: vec![Timeframe::M5, Timeframe::M15, Timeframe::H1],
+                backfill_bars: 1,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // Per ticker: the 5-minute stream fetches 1 h, 4 h and D; the 15-minute and hourly
+        // streams find them fetched (far enough back) and read only their own series.
+        let seq: Vec<(String, Timeframe)> = market
+            .calls()
+            .into_iter()
+            .map(|c| (c.ticker, c.timeframe))
+            .collect();
+        let per_ticker = |t: &str| {
+            [
+                Timeframe::M5,
+                Timeframe::H1,
+                Timeframe::H4,
+                Timeframe::D1,
+                Timeframe::M15,
+                Timeframe::H1,
+            ]
+            .map(|tf| (t.to_owned(), tf))
+        };
+        let expected: Vec<(String, Timeframe)> = per_ticker("AAPL")
+            .into_iter()
+            .chain(per_ticker("MSFT"))
+            .collect();
+        assert_eq!(seq, expected);
     }
 
     #[tokio::test]

@@ -29,9 +29,6 @@ const TIMEFRAMES: [Timeframe; 5] = [
     Timeframe::D1,
 ];
 
-/// A stream's ticker, own timeframe and the higher series it requested (timeframe, now).
-type StreamCalls = (String, Timeframe, Vec<(Timeframe, i64)>);
-
 struct Setup {
     handler: Handler,
     queue: Arc<MemoryQueue>,
@@ -194,43 +191,53 @@ async fn an_error_in_one_stream_does_not_stop_the_others() {
 
 #[tokio::test]
 async fn the_higher_timeframe_family_reads_the_higher_series_from_the_source() {
-    let s = setup(20);
-    s.handler.scan(NOW, Deadline::none()).await.unwrap();
-    let calls = s.market.calls();
-    // Per (ticker, own timeframe), the higher series requested after the stream's own one, as
-    // of its last evaluated candle's close: 1 h, 4 h and D for 5 and 15 minutes, 4 h and D for
-    // 1 h, D for 4 h, none for D.
-    let mut streams: Vec<StreamCalls> = Vec::new();
-    for c in &calls {
-        if c.now == NOW {
-            streams.push((c.ticker.clone(), c.timeframe, Vec::new()));
-        } else if let Some(last) = streams.last_mut() {
-            assert_eq!(last.0, c.ticker);
-            last.2.push((c.timeframe, c.now));
-        }
-    }
-    assert_eq!(streams.len(), 2 * TIMEFRAMES.len());
-    for (ticker, own, requested) in &streams {
-        let expected: &[Timeframe] = match own {
-            Timeframe::M5 | Timeframe::M15 => &[Timeframe::H1, Timeframe::H4, Timeframe::D1],
-            Timeframe::H1 => &[Timeframe::H4, Timeframe::D1],
-            Timeframe::H4 => &[Timeframe::D1],
-            _ => &[],
-        };
-        let close = last_closed(*own, NOW) + own.seconds();
-        let got: Vec<Timeframe> = requested.iter().map(|(tf, _)| *tf).collect();
-        assert_eq!(got, expected, "{ticker} {own}");
-        assert!(
-            requested.iter().all(|(_, now)| *now == close),
-            "{requested:?}"
+    let queue = Arc::new(MemoryQueue::default());
+    let market = Arc::new(RecordingMarket::new(SyntheticFeed { seed: 11 }));
+    let generator = Generator::new(
+        market.clone(),
+        Arc::new(MemoryCursorStore::default()),
+        queue,
+        all_detectors(),
+        GeneratorConfig {
+            tickers: tickers(),
+            timeframes: vec![Timeframe::M5, Timeframe::D1],
+            backfill_bars: 20,
+            ..GeneratorConfig::default()
+        },
+    );
+    let handler = Handler::new(generator, Vec::new(), &Telemetry::init(FUNCTION_NAME));
+    let summary = handler.scan(NOW, Deadline::none()).await.unwrap();
+    assert_eq!(summary.stream_errors, 0);
+    // Per ticker: the 5-minute stream's own window (1 000 + 20 candles), then the 1 h, 4 h and
+    // daily series themselves, each back to 63 candles before the first evaluated candle's
+    // close; then the daily stream's own window (the daily has no higher timeframe). No
+    // series is resampled from another.
+    let calls: Vec<(String, Timeframe, usize)> = market
+        .calls()
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.now, NOW);
+            (c.ticker, c.timeframe, c.count)
+        })
+        .collect();
+    let first_close = last_closed(Timeframe::M5, NOW) + 300 - 19 * 300;
+    let higher = |tf: Timeframe| 63 + ((NOW - first_close) / tf.seconds()) as usize + 1;
+    for ticker in ["AAPL", "BTCUSD"] {
+        let mine: Vec<(Timeframe, usize)> = calls
+            .iter()
+            .filter(|(t, ..)| t == ticker)
+            .map(|(_, tf, count)| (*tf, *count))
+            .collect();
+        assert_eq!(
+            mine,
+            [
+                (Timeframe::M5, 1_020),
+                (Timeframe::H1, higher(Timeframe::H1)),
+                (Timeframe::H4, higher(Timeframe::H4)),
+                (Timeframe::D1, higher(Timeframe::D1)),
+                (Timeframe::D1, 1_020),
+            ],
+            "{ticker}"
         );
     }
-    // No series is resampled: the hourly candles come from the source, never 5-minute ones
-    // aggregated (a 5-minute request asks for the stream's own window only).
-    let five: Vec<usize> = calls
-        .iter()
-        .filter(|c| c.ticker == "AAPL" && c.timeframe == Timeframe::M5)
-        .map(|c| c.count)
-        .collect();
-    assert_eq!(five, [1_000 + 20]);
 }
