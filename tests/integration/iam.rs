@@ -460,6 +460,9 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
         &et,
     )
     .unwrap();
+    // The executor's scheduled sweep, on the same recorded client (abandoning any run past its
+    // window: there is no queue redelivery to wait for here).
+    let sweeper = executor.sweeper(0, &et);
     let functions = Functions {
         generator: Arc::new(InProcess::new(generator, gt).unwrap()),
         dispatcher: Arc::new(InProcess::new(dispatcher, dt).unwrap()),
@@ -498,6 +501,26 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
         "queues drain"
     );
     chain.stop().await;
+
+    // A run whose last attempt died (started, never ended, its window over), written with an
+    // unrecorded client; then the sweep ends it.
+    {
+        use tradeflow_core::ports::ExecutionStore;
+        let dead = tradeflow_core::fakes::fixtures::request("p-all", "iam-dead", now() - 600);
+        let store = tradeflow_aws::DynamoExecutionStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            stack.outputs.get("ExecutionsTableName").unwrap(),
+        );
+        store.begin(&dead, now() - 600, now() - 480).await.unwrap();
+        let swept = sweeper.sweep().await.unwrap();
+        assert!(
+            swept
+                .abandoned
+                .iter()
+                .any(|r| r.execution_id == dead.execution_id),
+            "{swept:?}"
+        );
+    }
 
     let ids = logical_ids(&template, &stack);
     let to_grants = |calls: &CallLog| -> Grants {

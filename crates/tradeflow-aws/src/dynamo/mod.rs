@@ -9,7 +9,10 @@ mod orders;
 mod pipelines;
 
 pub use cursors::DynamoCursorStore;
-pub use executions::{DynamoExecutionStore, EXECUTION_RETENTION_SECS};
+pub use executions::{
+    DynamoExecutionStore, EXECUTION_RETENTION_SECS, RUN_SHARDS,
+    RUNNING_INDEX as EXECUTIONS_RUNNING_INDEX,
+};
 pub use leases::{DynamoLeaseStore, LEASE_TTL_GRACE_SECS};
 pub use ledger::DynamoRunLedger;
 pub use orders::DynamoOrderStore;

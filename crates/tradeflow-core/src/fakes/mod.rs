@@ -432,6 +432,19 @@ impl ExecutionStore for MemoryExecutionStore {
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         Ok(lock(&self.items).get(id).cloned())
     }
+    async fn overdue(&self, before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        if let Some(e) = self.failures.error("query") {
+            return Err(e);
+        }
+        let mut runs: Vec<(i64, String)> = lock(&self.items)
+            .values()
+            .filter(|r| r.status == ExecutionStatus::Running)
+            .filter_map(|r| Some((r.in_progress_until?, r.execution_id.clone())))
+            .filter(|(until, _)| *until < before)
+            .collect();
+        runs.sort();
+        Ok(runs.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
 }
 
 /// [`RunLedger`] over the in-memory tables, all or nothing like DynamoDB's transaction: every
