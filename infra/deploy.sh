@@ -20,7 +20,7 @@
 #       stack status and outputs, each function's state, the retained tables.
 #
 # Key=Value: template parameters (GeneratorTickers, GeneratorTimeframes,
-# MarketData, AlarmTopicArn, DataDeletionProtection). Parameters not given take
+# MarketData, MarketDataSecretArn, AlarmTopicArn, DataDeletionProtection). Parameters not given take
 # the template's default, on an update too: the command line is the whole
 # configuration of the stage.
 # Target: the AWS account and region of the usual credential chain (AWS_PROFILE,

@@ -14,6 +14,7 @@
 mod dynamo;
 pub mod error;
 pub mod item;
+pub mod market;
 mod sqs;
 pub mod tls;
 
@@ -27,6 +28,8 @@ pub use sqs::{SqsQueue, resolve_queue_url};
 
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_dynamodb;
+/// Re-exported so callers build clients with the same SDK versions.
+pub use aws_sdk_secretsmanager;
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_sqs;
 
@@ -97,9 +100,12 @@ impl aws_types::service_config::LoadServiceConfig for BlankIsUnset {
     }
 }
 
+/// Reads one environment variable.
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The environment's `AWS_ENDPOINT_URL_<SERVICE>` / `AWS_ENDPOINT_URL` for the SDK clients,
 /// blank counting as unset, without the profile files of the default loader.
-struct EnvOnly(Box<dyn Fn(&str) -> Option<String> + Send + Sync>);
+struct EnvOnly(Lookup);
 
 impl std::fmt::Debug for EnvOnly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -114,7 +114,7 @@ impl Handler {
         telemetry: &Telemetry,
     ) -> Result<Self, tradeflow_core::market::MarketDataError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let market = config.market.build()?;
+        let market = market_source(&config.market, sdk)?;
         let orders = Arc::new(tradeflow_aws::DynamoOrderStore::new(
             dynamo.clone(),
             config.orders_table.clone(),
@@ -302,6 +302,20 @@ fn log_report(r: &MessageReport) {
         Outcome::Rejected { reason } => {
             tracing::warn!(message_id = %r.message_id, reason = "invalid_request", detail = %reason, "message rejected; it goes to the DLQ after maxReceiveCount deliveries")
         }
+    }
+}
+
+/// The market source of `MARKET_DATA`: Alpaca over HTTPS (its key possibly in Secrets Manager,
+/// read with `sdk` on first use), or a source that needs no AWS client.
+fn market_source(
+    source: &MarketSource,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<dyn tradeflow_core::market::MarketData>, tradeflow_core::market::MarketDataError> {
+    match source {
+        MarketSource::Alpaca(settings) => Ok(Arc::new(
+            tradeflow_aws::market::AlpacaMarketData::from_settings(settings, sdk),
+        )),
+        other => other.build(),
     }
 }
 
