@@ -117,10 +117,27 @@ pub struct Attempt {
     pub execution_id: String,
     pub lease_key: String,
     pub attempt: u32,
+    /// When its start (`begin`) returned: its RUNNING write came before.
     pub start_ms: i64,
+    /// When its end write (the run's end, or a FAILED record) was issued: the write came after.
+    pub end_issued_ms: Option<i64>,
+    /// When it ended for the runner: its end write returned, its release, or its invocation
+    /// ended (crash, deadline).
     pub end_ms: Option<i64>,
     /// It got as far as writing its order.
     pub placed_order: bool,
+}
+
+impl Attempt {
+    /// The earliest moment the attempt may have stopped being live: its end write was issued
+    /// then (it may have landed any time after), or it was stopped. Two attempts certainly
+    /// overlapped when one started (its `begin` returned) before the other's `ended_by`.
+    pub fn ended_by(&self) -> Option<i64> {
+        match (self.end_issued_ms, self.end_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// A lease claim that found the lease held by another execution.
@@ -342,6 +359,7 @@ impl Faults {
                 lease_key: Lease::key(&request.pipeline_id, &request.ticker),
                 attempt,
                 start_ms: now_ms(),
+                end_issued_ms: None,
                 end_ms: None,
                 placed_order: false,
             });
@@ -350,6 +368,17 @@ impl Faults {
         lock(&self.current).insert(request.execution_id.clone(), idx);
         if let Ok(inv) = INVOCATION.try_with(Arc::clone) {
             lock(&inv.open).push(idx);
+        }
+    }
+
+    /// Attempt `attempt` of `execution_id` issues its end write now.
+    fn issue_end(&self, execution_id: &str, attempt: u32) {
+        let now = now_ms();
+        let mut attempts = lock(&self.log.attempts);
+        if let Some(a) = attempts.iter_mut().rev().find(|a| {
+            a.execution_id == execution_id && a.attempt == attempt && a.end_issued_ms.is_none()
+        }) {
+            a.end_issued_ms = Some(now);
         }
     }
 
@@ -541,6 +570,7 @@ impl ExecutionStore for FaultyExecutions {
         {
             self.faults.stop(kind).await;
         }
+        self.faults.issue_end(&record.execution_id, record.attempts);
         let written = self
             .faults
             .store("finish", self.inner.finish(record))
@@ -633,6 +663,7 @@ impl RunLedger for FaultyLedger {
         if !after && let Some(kind) = f.take_stop(id, StopPoint::BeforeFinish) {
             f.stop(kind).await;
         }
+        f.issue_end(id, end.record.attempts);
         let outcome = f.store("end_run", self.inner.end_run(end)).await?;
         f.close_attempt(id, end.record.attempts);
         if outcome == RunEndOutcome::Written {

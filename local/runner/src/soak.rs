@@ -1102,7 +1102,12 @@ async fn account(
                 .push(format!("{id}: an execution no signal fanned out to"));
         }
     }
-    // Two attempts of one (pipeline, ticker) that reached the order step at overlapping times.
+    // Two attempts of one (pipeline, ticker) that reached the order step at overlapping times:
+    // one started (its `begin` returned, so its RUNNING write had landed) before the other had
+    // even issued its end write (or was stopped). Times between an end write's issue and its
+    // reply cannot be told apart from here (under load a reply can take seconds, and the lease
+    // that write frees can be claimed and run by the next signal before the reply arrives), so
+    // they do not count as overlap.
     let attempts = faults
         .log
         .attempts
@@ -1116,14 +1121,25 @@ async fn account(
     for (key, mut list) in by_key {
         list.sort_by_key(|a| a.start_ms);
         for (i, a) in list.iter().enumerate() {
-            let a_end = a.end_ms.unwrap_or(check_ms);
+            let a_end = a.ended_by().unwrap_or(check_ms);
             for b in list.iter().skip(i + 1) {
                 if b.start_ms >= a_end {
-                    break;
+                    continue;
                 }
+                let t =
+                    |ms: Option<i64>| ms.map_or("-".to_owned(), |ms| (ms - a.start_ms).to_string());
                 report.duplicates.push(format!(
-                    "{key}: {} (attempt {}) and {} (attempt {}) ran to the order step at the same time",
-                    a.execution_id, a.attempt, b.execution_id, b.attempt
+                    "{key}: {} (attempt {}) and {} (attempt {}) ran to the order step at the same time \
+                     (ms after the first's start: first end issued {}, ended {}; second started {}, end issued {}, ended {})",
+                    a.execution_id,
+                    a.attempt,
+                    b.execution_id,
+                    b.attempt,
+                    t(a.end_issued_ms),
+                    t(a.end_ms),
+                    t(Some(b.start_ms)),
+                    t(b.end_issued_ms),
+                    t(b.end_ms),
                 ));
             }
         }
