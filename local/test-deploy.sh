@@ -204,6 +204,10 @@ if run deploy-fresh "${DEPLOY[@]}" deploy "$STAGE"; then ok "deploy $STAGE exits
 for fn in signal-generator trigger-dispatcher pipeline-executor; do
   [[ -f target/lambda/arm64/$fn/bootstrap.zip ]] && ok "built target/lambda/arm64/$fn/bootstrap.zip" \
     || bad "no target/lambda/arm64/$fn/bootstrap.zip"
+  want="$(cd infra/observability/lambda-collector && ls -- *.yaml | sed 's#^#collector/#' | LC_ALL=C sort | paste -sd,)"
+  check "$fn zip carries the collector configurations" "$want" \
+    "$(python3 -c 'import sys, zipfile; print(",".join(sorted(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith("collector/"))))' \
+      "target/lambda/arm64/$fn/bootstrap.zip")"
 done
 bucket="$(aws s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n' | grep '^tradeflow-code-' | head -1 || true)"
 [[ -n $bucket ]] && ok "code bucket created: $bucket" || bad "no tradeflow-code-* bucket"

@@ -277,7 +277,8 @@ impl Drop for FlushingFlag {
     }
 }
 
-/// `service.name`, `service.instance.id`, `faas.name`, `cloud.provider`, `cloud.region`, the SDK
+/// `service.name`, `service.instance.id`, `faas.name`, `cloud.provider`, `cloud.region`,
+/// `deployment.environment.name` (when a stage is set), the SDK
 /// attributes, then `OTEL_RESOURCE_ATTRIBUTES` over them, and `OTEL_SERVICE_NAME` (already in
 /// `config.service_name`) last.
 fn resource(config: &TelemetryConfig) -> Resource {
@@ -289,6 +290,9 @@ fn resource(config: &TelemetryConfig) -> Resource {
     ];
     if let Some(region) = &config.region {
         ours.push(KeyValue::new("cloud.region", region.clone()));
+    }
+    if let Some(stage) = &config.stage {
+        ours.push(KeyValue::new("deployment.environment.name", stage.clone()));
     }
     let detectors: [Box<dyn ResourceDetector>; 2] = [
         Box::new(TelemetryResourceDetector),
@@ -364,6 +368,7 @@ mod tests {
             instance_id: "i".into(),
             faas_name: "test".into(),
             region: None,
+            stage: None,
             metrics_endpoint: endpoint.map(str::to_owned),
             export_timeout: Duration::from_millis(budget_ms),
             flush_budget: Duration::from_millis(budget_ms),
