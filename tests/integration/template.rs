@@ -49,8 +49,13 @@ impl<'a> Evaluated<'a> {
     fn new(template: &'a Value, given: &[(&str, &str)]) -> Self {
         let mut params = BTreeMap::new();
         for (name, p) in template["Parameters"].as_mapping().unwrap() {
-            let default = p["Default"].as_str().unwrap_or_default();
-            params.insert(name.as_str().unwrap().to_owned(), default.to_owned());
+            let default = match &p["Default"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => String::new(),
+                other => panic!("default {other:?}"),
+            };
+            params.insert(name.as_str().unwrap().to_owned(), default);
         }
         for (k, v) in given {
             assert!(params.contains_key(*k), "no parameter {k}");
@@ -139,9 +144,14 @@ impl<'a> Evaluated<'a> {
 
     /// Each Lambda function that the conditions create: logical id -> its evaluated properties.
     fn functions(&self) -> BTreeMap<String, Value> {
+        self.resources("AWS::Lambda::Function")
+    }
+
+    /// Each resource of `kind` that the conditions create: logical id -> evaluated properties.
+    fn resources(&self, kind: &str) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
         for (id, r) in self.template["Resources"].as_mapping().unwrap() {
-            if r["Type"].as_str() != Some("AWS::Lambda::Function") {
+            if r["Type"].as_str() != Some(kind) {
                 continue;
             }
             if let Some(c) = r["Condition"].as_str() {
@@ -527,4 +537,213 @@ fn the_lambda_collector_configurations_use_only_what_the_layer_has_and_are_compl
         let refs = env_references(&config);
         assert!(refs.contains("TRADEFLOW_METRICS_ENDPOINT"), "{file}");
     }
+}
+
+// ------------------------------------------------------------ CloudWatch alarms
+
+/// The alarms of a stack with functions and an alarm topic, evaluated.
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    let e = Evaluated::new(
+        template,
+        &with_code(&[("AlarmTopicArn", "arn:aws:sns:eu-west-1:1:pager")]),
+    );
+    e.resources("AWS::CloudWatch::Alarm")
+}
+
+/// The alarms on `metric` whose dimension `dimension` is `value`.
+fn alarms_on<'a>(
+    alarms: &'a BTreeMap<String, Value>,
+    namespace: &str,
+    metric: &str,
+    dimension: &str,
+    value: &str,
+) -> Vec<&'a Value> {
+    alarms
+        .values()
+        .filter(|a| a["Namespace"].as_str() == Some(namespace))
+        .filter(|a| a["MetricName"].as_str() == Some(metric))
+        .filter(|a| {
+            a["Dimensions"].as_sequence().unwrap().iter().any(|d| {
+                d["Name"].as_str() == Some(dimension) && d["Value"].as_str() == Some(value)
+            })
+        })
+        .collect()
+}
+
+fn number(v: &Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v:?}"))
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    assert!(alarms.len() >= 15, "{} alarms", alarms.len());
+    let topic = Value::Sequence(vec![Value::String("arn:aws:sns:eu-west-1:1:pager".into())]);
+    for (id, a) in &alarms {
+        assert_eq!(a["AlarmActions"], topic, "{id}");
+        assert_eq!(a["OKActions"], topic, "{id}");
+    }
+    // Without a topic the alarms still exist and notify nobody.
+    let e = Evaluated::new(&template, &with_code(&[]));
+    for (id, a) in e.resources("AWS::CloudWatch::Alarm") {
+        assert!(a.get("AlarmActions").is_none(), "{id}");
+    }
+}
+
+#[test]
+fn each_function_has_error_throttle_and_timeout_alarms() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    for (id, function) in template["Resources"].as_mapping().unwrap() {
+        if function["Type"].as_str() != Some("AWS::Lambda::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let name = format!("<Ref {id}>");
+        for metric in ["Errors", "Throttles"] {
+            let found = alarms_on(&alarms, "AWS/Lambda", metric, "FunctionName", &name);
+            assert_eq!(found.len(), 1, "{id} {metric}");
+            assert_eq!(found[0]["Statistic"].as_str(), Some("Sum"));
+            assert_eq!(number(&found[0]["Threshold"]), 0.0);
+            assert_eq!(
+                found[0]["ComparisonOperator"].as_str(),
+                Some("GreaterThanThreshold")
+            );
+        }
+        // Killed at the timeout: the longest invocation reaches 90 % of it.
+        let timeout_ms = number(&function["Properties"]["Timeout"]) * 1000.0;
+        let found = alarms_on(&alarms, "AWS/Lambda", "Duration", "FunctionName", &name);
+        assert_eq!(found.len(), 1, "{id} Duration");
+        assert_eq!(found[0]["Statistic"].as_str(), Some("Maximum"));
+        assert_eq!(number(&found[0]["Threshold"]), 0.9 * timeout_ms, "{id}");
+    }
+    // The schedule: the generator not invoked for 10 minutes (missing data = not invoked), and
+    // EventBridge failing to invoke it.
+    let idle = alarms_on(
+        &alarms,
+        "AWS/Lambda",
+        "Invocations",
+        "FunctionName",
+        "<Ref GeneratorFunction>",
+    );
+    assert_eq!(idle.len(), 1);
+    let a = idle[0];
+    assert_eq!(a["ComparisonOperator"].as_str(), Some("LessThanThreshold"));
+    assert_eq!(number(&a["Threshold"]), 1.0);
+    assert_eq!(a["TreatMissingData"].as_str(), Some("breaching"));
+    assert_eq!(
+        number(&a["Period"]) * number(&a["EvaluationPeriods"]),
+        600.0
+    );
+    let failed = alarms_on(
+        &alarms,
+        "AWS/Events",
+        "FailedInvocations",
+        "RuleName",
+        "<Ref GeneratorSchedule>",
+    );
+    assert_eq!(failed.len(), 1);
+}
+
+#[test]
+fn both_source_queues_alarm_on_age_beyond_one_failed_delivery() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    for queue in ["SignalsQueue", "ExecutionsQueue"] {
+        let found = alarms_on(
+            &alarms,
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "QueueName",
+            &format!("<GetAtt {queue}.QueueName>"),
+        );
+        assert_eq!(found.len(), 1, "{queue}");
+        // A message waiting out one failed delivery (the visibility timeout) is normal.
+        let visibility = number(&resource(&template, queue)["VisibilityTimeout"]);
+        assert!(number(&found[0]["Threshold"]) > visibility, "{queue}");
+    }
+    // And both DLQs, as before.
+    for dlq in ["SignalsDlq", "ExecutionsDlq"] {
+        let found = alarms_on(
+            &alarms,
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+            &format!("<GetAtt {dlq}.QueueName>"),
+        );
+        assert_eq!(found.len(), 1, "{dlq}");
+    }
+}
+
+#[test]
+fn dynamodb_throttles_of_every_table_alarm() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    let tables: BTreeSet<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .map(|(id, _)| format!("<Ref {}>", id.as_str().unwrap()))
+        .collect();
+    assert_eq!(tables.len(), 5);
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+        let covering: Vec<&Value> = alarms
+            .values()
+            .filter(|a| {
+                a["Metrics"].as_sequence().is_some_and(|m| {
+                    m.iter()
+                        .any(|q| q["MetricStat"]["Metric"]["MetricName"].as_str() == Some(metric))
+                })
+            })
+            .collect();
+        assert_eq!(covering.len(), 1, "{metric}");
+        let queries = covering[0]["Metrics"].as_sequence().unwrap();
+        let covered: BTreeSet<String> = queries
+            .iter()
+            .filter_map(|q| q["MetricStat"]["Metric"]["Dimensions"][0]["Value"].as_str())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(covered, tables, "{metric}");
+        // One returned series: the sum.
+        let returned: Vec<&Value> = queries
+            .iter()
+            .filter(|q| q["ReturnData"].as_bool() != Some(false))
+            .collect();
+        assert_eq!(returned.len(), 1);
+        assert_eq!(returned[0]["Expression"].as_str(), Some("SUM(METRICS())"));
+    }
+}
+
+#[test]
+fn generator_scans_neither_overlap_nor_replay_stale_schedule_events() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let e = Evaluated::new(&template, &with_code(&[]));
+    let generator = &e.functions()["GeneratorFunction"];
+    assert_eq!(number(&generator["ReservedConcurrentExecutions"]), 1.0);
+    // The deploy script can set it (a parameter), within 0 (paused) ..= 1.
+    let p = &template["Parameters"]["GeneratorReservedConcurrency"];
+    assert_eq!(number(&p["MaxValue"]), 1.0);
+    let e = Evaluated::new(
+        &template,
+        &with_code(&[("GeneratorReservedConcurrency", "0")]),
+    );
+    assert_eq!(
+        number(&e.functions()["GeneratorFunction"]["ReservedConcurrentExecutions"]),
+        0.0
+    );
+    // Asynchronous schedule events: no older than one schedule period, no retries.
+    let configs = e.resources("AWS::Lambda::EventInvokeConfig");
+    assert_eq!(configs.len(), 1);
+    let c = configs.values().next().unwrap();
+    assert_eq!(c["FunctionName"].as_str(), Some("<Ref GeneratorFunction>"));
+    let rate = resource(&template, "GeneratorSchedule")["ScheduleExpression"]
+        .as_str()
+        .unwrap();
+    assert_eq!(rate, "rate(1 minute)");
+    assert!(number(&c["MaximumEventAgeInSeconds"]) <= 60.0);
+    assert_eq!(number(&c["MaximumRetryAttempts"]), 0.0);
 }
