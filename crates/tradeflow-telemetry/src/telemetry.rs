@@ -278,7 +278,7 @@ impl Drop for FlushingFlag {
 }
 
 /// `service.name`, `service.instance.id`, `faas.name`, `cloud.provider`, `cloud.region`,
-/// `deployment.environment.name` (when a stage is set), the SDK
+/// `deployment.environment.name` (the stage), the SDK
 /// attributes, then `OTEL_RESOURCE_ATTRIBUTES` over them, and `OTEL_SERVICE_NAME` (already in
 /// `config.service_name`) last.
 fn resource(config: &TelemetryConfig) -> Resource {
@@ -291,9 +291,10 @@ fn resource(config: &TelemetryConfig) -> Resource {
     if let Some(region) = &config.region {
         ours.push(KeyValue::new("cloud.region", region.clone()));
     }
-    if let Some(stage) = &config.stage {
-        ours.push(KeyValue::new("deployment.environment.name", stage.clone()));
-    }
+    ours.push(KeyValue::new(
+        "deployment.environment.name",
+        config.stage.clone(),
+    ));
     let detectors: [Box<dyn ResourceDetector>; 2] = [
         Box::new(TelemetryResourceDetector),
         Box::new(EnvResourceDetector::new()),
@@ -368,7 +369,7 @@ mod tests {
             instance_id: "i".into(),
             faas_name: "test".into(),
             region: None,
-            stage: None,
+            stage: "test".into(),
             metrics_endpoint: endpoint.map(str::to_owned),
             export_timeout: Duration::from_millis(budget_ms),
             flush_budget: Duration::from_millis(budget_ms),
