@@ -193,6 +193,8 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
             by_status.values().sum::<u64>() as f64,
         ),
     ]);
+    // The generator read both source queues' depth on every scan (the values vary with timing).
+    expected.insert(format!(r#"count(queue_depth{{stage="{g}"}})"#), 2.0);
     for status in ["COMPLETED", "FAILED", "SKIPPED"] {
         let n = by_status.get(status).copied().unwrap_or(0);
         expected.insert(
