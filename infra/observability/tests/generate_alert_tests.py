@@ -121,7 +121,9 @@ case('runs keep finishing and NoPipelineExecutions stays silent', '1m', [
 
 # ---------------------------------------------------------------- SignalConsumerLagHigh
 def lag(values):
-    return [s('queue_consumer_lag_seconds_bucket', D, v, le=le) for le, v in values]
+    # The buckets and, as the functions export it, the count (= the +Inf bucket).
+    return [s('queue_consumer_lag_seconds_bucket', D, v, le=le) for le, v in values] + [
+        s('queue_consumer_lag_seconds_count', D, v) for le, v in values if le == '+Inf']
 case('signals waiting 10-25 s in the queue fire the lag alert', '1m', lag([
     ('1', '0x20'), ('10', '0x20'), ('25', '0+20x20'), ('+Inf', '0+20x20')]), [
     {'eval_time': '4m', 'alertname': 'SignalConsumerLagHigh', 'exp_alerts': []},
@@ -133,6 +135,17 @@ case('signals consumed within the 1-2.5 s batching window keep the lag alert sil
     {'eval_time': '15m', 'alertname': 'SignalConsumerLagHigh', 'exp_alerts': []},
 ], [{'expr': 'stage:queue_consumer_lag_seconds:p95_5m', 'eval_time': '15m', 'exp_samples': [
     {'labels': 'stage:queue_consumer_lag_seconds:p95_5m{stage="prod"}', 'value': 2.425}]}])
+
+case('recording rules give no series, not NaN, when nothing ran', '1m', [
+    s('faas_invocations_total', E, '5x20', trigger='pubsub'),
+    s('faas_errors_total', E, '0x20', trigger='pubsub'),
+    s('pipeline_executions_total', E, '7x20', status='completed'),
+    s('pipeline_executions_total', E, '1x20', status='failed'),
+] + lag([('1', '3x20'), ('+Inf', '3x20')]), [
+    {'eval_time': '15m', 'alertname': 'FunctionErrorRateHigh', 'exp_alerts': []},
+], [{'expr': 'stage_job:faas_error_ratio:rate5m', 'eval_time': '15m', 'exp_samples': []},
+    {'expr': 'stage:pipeline_failure_ratio:rate5m', 'eval_time': '15m', 'exp_samples': []},
+    {'expr': 'stage:queue_consumer_lag_seconds:p95_5m', 'eval_time': '15m', 'exp_samples': []}])
 
 # ---------------------------------------------------------------- SignalGenerationStopped
 scans = lambda v, **kw: s('generator_scans_total', G, v, generator='scanner', **kw)
