@@ -20,8 +20,9 @@
 #       stack status and outputs, each function's state, the retained tables.
 #
 # Key=Value: template parameters (GeneratorTickers, GeneratorTimeframes,
-# MarketData, AlarmTopicArn, DataDeletionProtection, GeneratorReservedConcurrency
-# (1: scans never overlap; 0: generator paused); metrics: MetricsBackend,
+# MarketData, MarketDataSecretArn, AlarmTopicArn, DataDeletionProtection,
+# GeneratorReservedConcurrency (1: scans never overlap; 0: generator paused);
+# metrics: MetricsBackend,
 # CollectorLayerArn, MetricsEndpoint, AmpWorkspaceArn, MetricsAuthSecretArn, see
 # docs/observability.md "On AWS"). Parameters not given take the template's
 # default, on an update too: the command line is the whole configuration of the stage.

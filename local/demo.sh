@@ -6,7 +6,10 @@
 #   TICKS=60 local/demo.sh        longer
 #   KEEP_RUNNING=1 local/demo.sh  leave the emulator (and metrics stack) up afterwards to look around
 #   METRICS=1 local/demo.sh       also run vmagent -> Prometheus -> Alertmanager, export the
-#                                 functions' metrics to it and print a few of them at the end
+#                                 functions' metrics to it, print a few of them at the end and
+#                                 render the dashboards to local/.state/dashboard.html
+# The pipelines are created, and the executions, orders, leases and dead letters shown, with the
+# operator's CLI (`tradeflow`, crates/tradeflow-cli).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -34,11 +37,24 @@ fi
 bash local/delete-stack.sh local > /dev/null 2>&1 || true
 bash local/deploy-stack.sh local > /dev/null
 cargo build --bins
+export TRADEFLOW_STACK=tradeflow-local
+tradeflow=target/debug/tradeflow
+printf '\n$ tradeflow pipelines create local/seed/pipelines.json\n'
+"$tradeflow" pipelines create local/seed/pipelines.json
 url="$(bash local/watch.sh start local)"
-target/debug/tradeflow-local demo --stack tradeflow-local --watch "$url" --ticks "${TICKS:-24}" --tick-ms "${TICK_MS:-1000}"
+target/debug/tradeflow-local demo --stack tradeflow-local --file none --watch "$url" --ticks "${TICKS:-24}" --tick-ms "${TICK_MS:-1000}"
+
+# What an operator looks at after the run (README, "Operating").
+for cmd in "executions list --limit 8" "orders list --limit 5" "leases list" "dlq list"; do
+  printf '\n$ tradeflow %s\n' "$cmd"
+  # shellcheck disable=SC2086
+  "$tradeflow" $cmd
+done
 
 if [[ -n ${METRICS:-} ]]; then
   sleep 3 # vmagent flushes every second; Prometheus answers within about a second after that
+  printf '\n$ tradeflow dashboard render --prometheus %s --since 15m --out %s\n' "$prometheus" "$STATE_DIR/dashboard.html"
+  "$tradeflow" dashboard render --prometheus "$prometheus" --since 15m --out "$STATE_DIR/dashboard.html"
   printf '\nFrom Prometheus (%s):\n' "$prometheus"
   for q in 'sum(signals_generated_total)' 'sum(signals_consumed_total)' 'sum(pipelines_enqueued_total)' \
            'sum by (status) (pipeline_executions_total)' 'sum(orders_created_total)' \

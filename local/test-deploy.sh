@@ -157,6 +157,16 @@ check_triggers() {
   check "EventBridge may invoke the generator" "events.amazonaws.com" \
     "$(aws lambda get-policy --function-name "tradeflow-$stage-signal-generator" --query Policy --output text \
       | grep -o 'events\.amazonaws\.com' | head -1)"
+  local executor_arn
+  executor_arn="$(aws lambda get-function-configuration --function-name "tradeflow-$stage-pipeline-executor" \
+    --query FunctionArn --output text)"
+  check "sweep schedule rate(5 minutes), ENABLED, targets the executor" "rate(5 minutes) ENABLED $executor_arn" \
+    "$(aws events describe-rule --name "tradeflow-$stage-executor-sweep" --query '[ScheduleExpression, State]' \
+      --output text | tr '\t' ' ') $(aws events list-targets-by-rule --rule "tradeflow-$stage-executor-sweep" \
+      --query 'Targets[0].Arn' --output text)"
+  check "EventBridge may invoke the executor (its sweep)" "events.amazonaws.com" \
+    "$(aws lambda get-policy --function-name "tradeflow-$stage-pipeline-executor" --query Policy --output text \
+      | grep -o 'events\.amazonaws\.com' | head -1)"
 }
 
 esm_count() {
@@ -175,6 +185,7 @@ check_gone() {
     [[ $(esm_count "tradeflow-$stage-$name") == 0 ]] || left+=("mappings of $name")
   done
   gone aws events describe-rule --name "tradeflow-$stage-generator-schedule" || left+=("schedule")
+  gone aws events describe-rule --name "tradeflow-$stage-executor-sweep" || left+=("sweep schedule")
   for name in signals signals-dlq executions executions-dlq; do
     gone aws sqs get-queue-url --queue-name "tradeflow-$stage-$name" || left+=("queue $name")
   done

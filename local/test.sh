@@ -41,6 +41,32 @@ bash local/metrics.sh start > /dev/null
 export PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 otlp_endpoint="http://127.0.0.1:$OTLP_PORT/opentelemetry"
 
+step "Chromium for the dashboard page test (Debian's chromium package)"
+# crates/tradeflow-cli/tests/dashboard.rs opens the page `tradeflow dashboard render` writes in
+# headless Chromium. Installed here (as root, or with passwordless sudo); only when apt cannot be
+# used does the test skip its browser part, and it says why.
+if ! command -v chromium > /dev/null 2>&1; then
+  apt_get=()
+  if [[ $(id -u) == 0 ]]; then
+    apt_get=(apt-get)
+  elif command -v sudo > /dev/null 2>&1 && sudo -n true 2> /dev/null; then
+    apt_get=(sudo -n apt-get)
+  fi
+  if ((${#apt_get[@]})) && command -v apt-get > /dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium > /dev/null 2>&1 \
+      || { "${apt_get[@]}" update -qq > /dev/null \
+        && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium > /dev/null; }
+  fi
+fi
+if command -v chromium > /dev/null 2>&1; then
+  export CHROMIUM
+  CHROMIUM="$(command -v chromium)"
+  unset TRADEFLOW_BROWSER_SKIP
+else
+  export TRADEFLOW_BROWSER_SKIP="chromium is not installed and apt-get cannot be used here (not root, no passwordless sudo)"
+  printf 'SKIP (browser part of the dashboard test): %s\n' "$TRADEFLOW_BROWSER_SKIP" >&2
+fi
+
 step "stack for the end-to-end test through cargo lambda watch"
 bash local/deploy-stack.sh watch-e2e > /dev/null
 watch_url="$(bash local/watch.sh start watch-e2e)"
@@ -50,10 +76,10 @@ RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_OTLP_ENDPOINT="$otlp_endpoint" \
   TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
   cargo test --workspace -- --include-ignored 2>&1 | tee "$STATE_DIR/cargo-test.log"
 
-step "demo smoke run (in-process, 3 scans)"
+step "demo smoke run (in-process, 8 scans over 40 s: several 15-s aggregation intervals, so rates have data)"
 bash local/deploy-stack.sh demo-smoke > /dev/null
 OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_endpoint" \
-  target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
+  target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 8 --tick-ms 5000
 
 step "every dashboard panel and rule: parses, promtool rule tests, returns data on the live Prometheus"
 bash local/check-observability.sh --live "$PROMETHEUS_URL"

@@ -16,6 +16,15 @@ Under the lock nothing else runs meanwhile, so the transaction here checks every
 and writes only when all hold (what DynamoDB promises), keeping a copy of just the items it
 writes, to put them back if a write fails (an item over the size limit).
 
+SQS, two constant-factor fixes (same answers, no lock): moto checks a message's visibility and
+delay with `unix_time_millis()`, datetime arithmetic of ~10 us, and `SendMessage` reads the
+queue's whole `attributes` (which counts visible, in-flight and delayed messages by checking
+every message) only to learn whether content-based deduplication is on. So each message sent
+cost time in proportion to the queue's depth: 58 ms per SendMessageBatch of 10 on an empty queue,
+~350 ms at 2,000 messages (BENCHMARKS.md, "A batch with 2,000 fan-outs"). Here the clock is
+`time.time()` (what `unix_time_millis()` computes, without the datetimes), and during a send the
+queue's `attributes` are only that one attribute (from the same field).
+
 Usage: the same arguments as moto_server (local/emulator.sh runs it).
 """
 
@@ -23,6 +32,7 @@ import copy
 import functools
 import sys
 import threading
+import time
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -32,6 +42,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.sqs import models as sqs_models
 from moto.server import main
 
 _LOCK = threading.RLock()
@@ -136,6 +147,51 @@ DynamoDBBackend.transact_write_items = _transact_write_items
 for _name in _OPERATIONS:
     if hasattr(DynamoDBBackend, _name):
         setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
+
+# ---------------------------------------------------------------- SQS
+
+_sqs_unix_time_millis = sqs_models.unix_time_millis
+
+
+def _unix_time_millis(dt=None):
+    if dt is None:
+        return time.time() * 1000.0
+    return _sqs_unix_time_millis(dt)
+
+
+sqs_models.unix_time_millis = _unix_time_millis
+
+_SENDING = threading.local()
+_queue_attributes = sqs_models.Queue.attributes
+
+
+def _attributes(self):
+    if getattr(_SENDING, "on", False):
+        # All SendMessage reads: whether content-based deduplication is on (FIFO queues only).
+        if not self.fifo_queue:
+            return {}
+        value = getattr(self, "content_based_deduplication", None)
+        if isinstance(value, bool):
+            value = str(value).lower()
+        return {"ContentBasedDeduplication": value}
+    return _queue_attributes.fget(self)
+
+
+sqs_models.Queue.attributes = property(_attributes)
+_send_message = sqs_models.SQSBackend.send_message
+
+
+@functools.wraps(_send_message)
+def _send_message_cheap(self, *args, **kwargs):
+    _SENDING.on = True
+    try:
+        return _send_message(self, *args, **kwargs)
+    finally:
+        _SENDING.on = False
+
+
+sqs_models.SQSBackend.send_message = _send_message_cheap
+
 
 if __name__ == "__main__":
     sys.exit(main())

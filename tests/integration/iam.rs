@@ -79,8 +79,12 @@ fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
     }
 }
 
-/// `!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/index/I"` (an index of table X) -> `X/index/I`.
+/// `!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/index/I"` (an index of table X) -> `X/index/I`;
+/// `!Ref P` (an ARN given as parameter P) -> `param:P`.
 fn arn_of(value: &Value) -> String {
+    if let Some(parameter) = tagged(value, "Ref") {
+        return format!("param:{parameter}");
+    }
     if let Some(index) = tagged(value, "Sub")
         .and_then(|s| s.strip_prefix("${"))
         .and_then(|s| s.split_once(".Arn}/index/"))
@@ -105,7 +109,37 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
     }
 }
 
-/// Role logical id -> its (action, resource logical id) grants.
+fn statement_grants(statement: &Value, grants: &mut Grants) {
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    for action in one_or_many(&statement["Action"]) {
+        for target in one_or_many(&statement["Resource"]) {
+            grants.insert((action.as_str().unwrap().to_owned(), arn_of(target)));
+        }
+    }
+}
+
+/// A statement `!If [Condition, <statement>, !Ref AWS::NoValue]`: (condition, statement).
+fn conditional(statement: &Value) -> Option<(&str, &Value)> {
+    let Value::Tagged(t) = statement else {
+        return None;
+    };
+    assert_eq!(
+        t.tag, "If",
+        "a statement is a mapping or `!If`: {statement:?}"
+    );
+    let parts = t.value.as_sequence().unwrap();
+    assert_eq!(parts.len(), 3, "{statement:?}");
+    assert_eq!(
+        tagged(&parts[2], "Ref"),
+        Some("AWS::NoValue"),
+        "a conditional statement is absent otherwise: {statement:?}"
+    );
+    Some((parts[0].as_str().unwrap(), &parts[1]))
+}
+
+/// Role logical id -> its (action, resource logical id) grants, the statements under a
+/// condition left out (the test stack deploys with every parameter at its default, where
+/// those conditions are false: [`conditional_grants`] checks them).
 fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
     let mut roles = BTreeMap::new();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
@@ -115,15 +149,32 @@ fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
         let mut grants = Grants::new();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
             for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
-                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
-                for action in one_or_many(&statement["Action"]) {
-                    for target in one_or_many(&statement["Resource"]) {
-                        grants.insert((action.as_str().unwrap().to_owned(), arn_of(target)));
-                    }
+                if conditional(statement).is_none() {
+                    statement_grants(statement, &mut grants);
                 }
             }
         }
         roles.insert(id.as_str().unwrap().to_owned(), grants);
+    }
+    roles
+}
+
+/// Role logical id -> (condition, grants) of its statements under a condition.
+fn conditional_grants(template: &Value) -> BTreeMap<String, BTreeMap<String, Grants>> {
+    let mut roles = BTreeMap::new();
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+            continue;
+        }
+        let mut by_condition: BTreeMap<String, Grants> = BTreeMap::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                if let Some((condition, inner)) = conditional(statement) {
+                    statement_grants(inner, by_condition.entry(condition.to_owned()).or_default());
+                }
+            }
+        }
+        roles.insert(id.as_str().unwrap().to_owned(), by_condition);
     }
     roles
 }
@@ -228,6 +279,125 @@ fn the_template_parses_into_roles_and_functions() {
     }
 }
 
+/// The market-data key (Secrets Manager, `MARKET_DATA=alpaca`): the one call the key's reader
+/// makes (`GetSecretValue`, `tradeflow_aws::market`) on exactly the secret the stack is given,
+/// granted to the two functions that read market data and only when a secret is given (the
+/// emulator run below has none; `the_market_data_key_is_read_with_the_granted_call` records the
+/// call itself).
+#[test]
+fn the_market_data_key_is_granted_only_with_a_secret() {
+    let template: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let expected: Grants = BTreeSet::from([(
+        "secretsmanager:GetSecretValue".to_owned(),
+        "param:MarketDataSecretArn".to_owned(),
+    )]);
+    let conditional = conditional_grants(&template);
+    for (role, by_condition) in &conditional {
+        let wanted: BTreeMap<String, Grants> = match role.as_str() {
+            "GeneratorRole" | "ExecutorRole" => {
+                BTreeMap::from([("WithMarketDataSecret".to_owned(), expected.clone())])
+            }
+            _ => BTreeMap::new(),
+        };
+        assert_eq!(by_condition, &wanted, "{role}");
+    }
+    // The condition: a secret ARN was given.
+    let condition = &template["Conditions"]["WithMarketDataSecret"];
+    let Value::Tagged(not) = condition else {
+        panic!("{condition:?}")
+    };
+    assert_eq!(not.tag, "Not");
+    let Value::Tagged(equals) = &not.value.as_sequence().unwrap()[0] else {
+        panic!("{condition:?}")
+    };
+    let operands = equals.value.as_sequence().unwrap();
+    assert_eq!(tagged(&operands[0], "Ref"), Some("MarketDataSecretArn"));
+    assert_eq!(operands[1].as_str(), Some(""));
+    // The functions that read market data are told the secret.
+    for function in ["GeneratorFunction", "ExecutorFunction"] {
+        let env = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            tagged(&env["ALPACA_CREDENTIALS_SECRET_ARN"], "Ref"),
+            Some("MarketDataSecretArn"),
+            "{function}"
+        );
+    }
+}
+
+/// The call the market-data key's reader makes, recorded as the IAM test records the
+/// functions' calls: [`AlpacaMarketData::from_settings`] (what both functions build for
+/// `MARKET_DATA=alpaca`) on a recording `SdkConfig`, with a secret created in the emulator and
+/// a local fake of Alpaca. It reads the secret once (first request), with exactly the call the
+/// template grants under `WithMarketDataSecret`, on the secret the stack is given.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn the_market_data_key_is_read_with_the_granted_call() {
+    use crate::fake_alpaca::{Answer, FakeAlpaca};
+    use tradeflow_core::market::{AlpacaSettings, ApiKeySource, MarketData};
+
+    let sdk = emulator().await;
+    let secrets = tradeflow_aws::aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = secrets
+        .create_secret()
+        .name(format!("tradeflow-iam-alpaca-{}", now()))
+        .secret_string(r#"{"key_id": "PKIAMTEST", "secret_key": "iam-secret"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let server = FakeAlpaca::start(|_| Answer::ok("stocks_5min_msft.json")).await;
+    let (recording_sdk, calls) = recording(&sdk);
+    let market = tradeflow_aws::market::AlpacaMarketData::from_settings(
+        &AlpacaSettings {
+            data_url: server.url.clone(),
+            stock_feed: "iex".into(),
+            requests_per_minute: 200,
+            key: ApiKeySource::SecretArn(arn.clone()),
+        },
+        &recording_sdk,
+    );
+    assert!(
+        calls.grants().is_empty(),
+        "nothing is read before the first request"
+    );
+    let now = 1_704_210_420;
+    for _ in 0..3 {
+        let bars = market
+            .closed_bars("MSFT", tradeflow_core::vocab::Timeframe::M5, now, 2)
+            .await
+            .unwrap();
+        assert_eq!(bars.len(), 2);
+    }
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|s| s.headers["apca-api-key-id"] == "PKIAMTEST")
+    );
+    let template: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let granted: Grants = conditional_grants(&template)["GeneratorRole"]["WithMarketDataSecret"]
+        .iter()
+        .map(|(action, resource)| {
+            assert_eq!(resource, "param:MarketDataSecretArn");
+            (action.clone(), format!("secret:{arn}"))
+        })
+        .collect();
+    assert_eq!(calls.grants(), granted);
+    assert_eq!(
+        calls.calls().len(),
+        1,
+        "the key is read once: {:?}",
+        calls.calls()
+    );
+    let _ = secrets
+        .delete_secret()
+        .secret_id(&arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+}
+
 // ------------------------------------------------------------------ the run
 
 #[tokio::test]
@@ -290,6 +460,9 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
         &et,
     )
     .unwrap();
+    // The executor's scheduled sweep, on the same recorded client (abandoning any run past its
+    // window: there is no queue redelivery to wait for here).
+    let sweeper = executor.sweeper(0, &et);
     let functions = Functions {
         generator: Arc::new(InProcess::new(generator, gt).unwrap()),
         dispatcher: Arc::new(InProcess::new(dispatcher, dt).unwrap()),
@@ -328,6 +501,26 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
         "queues drain"
     );
     chain.stop().await;
+
+    // A run whose last attempt died (started, never ended, its window over), written with an
+    // unrecorded client; then the sweep ends it.
+    {
+        use tradeflow_core::ports::ExecutionStore;
+        let dead = tradeflow_core::fakes::fixtures::request("p-all", "iam-dead", now() - 600);
+        let store = tradeflow_aws::DynamoExecutionStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            stack.outputs.get("ExecutionsTableName").unwrap(),
+        );
+        store.begin(&dead, now() - 600, now() - 480).await.unwrap();
+        let swept = sweeper.sweep().await.unwrap();
+        assert!(
+            swept
+                .abandoned
+                .iter()
+                .any(|r| r.execution_id == dead.execution_id),
+            "{swept:?}"
+        );
+    }
 
     let ids = logical_ids(&template, &stack);
     let to_grants = |calls: &CallLog| -> Grants {

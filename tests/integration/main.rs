@@ -4,6 +4,8 @@
 //! (`cargo test -- --include-ignored`), and a test that is run without its service fails.
 
 mod chain;
+#[path = "../../crates/tradeflow-aws/tests/support/fake_alpaca.rs"]
+mod fake_alpaca;
 mod generator;
 mod helpers;
 mod iam;

@@ -122,7 +122,7 @@ impl TrustRoots {
         self.native
     }
 
-    fn trust_store(&self) -> TrustStore {
+    pub(crate) fn trust_store(&self) -> TrustStore {
         let mut store = TrustStore::empty().with_native_roots(self.native);
         let compiled_in = self.compiled_in_certificates();
         if !compiled_in.is_empty() {

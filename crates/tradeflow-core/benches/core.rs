@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tradeflow_core::deadline::Deadline;
-use tradeflow_core::detectors::{all_detectors, required_lookback};
+use tradeflow_core::detectors::{
+    HigherSeries, all_detectors, higher_timeframes_of, required_lookback,
+};
 use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
 use tradeflow_core::fakes::{
     ManualClock, MemoryCursorStore, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue,
@@ -20,7 +22,7 @@ use tradeflow_core::fakes::{
 use tradeflow_core::generate::{Generator, GeneratorConfig};
 use tradeflow_core::market::{MarketData, SyntheticFeed};
 use tradeflow_core::matching::PipelineIndex;
-use tradeflow_core::vocab::{InboundMessage, Ticker, Timeframe};
+use tradeflow_core::vocab::{Bar, InboundMessage, Ticker, Timeframe};
 
 fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("matching");
@@ -103,6 +105,29 @@ fn detectors(c: &mut Criterion) {
         .block_on(SyntheticFeed { seed: 1 }.closed_bars("AAPL", Timeframe::M5, 1_750_000_000, n))
         .unwrap();
     let detectors = all_detectors();
+    // The higher series the families read for a 5-minute candle (1 h, 4 h, D), as the
+    // generator fetches them.
+    let fetched: Vec<(Timeframe, Vec<Bar>)> = higher_timeframes_of(&detectors, Timeframe::M5)
+        .into_iter()
+        .map(|(tf, count)| {
+            let bars = rt
+                .block_on(SyntheticFeed { seed: 1 }.closed_bars(
+                    "AAPL",
+                    tf,
+                    1_750_000_000,
+                    count + 1,
+                ))
+                .unwrap();
+            (tf, bars)
+        })
+        .collect();
+    let higher: Vec<HigherSeries<'_>> = fetched
+        .iter()
+        .map(|(timeframe, bars)| HigherSeries {
+            timeframe: *timeframe,
+            bars,
+        })
+        .collect();
     let mut group = c.benchmark_group("detectors");
     group.bench_function(
         format!("all {} families on one new candle", detectors.len()),
@@ -110,14 +135,16 @@ fn detectors(c: &mut Criterion) {
             b.iter(|| {
                 detectors
                     .iter()
-                    .filter_map(|d| d.detect(black_box(&bars), bars.len() - 1))
+                    .filter_map(|d| {
+                        d.detect_with(black_box(&bars), bars.len() - 1, Timeframe::M5, &higher)
+                    })
                     .count()
             })
         },
     );
     for d in &detectors {
         group.bench_function(format!("family {} on one new candle", d.name()), |b| {
-            b.iter(|| d.detect(black_box(&bars), bars.len() - 1))
+            b.iter(|| d.detect_with(black_box(&bars), bars.len() - 1, Timeframe::M5, &higher))
         });
     }
     group.bench_function(format!("synthetic feed, {n} bars"), |b| {
@@ -146,38 +173,53 @@ fn scan(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("generator");
     group.sample_size(10);
-    group.bench_function(
-        "scan of 500 tickers x 4 timeframes, one new candle each",
-        |b| {
-            b.iter_batched(
-                || {
-                    Generator::new(
-                        Arc::new(SyntheticFeed { seed: 1 }),
-                        Arc::new(MemoryCursorStore::default()),
-                        Arc::new(MemoryQueue::default()),
-                        all_detectors(),
-                        GeneratorConfig {
-                            tickers: tickers.clone(),
-                            timeframes: vec![
-                                Timeframe::M5,
-                                Timeframe::M15,
-                                Timeframe::H1,
-                                Timeframe::D1,
-                            ],
-                            backfill_bars: 1,
-                            ..GeneratorConfig::default()
-                        },
-                    )
-                },
-                |g| {
-                    let r = rt.block_on(g.scan(1_750_000_000, Deadline::none()));
-                    assert_eq!(r.candles_evaluated, 2_000);
-                    r.sent.len()
-                },
-                BatchSize::PerIteration,
-            )
-        },
-    );
+    // The old platform's four (5, 15, 60, D), and all five the generator serves.
+    let sets: [(&str, Vec<Timeframe>); 2] = [
+        (
+            "4 timeframes",
+            vec![Timeframe::M5, Timeframe::M15, Timeframe::H1, Timeframe::D1],
+        ),
+        (
+            "5 timeframes",
+            vec![
+                Timeframe::M5,
+                Timeframe::M15,
+                Timeframe::H1,
+                Timeframe::H4,
+                Timeframe::D1,
+            ],
+        ),
+    ];
+    for (name, timeframes) in sets {
+        let streams = 500 * timeframes.len();
+        group.bench_function(
+            format!("scan of 500 tickers x {name}, one new candle each"),
+            |b| {
+                b.iter_batched(
+                    || {
+                        Generator::new(
+                            Arc::new(SyntheticFeed { seed: 1 }),
+                            Arc::new(MemoryCursorStore::default()),
+                            Arc::new(MemoryQueue::default()),
+                            all_detectors(),
+                            GeneratorConfig {
+                                tickers: tickers.clone(),
+                                timeframes: timeframes.clone(),
+                                backfill_bars: 1,
+                                ..GeneratorConfig::default()
+                            },
+                        )
+                    },
+                    |g| {
+                        let r = rt.block_on(g.scan(1_750_000_000, Deadline::none()));
+                        assert_eq!(r.candles_evaluated, streams);
+                        r.sent.len()
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
     group.finish();
 }
 

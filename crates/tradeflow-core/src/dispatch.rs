@@ -153,6 +153,10 @@ pub struct FanOuts {
     pub fanouts: Vec<FanOut>,
     /// Matches dropped because an earlier signal of the batch had the same (pipeline, ticker).
     pub deduplicated: usize,
+    /// Those dropped matches, as (position in `signals`, hit): when the kept fan-out of a pair
+    /// finds the lease held by one of them (an earlier delivery claimed it and failed before
+    /// sending), that one is sent instead ([`Dispatcher::dispatch`]).
+    pub dropped: Vec<(usize, Hit)>,
 }
 
 /// Step 3 of [`Dispatcher::dispatch`], in memory: matches each signal (`(message index, signal)`,
@@ -174,47 +178,58 @@ pub fn fan_out(index: &PipelineIndex, signals: &[(usize, Signal)], now_ms: i64) 
                 survivors.push((n, hit));
             } else {
                 out.deduplicated += 1;
+                out.dropped.push((n, hit));
             }
         });
     }
     out.fanouts.reserve_exact(survivors.len());
     for (n, hit) in survivors {
-        let Some((message_index, signal)) = signals.get(n) else {
-            continue;
-        };
-        let (Some(pipeline), Some(ts)) = (index.pipeline(hit.pair), signal.tickers.get(hit.ticker))
-        else {
-            continue;
-        };
-        let execution_id =
-            crate::ids::execution_id(&pipeline.pipeline_id, ts.ticker.as_str(), &signal.signal_id);
-        let expires_at = now + i64::from(pipeline.max_runtime_secs);
-        out.fanouts.push(FanOut {
-            message_index: *message_index,
-            lease: Lease {
-                pipeline_id: pipeline.pipeline_id.clone(),
-                ticker: ts.ticker.clone(),
-                execution_id: execution_id.clone(),
-                expires_at,
-            },
-            request: ExecutionRequest {
-                execution_id,
-                pipeline_id: pipeline.pipeline_id.clone(),
-                user_id: pipeline.user_id.clone(),
-                ticker: ts.ticker.clone(),
-                signal_context: SignalContext::of_ticker(
-                    signal,
-                    &ts.ticker,
-                    ts.confidence.value(),
-                    ts.signal,
-                ),
-                lease_expires_at: expires_at,
-                enqueued_at_ms: now_ms,
-            },
-            sent_before: false,
-        });
+        if let Some(f) = build_fan_out(index, signals, n, hit, now, now_ms) {
+            out.fanouts.push(f);
+        }
     }
     out
+}
+
+/// The fan-out of one match: `signals[n]`'s `hit`.
+fn build_fan_out(
+    index: &PipelineIndex,
+    signals: &[(usize, Signal)],
+    n: usize,
+    hit: Hit,
+    now: i64,
+    now_ms: i64,
+) -> Option<FanOut> {
+    let (message_index, signal) = signals.get(n)?;
+    let pipeline = index.pipeline(hit.pair)?;
+    let ts = signal.tickers.get(hit.ticker)?;
+    let execution_id =
+        crate::ids::execution_id(&pipeline.pipeline_id, ts.ticker.as_str(), &signal.signal_id);
+    let expires_at = now + i64::from(pipeline.max_runtime_secs);
+    Some(FanOut {
+        message_index: *message_index,
+        lease: Lease {
+            pipeline_id: pipeline.pipeline_id.clone(),
+            ticker: ts.ticker.clone(),
+            execution_id: execution_id.clone(),
+            expires_at,
+        },
+        request: ExecutionRequest {
+            execution_id,
+            pipeline_id: pipeline.pipeline_id.clone(),
+            user_id: pipeline.user_id.clone(),
+            ticker: ts.ticker.clone(),
+            signal_context: SignalContext::of_ticker(
+                signal,
+                &ts.ticker,
+                ts.confidence.value(),
+                ts.signal,
+            ),
+            lease_expires_at: expires_at,
+            enqueued_at_ms: now_ms,
+        },
+        sent_before: false,
+    })
 }
 
 impl Dispatcher {
@@ -345,6 +360,7 @@ impl Dispatcher {
         let FanOuts {
             fanouts,
             deduplicated,
+            dropped,
         } = fan_out(&index, &signals, now_ms);
         report.deduplicated = deduplicated;
         report.matched = fanouts.len();
@@ -361,6 +377,8 @@ impl Dispatcher {
             .collect()
             .await;
         let mut to_send: Vec<FanOut> = Vec::new();
+        // Pairs whose lease is held by another execution, and by which.
+        let mut held_by: Vec<(FanOut, String)> = Vec::new();
         for (mut f, outcome) in claims {
             match outcome {
                 Ok(ClaimOutcome::Claimed) => to_send.push(f),
@@ -369,7 +387,48 @@ impl Dispatcher {
                     to_send.push(f);
                 }
                 Ok(ClaimOutcome::AlreadyEnqueued) => report.already_enqueued += 1,
-                Ok(ClaimOutcome::Held { .. }) => report.skipped_running += 1,
+                Ok(ClaimOutcome::Held { execution_id, .. }) => {
+                    report.skipped_running += 1;
+                    if !dropped.is_empty() {
+                        held_by.push((f, execution_id));
+                    }
+                }
+                Err(e) => report.failures.push(infra_failure(
+                    &messages[f.message_index],
+                    "lease_store",
+                    &format!(
+                        "claiming lease {}: {}",
+                        f.lease.execution_id,
+                        error_chain(&e)
+                    ),
+                )),
+            }
+        }
+
+        // 4b. A held lease may be held by a fan-out this batch dropped as a same-pair duplicate:
+        // an earlier delivery of its message claimed the lease and failed before sending. That
+        // fan-out is the one to send (the lease says it runs); dropping it would leave the pair
+        // held with nothing queued until the lease ran out.
+        for (kept, holder) in held_by {
+            let Some(f) = dropped
+                .iter()
+                .filter(|(_, hit)| {
+                    index.pipeline(hit.pair).map(|p| &p.pipeline_id)
+                        == Some(&kept.lease.pipeline_id)
+                })
+                .filter_map(|&(n, hit)| build_fan_out(&index, &signals, n, hit, now, now_ms))
+                .find(|d| d.lease.execution_id == holder && d.lease.ticker == kept.lease.ticker)
+            else {
+                continue;
+            };
+            match self.leases.claim(&f.lease, now).await {
+                Ok(ClaimOutcome::Claimed | ClaimOutcome::Reclaimed) => {
+                    to_send.push(FanOut {
+                        sent_before: true,
+                        ..f
+                    });
+                }
+                Ok(ClaimOutcome::AlreadyEnqueued | ClaimOutcome::Held { .. }) => {}
                 Err(e) => report.failures.push(infra_failure(
                     &messages[f.message_index],
                     "lease_store",
@@ -902,6 +961,39 @@ mod tests {
         let reqs = sent_requests(&w.queue);
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].execution_id, held.lease.execution_id);
+    }
+
+    /// The soak's stale lease: a delivery claims its fan-out's lease and fails before sending;
+    /// the redelivery lands in a batch behind another signal of the same (pipeline, ticker).
+    /// First-in-batch-wins dropped the redelivered fan-out, the other one was skipped behind the
+    /// lease, and the lease stayed held with nothing queued until it expired. The fan-out that
+    /// holds the lease is the one sent.
+    #[tokio::test]
+    async fn a_claimed_fan_out_is_sent_when_its_redelivery_is_batched_behind_its_pair() {
+        let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+        let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
+        w.queue.fail_calls(2);
+        let m1 = msg("m1", body("s1", &[("AAPL", 80.0)]));
+        let r = w
+            .dispatcher
+            .dispatch(std::slice::from_ref(&m1), Deadline::none())
+            .await;
+        assert_eq!(r.failed_message_ids(), vec!["m1"]);
+        let held = w.leases.get("p1", &aapl).unwrap().lease.execution_id;
+
+        let m0 = msg("m0", body("s0", &[("AAPL", 90.0)]));
+        let r = w.dispatcher.dispatch(&[m0, m1], Deadline::none()).await;
+        assert!(r.failed_message_ids().is_empty(), "{:?}", r.failures);
+        let reqs = sent_requests(&w.queue);
+        assert_eq!(
+            reqs.iter()
+                .map(|q| q.execution_id.as_str())
+                .collect::<Vec<_>>(),
+            vec![held.as_str()],
+            "the lease's own fan-out is sent"
+        );
+        assert_eq!((r.enqueued, r.skipped_running), (1, 1));
+        assert_eq!(w.leases.get("p1", &aapl).unwrap().lease.execution_id, held);
     }
 
     #[tokio::test]

@@ -79,6 +79,22 @@ pub enum Outcome {
     Rejected { reason: String },
 }
 
+/// Decision of a run [`Executor::sweep`] ended: its last attempt died with no delivery left.
+pub const ABANDONED: &str = "abandoned";
+
+/// What one [`Executor::sweep`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SweepReport {
+    /// Overdue RUNNING records the store listed.
+    pub found: usize,
+    /// Ended FAILED [`ABANDONED`], their leases freed.
+    pub abandoned: Vec<ExecutionRecord>,
+    /// No longer overdue when read (taken over, finished or released meanwhile): left alone.
+    pub left: usize,
+    /// (execution id, error) of those that could not be ended; the next sweep tries again.
+    pub errors: Vec<(String, String)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageReport {
     pub message_id: String,
@@ -413,6 +429,83 @@ impl Executor {
         };
         self.finish(request, record, final_status, order, true)
             .await
+    }
+
+    /// Ends the runs whose attempt died with no delivery left to finish them: RUNNING records
+    /// whose in-progress window ended more than `abandon_after_secs` ago. The run goes FAILED
+    /// with decision [`ABANDONED`] and its lease is freed, in one write (the [`RunLedger`]: only
+    /// over the same attempt's RUNNING record, so a redelivery that took the run over meanwhile
+    /// wins). `abandon_after_secs` must cover every redelivery the queue can still make after a
+    /// dead attempt (the template: `maxReceiveCount` x the visibility timeout): until then a
+    /// redelivery takes the run over and runs it.
+    ///
+    /// Why this exists: when the request's last delivery (the DLQ's `maxReceiveCount`) is the
+    /// one whose attempt crashes or times out after the RUNNING write, nothing else would ever
+    /// end the record, and its lease would block the (pipeline, ticker) until it expires.
+    pub async fn sweep(
+        &self,
+        abandon_after_secs: i64,
+        limit: usize,
+    ) -> Result<SweepReport, StoreError> {
+        let now = self.clock.now();
+        let cutoff = now.saturating_sub(abandon_after_secs.max(0));
+        let ids = self.executions.overdue(cutoff, limit).await?;
+        let mut report = SweepReport {
+            found: ids.len(),
+            ..SweepReport::default()
+        };
+        for id in ids {
+            match self.abandon(&id, now, cutoff).await {
+                Ok(Some(record)) => report.abandoned.push(record),
+                Ok(None) => report.left += 1,
+                Err(e) => report.errors.push((id, error_chain(&e))),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Ends one overdue run as [`ABANDONED`]; `None` when it is no longer an overdue RUNNING
+    /// record (taken over, finished, or released meanwhile).
+    async fn abandon(
+        &self,
+        execution_id: &str,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let Some(mut record) = self.executions.get_execution(execution_id).await? else {
+            return Ok(None);
+        };
+        let until = match (record.status, record.in_progress_until) {
+            (ExecutionStatus::Running, Some(until)) if until < cutoff => until,
+            _ => return Ok(None),
+        };
+        let reason = format!(
+            "attempt {} stopped without a result (its invocation crashed or timed out) and no \
+             delivery of the request was left to finish it; it was in progress until {until}",
+            record.attempts
+        );
+        record.decision = Some(ABANDONED.into());
+        if let Err(e) = record.finish(ExecutionStatus::Failed, now, Some(reason)) {
+            return Err(StoreError::Corrupt {
+                entity: "execution",
+                key: execution_id.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+        let mut release_lease = true;
+        for _ in 0..2 {
+            let end = RunEnd {
+                record: &record,
+                order: None,
+                release_lease,
+            };
+            match self.ledger.end_run(&end).await? {
+                RunEndOutcome::Written => return Ok(Some(record)),
+                RunEndOutcome::LeaseNotOurs => release_lease = false,
+                RunEndOutcome::TakenOver | RunEndOutcome::OrderExists => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     fn is_last_delivery(&self, message: &InboundMessage) -> bool {
@@ -902,6 +995,115 @@ mod tests {
             Outcome::Finished(rec) => rec,
             other => panic!("expected a finished run, got {other:?}"),
         }
+    }
+
+    /// Issue 8, the 10,000-signal soak's stuck runs: the request's last delivery started its
+    /// attempt (RUNNING) and that attempt died, so nothing ever ended the record and its lease
+    /// blocked the pair. The sweep ends it FAILED `abandoned` and frees the lease, once the
+    /// queue cannot redeliver it any more; a run still in its window, or within the grace, is
+    /// left alone; a redelivery that took the run over wins.
+    #[tokio::test]
+    async fn the_sweep_ends_runs_whose_last_attempt_died_and_frees_their_leases() {
+        let w = world();
+        let grace = 3_600;
+        let start = |pipeline: &str, signal: Direction, until: i64| {
+            let req = request(pipeline, signal);
+            let lease = Lease {
+                pipeline_id: req.pipeline_id.clone(),
+                ticker: req.ticker.clone(),
+                execution_id: req.execution_id.clone(),
+                expires_at: until,
+            };
+            (req, lease)
+        };
+        // Died an hour and a minute ago: abandoned.
+        let (dead, dead_lease) = start("p1", Direction::Bullish, NOW - grace - 60);
+        w.executions
+            .begin(&dead, NOW - grace - 180, NOW - grace - 60)
+            .await
+            .unwrap();
+        w.leases.insert(dead_lease, true);
+        // Died ten minutes ago: a redelivery may still come and run it.
+        let (recent, _) = start("p1", Direction::Bearish, NOW - 600);
+        w.executions
+            .begin(&recent, NOW - 720, NOW - 600)
+            .await
+            .unwrap();
+        // Running now.
+        let (live, _) = start("off", Direction::Bullish, NOW + 100);
+        w.executions
+            .begin(&live, NOW - 20, NOW + 100)
+            .await
+            .unwrap();
+
+        let report = w.executor.sweep(grace, 100).await.unwrap();
+        assert_eq!((report.found, report.left), (1, 0), "{report:?}");
+        assert!(report.errors.is_empty());
+        let rec = w
+            .executions
+            .get_execution(&dead.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.status, ExecutionStatus::Failed);
+        assert_eq!(rec.decision.as_deref(), Some(ABANDONED));
+        assert_eq!(rec.completed_at, Some(NOW));
+        assert_eq!(rec.in_progress_until, None);
+        assert!(
+            rec.error.as_deref().unwrap_or("").contains("attempt 1"),
+            "{:?}",
+            rec.error
+        );
+        assert_eq!(report.abandoned, vec![rec]);
+        assert!(
+            w.leases.get("p1", &dead.ticker).is_none(),
+            "the lease is freed"
+        );
+        for r in [&recent, &live] {
+            let rec = w
+                .executions
+                .get_execution(&r.execution_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(rec.status, ExecutionStatus::Running, "{}", r.execution_id);
+        }
+        // Nothing left to do: a second sweep finds nothing.
+        let again = w.executor.sweep(grace, 100).await.unwrap();
+        assert_eq!((again.found, again.abandoned.len()), (0, 0));
+
+        // A redelivery takes the recent one over before the sweep reaches it: the sweep's write
+        // is refused (another attempt's RUNNING record) and the run goes on.
+        w.clock.advance(grace);
+        let list = w.executions.overdue(NOW, 100).await.unwrap();
+        assert_eq!(list, vec![recent.execution_id.clone()]);
+        w.executions
+            .begin(&recent, NOW + grace, NOW + grace + 120)
+            .await
+            .unwrap();
+        let report = w.executor.sweep(0, 100).await.unwrap();
+        let ids: Vec<&str> = report
+            .abandoned
+            .iter()
+            .map(|r| r.execution_id.as_str())
+            .collect();
+        assert_eq!(ids, vec![live.execution_id.as_str()], "{report:?}");
+        let rec = w
+            .executions
+            .get_execution(&recent.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((rec.status, rec.attempts), (ExecutionStatus::Running, 2));
+    }
+
+    /// A sweep whose store fails reports it; one whose end write fails for one run reports that
+    /// run and goes on.
+    #[tokio::test]
+    async fn the_sweep_reports_store_failures() {
+        let w = world();
+        w.executions.failures.fail_next(1);
+        assert!(w.executor.sweep(0, 10).await.is_err());
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The signal-generator's logic: one scan over every (ticker, timeframe) stream.
 //!
 //! Per stream: read the cursor (open time of the last candle processed); fetch the closed candles
-//! after it together with the detectors' lookback before it; run every detector on each candle
+//! after it together with the detectors' lookback before it, and the higher-timeframe series the
+//! detectors read (fetched directly, see `Generator::higher_series`); run every detector on each candle
 //! after the cursor, at most `max_bars_per_scan` of them, oldest first (on the first scan, from the
 //! `backfill_bars`-th newest candle on); turn detections into signals whose ids derive from
 //! (generator, ticker, timeframe, candle time); send them all (calls of at most 10 messages and
@@ -16,13 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::detectors::{Detection, Detector};
+use crate::detectors::{Detection, Detector, HigherSeries, higher_timeframes_of};
 use crate::error::error_chain;
-use crate::market::MarketData;
+use crate::market::{MarketData, MarketDataError};
 use crate::ports::{CursorStore, OutgoingMessage, QueueSender};
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::{Signal, SignalMetadata, TickerSignal};
-use crate::vocab::{Confidence, InvalidField, SignalType, Ticker, Timeframe};
+use crate::vocab::{Bar, Confidence, InvalidField, SignalType, Ticker, Timeframe};
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -141,11 +142,13 @@ impl Generator {
         let mut signals: Vec<(usize, i64, Signal)> = Vec::new();
         let mut moves: Vec<CursorMove> = Vec::new();
         for ticker in &self.config.tickers {
+            // The higher series fetched for this ticker's streams, shared by them.
+            let mut higher = HigherCache::new();
             for &timeframe in &self.config.timeframes {
                 report.streams += 1;
                 let stream = Self::stream_key(ticker, timeframe);
                 match self
-                    .scan_stream(ticker, timeframe, now, stream, &mut report)
+                    .scan_stream(ticker, timeframe, now, stream, &mut higher, &mut report)
                     .await
                 {
                     Ok(Some(found)) => {
@@ -219,6 +222,7 @@ impl Generator {
         timeframe: Timeframe,
         now: i64,
         stream: String,
+        higher_cache: &mut HigherCache,
         report: &mut ScanReport,
     ) -> Result<Option<StreamScan>, StreamError> {
         let cursor = self
@@ -266,6 +270,23 @@ impl Generator {
         if first_new >= end {
             return Ok(None);
         }
+        let fetched = self
+            .higher_series(
+                ticker,
+                timeframe,
+                &bars[first_new..end],
+                now,
+                &stream,
+                higher_cache,
+            )
+            .await?;
+        let higher: Vec<HigherSeries<'_>> = fetched
+            .iter()
+            .map(|(tf, bars)| HigherSeries {
+                timeframe: *tf,
+                bars,
+            })
+            .collect();
         let mut signals = Vec::new();
         let mut evaluated = Vec::with_capacity(end - first_new);
         for index in first_new..end {
@@ -273,7 +294,7 @@ impl Generator {
             evaluated.push(bars[index].time);
             for detector in &self.detectors {
                 let started = Instant::now();
-                let detection = detector.detect(&bars, index);
+                let detection = detector.detect_with(&bars, index, timeframe, &higher);
                 *report.detector_time.entry(detector.name()).or_default() += started.elapsed();
                 if let Some(d) = detection {
                     match to_signal(&d, ticker, timeframe) {
@@ -296,6 +317,94 @@ impl Generator {
                 evaluated,
             },
         }))
+    }
+}
+
+/// The higher-timeframe series fetched during one scan for one ticker: `None` when the source
+/// has no such series.
+type HigherCache = HashMap<Timeframe, Option<CachedSeries>>;
+
+struct CachedSeries {
+    bars: Vec<Bar>,
+    /// Fewer bars came than were asked for: the series' whole history.
+    complete: bool,
+}
+
+impl CachedSeries {
+    /// Whether it holds `window` candles closed by `time` (or all there are).
+    fn covers(&self, timeframe: Timeframe, window: usize, time: i64) -> bool {
+        self.complete
+            || self
+                .bars
+                .partition_point(|b| b.close_time(timeframe) <= time)
+                >= window
+    }
+}
+
+impl Generator {
+    /// The higher-timeframe series the detectors read for the candles `evaluated` of one stream
+    /// (oldest first, not empty), fetched directly from the source: per higher timeframe, the
+    /// most recent candles closed by `now`, back to the detectors' window before the first
+    /// evaluated candle's close. A series fetched for another stream of the same ticker in this
+    /// scan is reused when it reaches back that far. A detector reads, of a higher series, only
+    /// the candles closed by the evaluated candle's close, the last `window` of them, so what
+    /// it sees does not depend on how much was fetched: a candle scanned again sees the same
+    /// higher candles. A series the source does not have ([`MarketDataError::UnknownTicker`]: a
+    /// CSV replay without that file) is left out, so its timeframe does not vote; any other
+    /// failure fails the stream, which is scanned again next time from the same cursor.
+    async fn higher_series(
+        &self,
+        ticker: &Ticker,
+        timeframe: Timeframe,
+        evaluated: &[Bar],
+        now: i64,
+        stream: &str,
+        cache: &mut HigherCache,
+    ) -> Result<Vec<(Timeframe, Vec<Bar>)>, StreamError> {
+        let Some(first) = evaluated.first() else {
+            return Ok(Vec::new());
+        };
+        let first_close = first.close_time(timeframe);
+        let mut out = Vec::new();
+        for (tf, window) in higher_timeframes_of(&self.detectors, timeframe) {
+            let cached = match cache.get(&tf) {
+                Some(None) => continue,
+                Some(Some(series)) => series.covers(tf, window, first_close),
+                None => false,
+            };
+            if !cached {
+                // Higher candles closing between the first evaluated close and `now`, plus the
+                // window before it.
+                let span = (now - first_close).div_euclid(tf.seconds()).max(0) as usize + 1;
+                let count = window.saturating_add(span);
+                match self
+                    .market
+                    .closed_bars(ticker.as_str(), tf, now, count)
+                    .await
+                {
+                    Ok(bars) => {
+                        let complete = bars.len() < count;
+                        cache.insert(tf, Some(CachedSeries { bars, complete }));
+                    }
+                    Err(MarketDataError::UnknownTicker { .. }) => {
+                        cache.insert(tf, None);
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(StreamError {
+                            stream: stream.to_owned(),
+                            error_type: "market_data",
+                            reason: format!("higher timeframe {tf}: {}", error_chain(&e)),
+                            retryable: e.is_retryable(),
+                        });
+                    }
+                }
+            }
+            if let Some(Some(series)) = cache.get(&tf) {
+                out.push((tf, series.bars.clone()));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -363,7 +472,7 @@ pub fn to_signal(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::detectors::all_detectors;
+    use crate::detectors::{Detector, HigherSeries, all_detectors};
     use crate::fakes::*;
     use crate::market::SyntheticFeed;
     use std::time::Duration;
@@ -735,5 +844,198 @@ mod tests {
         assert_eq!(r.errors[0].error_type, "market_data");
         assert!(r.errors[0].retryable);
         assert_eq!(r.candles_evaluated, 3 * 300);
+    }
+
+    #[tokio::test]
+    async fn higher_timeframe_series_are_read_directly_from_the_source() {
+        let feed = SyntheticFeed { seed: 3 };
+        let market = Arc::new(RecordingMarket::new(feed));
+        let q = Arc::new(MemoryQueue::default());
+        let aapl = Ticker::parse("AAPL").unwrap();
+        let g = Generator::new(
+            market.clone(),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl.clone()],
+                timeframes: vec![Timeframe::M15, Timeframe::D1],
+                backfill_bars: 1_500,
+                max_bars_per_scan: 2_000,
+                send_retry: RetryPolicy::default(),
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // The 15-minute stream read its own series, then the 1 h, 4 h and daily ones; the daily
+        // stream its own (it has no higher timeframe).
+        let calls = market.calls();
+        let seq: Vec<(Timeframe, i64)> = calls.iter().map(|c| (c.timeframe, c.now)).collect();
+        assert_eq!(
+            seq,
+            [
+                (Timeframe::M15, NOW),
+                (Timeframe::H1, NOW),
+                (Timeframe::H4, NOW),
+                (Timeframe::D1, NOW),
+                (Timeframe::D1, NOW)
+            ]
+        );
+        // Back to 63 hourly candles before the first evaluated 15-minute candle's close.
+        let first_close = NOW - NOW.rem_euclid(900) - 1_499 * 900;
+        assert_eq!(
+            calls[1].count,
+            63 + (NOW - first_close) as usize / 3_600 + 1
+        );
+        // The HTF signals are what the family finds on the directly fetched series.
+        // The last 1 500 candles, each with its history.
+        let bars = feed
+            .closed_bars("AAPL", Timeframe::M15, NOW, 2_500)
+            .await
+            .unwrap();
+        let mut fetched = Vec::new();
+        for tf in [Timeframe::H1, Timeframe::H4, Timeframe::D1] {
+            fetched.push((tf, feed.closed_bars("AAPL", tf, NOW, 2_000).await.unwrap()));
+        }
+        let higher: Vec<HigherSeries<'_>> = fetched
+            .iter()
+            .map(|(timeframe, bars)| HigherSeries {
+                timeframe: *timeframe,
+                bars,
+            })
+            .collect();
+        let htf = crate::detectors::HtfTrendAlignmentDetector::default();
+        let expected: Vec<String> = (1_000..bars.len())
+            .filter_map(|i| htf.detect_with(&bars, i, Timeframe::M15, &higher))
+            .map(|d| to_signal(&d, &aapl, Timeframe::M15).unwrap().signal_id)
+            .collect();
+        let sent: Vec<String> = r
+            .sent
+            .iter()
+            .filter(|s| s.source == htf.name() && s.timeframe() == Some(Timeframe::M15))
+            .map(|s| s.signal_id.clone())
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "the synthetic feed aligns now and then"
+        );
+        assert_eq!(sent, expected);
+    }
+
+    #[tokio::test]
+    async fn the_streams_of_a_ticker_share_the_higher_series_fetched_in_a_scan() {
+        let market = Arc::new(RecordingMarket::new(SyntheticFeed { seed: 3 }));
+        let g = Generator::new(
+            market.clone(),
+            Arc::new(MemoryCursorStore::default()),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![
+                    Ticker::parse("AAPL").unwrap(),
+                    Ticker::parse("MSFT").unwrap(),
+                ],
+                timeframes: vec![Timeframe::M5, Timeframe::M15, Timeframe::H1],
+                backfill_bars: 1,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // Per ticker: the 5-minute stream fetches 1 h, 4 h and D; the 15-minute and hourly
+        // streams find them fetched (far enough back) and read only their own series.
+        let seq: Vec<(String, Timeframe)> = market
+            .calls()
+            .into_iter()
+            .map(|c| (c.ticker, c.timeframe))
+            .collect();
+        let per_ticker = |t: &str| {
+            [
+                Timeframe::M5,
+                Timeframe::H1,
+                Timeframe::H4,
+                Timeframe::D1,
+                Timeframe::M15,
+                Timeframe::H1,
+            ]
+            .map(|tf| (t.to_owned(), tf))
+        };
+        let expected: Vec<(String, Timeframe)> = per_ticker("AAPL")
+            .into_iter()
+            .chain(per_ticker("MSFT"))
+            .collect();
+        assert_eq!(seq, expected);
+    }
+
+    #[tokio::test]
+    async fn a_failing_higher_series_fails_its_stream_and_a_missing_one_does_not_vote() {
+        let market = Arc::new(RecordingMarket::new(SyntheticFeed { seed: 3 }));
+        market.fail_series("AAPL", Timeframe::H4);
+        let cursors = Arc::new(MemoryCursorStore::default());
+        let aapl = Ticker::parse("AAPL").unwrap();
+        let g = Generator::new(
+            market.clone(),
+            cursors.clone(),
+            Arc::new(MemoryQueue::default()),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl.clone()],
+                timeframes: vec![Timeframe::M15, Timeframe::D1],
+                backfill_bars: 10,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        let e = &r.errors[0];
+        assert_eq!(e.stream, Generator::stream_key(&aapl, Timeframe::M15));
+        assert_eq!(e.error_type, "market_data");
+        assert!(e.retryable);
+        assert!(e.reason.contains("higher timeframe 240"), "{}", e.reason);
+        // The failed stream stays put, the other one moved.
+        let key = |tf| Generator::stream_key(&aapl, tf);
+        assert_eq!(
+            cursors.get_cursor(&key(Timeframe::M15)).await.unwrap(),
+            None
+        );
+        assert!(
+            cursors
+                .get_cursor(&key(Timeframe::D1))
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // A replay with only the 15-minute file: the higher series are unknown, the stream is
+        // scanned and the higher-timeframe family (needing 2 votes of 1) stays silent.
+        let bars = SyntheticFeed { seed: 3 }
+            .closed_bars("AAPL", Timeframe::M15, NOW, 1_500)
+            .await
+            .unwrap();
+        let replay =
+            crate::market::CsvReplay::from_bars([(("AAPL".to_owned(), Timeframe::M15), bars)])
+                .unwrap();
+        let q = Arc::new(MemoryQueue::default());
+        let g = Generator::new(
+            Arc::new(replay),
+            Arc::new(MemoryCursorStore::default()),
+            q.clone(),
+            all_detectors(),
+            GeneratorConfig {
+                tickers: vec![aapl],
+                timeframes: vec![Timeframe::M15],
+                backfill_bars: 1_000,
+                max_bars_per_scan: 1_000,
+                ..GeneratorConfig::default()
+            },
+        );
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(!r.sent.is_empty());
+        assert!(
+            r.sent
+                .iter()
+                .all(|s| s.source != "htf_trend_alignment_generator")
+        );
     }
 }

@@ -175,6 +175,10 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution_id: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Ids of RUNNING records whose `in_progress_until` is before `before`, at most `limit`
+    /// (oldest windows first where the store can order them): runs whose attempt died, for
+    /// [`crate::execute::Executor::sweep`].
+    async fn overdue(&self, before: i64, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
 /// The end of a run, written by [`RunLedger::end_run`] as one: the final record, the paper order

@@ -10,9 +10,12 @@
 //!   executor invocation is inside the order step (the gate below) and not yet killed; the gate
 //!   records every entry that finds another live run of the same (pipeline, ticker).
 //! - After the sequence, delivering every unacknowledged message again (advancing the clock by the
-//!   visibility timeout between rounds) until nothing is left: every execution request sent ends
-//!   in a final state (COMPLETED/FAILED/SKIPPED), nothing is RUNNING, and no lease is held
-//!   (unexpired) while nothing runs.
+//!   visibility timeout between rounds) until nothing is left, then running the executor's sweep
+//!   once no delivery can come any more: every execution request sent ends in a final state
+//!   (COMPLETED/FAILED/SKIPPED) or sits in the DLQ never started (PENDING or no record), nothing
+//!   is RUNNING, and no lease is held (unexpired) while nothing runs. Execution requests are
+//!   received at most `MAX_RECEIVES` times (the queue's `maxReceiveCount`; the next receive moves
+//!   them to the DLQ) and the executor knows it (`with_max_deliveries`), as deployed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,7 +31,7 @@ use tradeflow_core::deadline::Deadline;
 use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
 use tradeflow_core::error::StoreError;
 use tradeflow_core::execute::Executor;
-use tradeflow_core::execution::ExecutionRequest;
+use tradeflow_core::execution::{ExecutionRequest, ExecutionStatus};
 use tradeflow_core::fakes::{
     ManualClock, MemoryExecutionStore, MemoryLeaseStore, MemoryOrderStore, MemoryPipelineStore,
     MemoryQueue, MemoryRunLedger, fixtures,
@@ -47,6 +50,10 @@ const EXECUTOR_TIMEOUT_SECS: u64 = 120;
 const VISIBILITY_SECS: i64 = 720;
 /// Tries per request the dispatcher makes.
 const SEND_ATTEMPTS: u32 = 2;
+/// The executions queue's `maxReceiveCount` (infra/template.yaml).
+const MAX_RECEIVES: u32 = 5;
+/// The executor's `ABANDON_AFTER_SECS` (infra/template.yaml): no delivery can come after it.
+const ABANDON_AFTER_SECS: i64 = MAX_RECEIVES as i64 * VISIBILITY_SECS;
 
 tokio::task_local! {
     /// The model's id of the executor invocation running on this task.
@@ -214,6 +221,10 @@ struct World {
     signals: BTreeMap<u64, String>,
     /// Unacknowledged execution messages.
     requests: BTreeMap<u64, String>,
+    /// How many times each execution message was received.
+    receives: BTreeMap<u64, u32>,
+    /// Execution messages the queue moved to the DLQ (received `MAX_RECEIVES` times).
+    dlq: BTreeMap<u64, String>,
     /// Every execution id ever sent.
     sent: BTreeMap<String, ExecutionRequest>,
     running: BTreeMap<u64, InFlight>,
@@ -253,18 +264,21 @@ impl World {
                 ..DispatcherConfig::default()
             },
         );
-        let executor = Arc::new(Executor::new(
-            pipelines.clone(),
-            executions.clone(),
-            leases.clone(),
-            ledger.clone(),
-            BuiltinSteps::new(
-                Arc::new(SyntheticFeed { seed: 7 }),
-                orders.clone(),
-                Timeframe::M5,
-            ),
-            clock.clone(),
-        ));
+        let executor = Arc::new(
+            Executor::new(
+                pipelines.clone(),
+                executions.clone(),
+                leases.clone(),
+                ledger.clone(),
+                BuiltinSteps::new(
+                    Arc::new(SyntheticFeed { seed: 7 }),
+                    orders.clone(),
+                    Timeframe::M5,
+                ),
+                clock.clone(),
+            )
+            .with_max_deliveries(Some(MAX_RECEIVES)),
+        );
         World {
             clock,
             pipelines,
@@ -279,6 +293,8 @@ impl World {
             next_id: 0,
             signals: BTreeMap::new(),
             requests: BTreeMap::new(),
+            receives: BTreeMap::new(),
+            dlq: BTreeMap::new(),
             sent: BTreeMap::new(),
             running: BTreeMap::new(),
             log: Vec::new(),
@@ -334,6 +350,17 @@ impl World {
 
     /// Delivers execution message `rid`; returns when its run finished or stopped at the gate.
     async fn deliver(&mut self, rid: u64, after_write: bool) {
+        let received = self.receives.get(&rid).copied().unwrap_or(0);
+        if received >= MAX_RECEIVES {
+            // SQS: the receive after the last one moves the message to the DLQ.
+            if let Some(body) = self.requests.remove(&rid) {
+                self.dlq.insert(rid, body);
+                self.log
+                    .push(format!("t={} r{rid}: moved to the DLQ", self.now()));
+            }
+            return;
+        }
+        self.receives.insert(rid, received + 1);
         let body = self.requests[&rid].clone();
         let run = self.id();
         self.ledger
@@ -350,7 +377,7 @@ impl World {
             message_id: format!("r{rid}"),
             body,
             sent_at_ms: None,
-            receive_count: None,
+            receive_count: Some(received + 1),
         };
         let handle = tokio::spawn(RUN.scope(run, async move {
             executor.execute(&message, deadline).await.failed()
@@ -570,10 +597,38 @@ impl World {
                 ));
             }
         }
+        // The executor's scheduled sweep, once no delivery can come any more.
+        for run in self.running.keys().copied().collect::<Vec<_>>() {
+            self.kill(run, "killed: the scenario is over");
+        }
+        // Every window ends by the last delivery's deadline + 1 s; the sweep ends what is
+        // overdue by `ABANDON_AFTER_SECS` after that.
+        self.clock
+            .advance(ABANDON_AFTER_SECS + EXECUTOR_TIMEOUT_SECS as i64 + 2);
+        let swept = self
+            .executor
+            .sweep(ABANDON_AFTER_SECS, 1_000)
+            .await
+            .unwrap();
+        self.log.push(format!(
+            "t={} sweep: {} abandoned, {} left, {} errors",
+            self.now(),
+            swept.abandoned.len(),
+            swept.left,
+            swept.errors.len()
+        ));
         let mut violations = self.gate.lock().unwrap().overlaps.clone();
         let now = self.now();
+        let in_dlq: Vec<String> = self
+            .dlq
+            .values()
+            .map(|body| ExecutionRequest::parse(body).unwrap().execution_id)
+            .collect();
         for (id, request) in &self.sent {
+            let dead_lettered = in_dlq.contains(id);
             match self.executions.get_execution(id).await.unwrap() {
+                None if dead_lettered => {}
+                Some(r) if dead_lettered && r.status == ExecutionStatus::Pending => {}
                 None => violations.push(format!("{id} ({}): no record", request.pipeline_id)),
                 Some(r) if !r.status.is_terminal() => violations.push(format!(
                     "{id} ({}): ends {:?} (attempt {}, in progress until {:?}, now {now})",
@@ -793,5 +848,24 @@ mod scenarios {
             },
             Action::Advance(122),
         ]);
+    }
+
+    /// The 10,000-signal soak's stuck runs: every delivery of a request, the last included,
+    /// starts its attempt and dies in it (crash), so no delivery is left to take the run over
+    /// and the record stays RUNNING. The sweep ends it FAILED (`abandoned`) and frees its lease.
+    #[test]
+    fn a_run_whose_last_delivery_dies_is_ended_by_the_sweep() {
+        let mut actions = vec![Action::Signal];
+        for _ in 0..MAX_RECEIVES {
+            actions.extend([
+                Action::Deliver {
+                    message: 0,
+                    after_write: false,
+                },
+                Action::Crash(0),
+                Action::Advance(800),
+            ]);
+        }
+        check(&actions);
     }
 }

@@ -13,11 +13,13 @@
 mod config;
 mod function;
 mod invocation;
+mod routed;
 mod sqs;
 
 pub use config::{ConfigError, MarketSource, Settings};
 pub use function::{Function, FunctionService, invoke, service};
 pub use invocation::{InvocationLayer, InvocationService, deadline_of};
+pub use routed::{Routed, is_sqs_batch, routed};
 pub use sqs::{
     BatchError, BatchReport, MISSING_BODY_REASON, MissingBody, batch_response, inbound_messages,
     process_batch,

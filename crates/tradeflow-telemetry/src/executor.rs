@@ -81,6 +81,13 @@ impl ExecutorMetrics {
         }
     }
 
+    /// A run the scheduled sweep ended FAILED (`abandoned`: its last attempt died): one more
+    /// execution ended, by status, with no duration (its attempt's is unknown).
+    pub fn record_abandoned(&self, record: &tradeflow_core::execution::ExecutionRecord) {
+        self.executions
+            .add(1, &[KeyValue::new("status", status_label(record.status))]);
+    }
+
     /// Records one message from its report.
     pub fn record(&self, report: &MessageReport) {
         if let Some(lag_ms) = report.lag_ms {

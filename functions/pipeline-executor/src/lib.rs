@@ -6,15 +6,17 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use tradeflow_core::execute::{Executor, MessageReport, Outcome};
+use serde::Serialize;
+use tradeflow_core::execute::{Executor, MessageReport, Outcome, SweepReport};
 use tradeflow_core::ports::SystemClock;
 use tradeflow_core::steps::BuiltinSteps;
 use tradeflow_core::vocab::Timeframe;
 use tradeflow_lambda::{
     BatchError, ConfigError, Deadline, Function, MarketSource, Settings, process_batch,
 };
-use tradeflow_telemetry::{ExecutorMetrics, TRIGGER_PUBSUB, Telemetry};
+use tradeflow_telemetry::{ExecutorMetrics, TRIGGER_PUBSUB, TRIGGER_TIMER, Telemetry};
 
 pub const FUNCTION_NAME: &str = "pipeline-executor";
 
@@ -34,7 +36,14 @@ pub struct Config {
     /// How long a pipeline read is reused (`PIPELINE_CACHE_TTL_SECS`, default 30 as the
     /// dispatcher's index; 0 reads it for every run). A deactivation reaches runs within it.
     pub pipeline_cache_ttl: std::time::Duration,
+    /// The scheduled sweep ends RUNNING runs whose in-progress window ended this long ago
+    /// (`ABANDON_AFTER_SECS`, default 3600: `maxReceiveCount` 5 x the executions queue's
+    /// 720 s visibility timeout, after which no delivery of the request is left).
+    pub abandon_after_secs: i64,
 }
+
+/// Runs one sweep ends at most (`Executor::sweep`'s limit); the rest wait for the next one.
+pub const SWEEP_LIMIT: usize = 500;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -58,6 +67,12 @@ impl Config {
                 30u64,
                 str::parse::<u64>,
             )),
+            abandon_after_secs: s.parsed("ABANDON_AFTER_SECS", 3_600i64, |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| "must be a whole number of seconds, 0 or more".to_owned())
+            }),
         };
         s.finish(config)
     }
@@ -72,14 +87,23 @@ fn parse_receive_count(raw: &str) -> Result<u32, String> {
 }
 
 pub struct Handler {
-    executor: Executor,
+    executor: Arc<Executor>,
     metrics: ExecutorMetrics,
 }
 
 impl Handler {
     pub fn new(executor: Executor, telemetry: &Telemetry) -> Self {
         Handler {
-            executor,
+            executor: Arc::new(executor),
+            metrics: ExecutorMetrics::new(&telemetry.meter()),
+        }
+    }
+
+    /// The function's scheduled sweep, over the same executor and stores.
+    pub fn sweeper(&self, abandon_after_secs: i64, telemetry: &Telemetry) -> Sweeper {
+        Sweeper {
+            executor: Arc::clone(&self.executor),
+            abandon_after_secs,
             metrics: ExecutorMetrics::new(&telemetry.meter()),
         }
     }
@@ -90,7 +114,7 @@ impl Handler {
         telemetry: &Telemetry,
     ) -> Result<Self, tradeflow_core::market::MarketDataError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let market = config.market.build()?;
+        let market = market_source(&config.market, sdk)?;
         let orders = Arc::new(tradeflow_aws::DynamoOrderStore::new(
             dynamo.clone(),
             config.orders_table.clone(),
@@ -151,6 +175,91 @@ impl Function for Handler {
     }
 }
 
+/// The executor's scheduled invocation (an EventBridge rule, every 5 minutes): ends the runs
+/// whose last attempt died with no delivery left ([`Executor::sweep`]).
+pub struct Sweeper {
+    executor: Arc<Executor>,
+    abandon_after_secs: i64,
+    metrics: ExecutorMetrics,
+}
+
+/// What a sweep invocation returns (and logs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepSummary {
+    pub found: usize,
+    pub abandoned: usize,
+    pub left: usize,
+    pub errors: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("listing overdue runs: {0}")]
+    List(String),
+    #[error("{0} of the overdue runs could not be ended; the next sweep tries again")]
+    Ends(usize),
+}
+
+impl Sweeper {
+    /// One sweep now; every abandoned run is logged and counted as a FAILED execution.
+    pub async fn sweep(&self) -> Result<SweepReport, SweepError> {
+        let report = self
+            .executor
+            .sweep(self.abandon_after_secs, SWEEP_LIMIT)
+            .await
+            .map_err(|e| SweepError::List(tradeflow_core::error::error_chain(&e)))?;
+        for record in &report.abandoned {
+            tracing::warn!(
+                execution_id = %record.execution_id,
+                pipeline_id = %record.pipeline_id,
+                ticker = %record.ticker,
+                attempts = record.attempts,
+                decision = record.decision.as_deref().unwrap_or(""),
+                error = record.error.as_deref().unwrap_or(""),
+                "abandoned run ended FAILED and its lease freed"
+            );
+            self.metrics.record_abandoned(record);
+        }
+        for (id, error) in &report.errors {
+            tracing::warn!(execution_id = %id, %error, "abandoned run could not be ended; the next sweep tries again");
+        }
+        Ok(report)
+    }
+}
+
+impl Function for Sweeper {
+    const NAME: &'static str = FUNCTION_NAME;
+    const TRIGGER: &'static str = TRIGGER_TIMER;
+    type Event = EventBridgeEvent<serde_json::Value>;
+    type Response = SweepSummary;
+    type Error = SweepError;
+
+    async fn handle(
+        &self,
+        _event: EventBridgeEvent<serde_json::Value>,
+        _deadline: Deadline,
+    ) -> Result<SweepSummary, SweepError> {
+        let report = self.sweep().await?;
+        let summary = SweepSummary {
+            found: report.found,
+            abandoned: report.abandoned.len(),
+            left: report.left,
+            errors: report.errors.len(),
+        };
+        tracing::info!(
+            found = summary.found,
+            abandoned = summary.abandoned,
+            left = summary.left,
+            errors = summary.errors,
+            "sweep of abandoned runs done"
+        );
+        if summary.errors > 0 {
+            return Err(SweepError::Ends(summary.errors));
+        }
+        Ok(summary)
+    }
+}
+
 fn log_report(r: &MessageReport) {
     let ms = r.duration.as_secs_f64() * 1000.0;
     match &r.outcome {
@@ -193,6 +302,20 @@ fn log_report(r: &MessageReport) {
         Outcome::Rejected { reason } => {
             tracing::warn!(message_id = %r.message_id, reason = "invalid_request", detail = %reason, "message rejected; it goes to the DLQ after maxReceiveCount deliveries")
         }
+    }
+}
+
+/// The market source of `MARKET_DATA`: Alpaca over HTTPS (its key possibly in Secrets Manager,
+/// read with `sdk` on first use), or a source that needs no AWS client.
+fn market_source(
+    source: &MarketSource,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<dyn tradeflow_core::market::MarketData>, tradeflow_core::market::MarketDataError> {
+    match source {
+        MarketSource::Alpaca(settings) => Ok(Arc::new(
+            tradeflow_aws::market::AlpacaMarketData::from_settings(settings, sdk),
+        )),
+        other => other.build(),
     }
 }
 
@@ -257,6 +380,84 @@ mod tests {
             1,
             "the duplicate delivery did not run again"
         );
+    }
+
+    /// One binary, two triggers: the scheduled event reaches the sweep (a run whose last
+    /// attempt died ends FAILED `abandoned`, its lease freed), an SQS batch the handler.
+    #[tokio::test]
+    async fn the_scheduled_event_sweeps_abandoned_runs_and_batches_still_run() {
+        use tradeflow_core::execution::{ExecutionRequest, ExecutionStatus};
+        use tradeflow_core::ports::{ExecutionStore, Lease};
+
+        const NOW: i64 = 1_750_010_000;
+        let pipeline = fixtures::pipeline("p1", "u1", &["AAPL"], serde_json::json!([]));
+        let orders = Arc::new(MemoryOrderStore::default());
+        let executions = Arc::new(MemoryExecutionStore::default());
+        let leases = Arc::new(MemoryLeaseStore::default());
+        let executor = Executor::new(
+            Arc::new(MemoryPipelineStore::with([pipeline])),
+            executions.clone(),
+            leases.clone(),
+            Arc::new(MemoryRunLedger::new(
+                executions.clone(),
+                orders.clone(),
+                leases.clone(),
+            )),
+            BuiltinSteps::new(
+                Arc::new(SyntheticFeed { seed: 3 }),
+                orders.clone(),
+                Timeframe::M5,
+            ),
+            Arc::new(ManualClock::at(NOW)),
+        );
+        let telemetry = Telemetry::init(FUNCTION_NAME);
+        let handler = Handler::new(executor, &telemetry);
+        let sweeper = handler.sweeper(3_600, &telemetry);
+        let service = tradeflow_lambda::routed(handler, sweeper, telemetry);
+
+        // Attempt 5 of an old request died two hours ago, holding its lease.
+        let dead = ExecutionRequest::parse(&request()).unwrap();
+        executions
+            .begin(&dead, NOW - 7_300, NOW - 7_200)
+            .await
+            .unwrap();
+        leases.insert(
+            Lease {
+                pipeline_id: dead.pipeline_id.clone(),
+                ticker: dead.ticker.clone(),
+                execution_id: dead.execution_id.clone(),
+                expires_at: NOW - 7_200,
+            },
+            true,
+        );
+        let scheduled = serde_json::json!({
+            "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "000000000000", "time": "2025-06-15T19:13:20Z", "region": "eu-west-1",
+            "resources": ["arn:aws:events:eu-west-1:000000000000:rule/sweep"], "detail": {}
+        });
+        let summary = tradeflow_lambda::invoke(&service, scheduled, Deadline::none())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary,
+            serde_json::json!({"found": 1, "abandoned": 1, "left": 0, "errors": 0})
+        );
+        let rec = executions
+            .get_execution(&dead.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.status, ExecutionStatus::Failed);
+        assert_eq!(rec.decision.as_deref(), Some("abandoned"));
+        assert!(leases.get(&dead.pipeline_id, &dead.ticker).is_none());
+
+        // The same service still runs SQS batches (a duplicate of the ended run: nothing runs).
+        let batch = serde_json::json!({"Records": [{"messageId": "m1", "body": request()}]});
+        let resp = tradeflow_lambda::invoke(&service, batch, Deadline::none())
+            .await
+            .unwrap();
+        assert_eq!(resp, serde_json::json!({"batchItemFailures": []}));
+        assert!(orders.all().is_empty());
     }
 
     /// The executor's part of the bad-input catalogue (RELIABILITY.md), one batch: each bad

@@ -192,7 +192,7 @@ impl Handler {
             ));
         }
         let generator = Generator::new(
-            config.market.build()?,
+            market_source(&config.market, sdk)?,
             Arc::new(tradeflow_aws::DynamoCursorStore::new(
                 dynamo,
                 config.cursors_table.clone(),
@@ -308,6 +308,20 @@ fn log_report(report: &ScanReport, summary: &ScanSummary) {
         duration_ms = summary.duration_ms,
         "scan finished"
     );
+}
+
+/// The market source of `MARKET_DATA`: Alpaca over HTTPS (its key possibly in Secrets Manager,
+/// read with `sdk` on first use), or a source that needs no AWS client.
+fn market_source(
+    source: &MarketSource,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<dyn tradeflow_core::market::MarketData>, tradeflow_core::market::MarketDataError> {
+    match source {
+        MarketSource::Alpaca(settings) => Ok(Arc::new(
+            tradeflow_aws::market::AlpacaMarketData::from_settings(settings, sdk),
+        )),
+        other => other.build(),
+    }
 }
 
 #[cfg(test)]

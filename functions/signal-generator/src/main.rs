@@ -7,7 +7,7 @@ use signal_generator::{Config, FUNCTION_NAME, Handler};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = tradeflow_telemetry::Telemetry::init(FUNCTION_NAME);
     let config = Config::from_env()?;
-    let sdk = tradeflow_aws::load_aws_config().await?;
+    let sdk = tradeflow_aws::lambda_aws_config()?;
     let handler = Handler::from_aws(&sdk, &config, &telemetry).await?;
     let result = lambda_runtime::run(tradeflow_lambda::service(handler, telemetry.clone())).await;
     telemetry.shutdown();

@@ -111,7 +111,7 @@ impl HttpConnector for RecordingConnector {
     }
 }
 
-/// The [`Call`] of a DynamoDB or SQS (JSON protocol) request.
+/// The [`Call`] of a DynamoDB, SQS or Secrets Manager (JSON protocol) request.
 fn call_of(request: &HttpRequest) -> Call {
     let target = request
         .headers()
@@ -178,6 +178,17 @@ fn call_of(request: &HttpRequest) -> Call {
         return Call {
             operation: format!("sqs:{operation}"),
             grants: vec![(action, resource(&body))],
+        };
+    }
+    if prefix == "secretsmanager" {
+        // IAM authorises a secret's actions on the secret's ARN, which the callers pass.
+        let secret = body["SecretId"].as_str().unwrap_or("<no SecretId>");
+        return Call {
+            operation: format!("secretsmanager:{operation}"),
+            grants: vec![(
+                format!("secretsmanager:{operation}"),
+                format!("secret:{secret}"),
+            )],
         };
     }
     Call {

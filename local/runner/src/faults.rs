@@ -312,6 +312,11 @@ impl Faults {
         }
     }
 
+    /// Forgets every planned stop (the attempts they belonged to are over).
+    pub fn clear_stops(&self) {
+        lock(&self.stops).clear();
+    }
+
     /// Stops the current invocation here: a crash ends it at once, a stall outlives its deadline.
     /// Never returns.
     async fn stop(&self, kind: StopKind) {
@@ -564,6 +569,12 @@ impl ExecutionStore for FaultyExecutions {
     ) -> Result<Option<ExecutionRecord>, StoreError> {
         self.faults
             .store("get_execution", self.inner.get_execution(execution_id))
+            .await
+    }
+
+    async fn overdue(&self, before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.faults
+            .store("overdue", self.inner.overdue(before, limit))
             .await
     }
 }

@@ -4,6 +4,7 @@
 //! tradeflow-local env   [--stack NAME]                 print the functions' environment (KEY=VALUE)
 //! tradeflow-local seed  [--stack NAME] [--file PATH]   put the sample pipelines
 //! tradeflow-local demo  [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX]
+//!                       [--file PATH|none]   (none: do not seed)
 //! tradeflow-local load  [--stack NAME] [--watch URL] [--signals N] [--pipelines N]   load harness
 //! tradeflow-local soak  [--stack NAME] [--signals N] [--pipelines N] [--seed S] [--tickers N]
 //!                       [--duplicate-rate 0.1] [--crash-rate 0.05] [--transient-rate 0.05]
@@ -257,12 +258,12 @@ async fn demo(
     args: &Args,
 ) -> anyhow::Result<()> {
     let outputs = StackOutputs::load(cfn, stack).await?;
-    let seeded = seed(
-        sdk,
-        &outputs,
-        &args.get("file", "local/seed/pipelines.json"),
-    )
-    .await?;
+    // `--file none`: the pipelines are already there (local/demo.sh creates them with the
+    // `tradeflow` CLI).
+    let seeded = match args.get("file", "local/seed/pipelines.json").as_str() {
+        "none" => None,
+        file => Some(seed(sdk, &outputs, file).await?),
+    };
     let ticks: u32 = args.num("ticks", 24)?;
     let tick = Duration::from_millis(args.num("tick-ms", 1000)?);
     // Simulated market time: each tick is one 5-minute candle later.
@@ -277,7 +278,10 @@ async fn demo(
             Functions::in_process(sdk, &outputs, &demo_env()).await?
         }
     };
-    println!("seeded {seeded} pipelines; {ticks} scheduled scans, one 5-minute candle apart\n");
+    if let Some(n) = seeded {
+        println!("seeded {n} pipelines");
+    }
+    println!("{ticks} scheduled scans, one 5-minute candle apart\n");
     let chain = Chain::start(sdk, outputs.clone(), functions, ChainConfig::default()).await?;
     let executions_table = outputs.get("ExecutionsTableName")?.to_owned();
     let orders_table = outputs.get("OrdersTableName")?.to_owned();

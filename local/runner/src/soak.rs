@@ -118,6 +118,9 @@ pub struct SoakReport {
     pub lost: Vec<String>,
     pub duplicates: Vec<String>,
     pub stuck_running: Vec<String>,
+    /// Runs the executor's sweep ended (FAILED `abandoned`) after the drain: their last
+    /// delivery's attempt died after starting them.
+    pub abandoned_by_sweep: usize,
     pub stale_leases: Vec<String>,
     pub faults: Vec<(&'static str, u64)>,
     /// Injected faults over the opportunities they had, in %.
@@ -185,6 +188,10 @@ impl SoakReport {
         row(
             "**duplicate executions**",
             self.duplicates.len().to_string(),
+        );
+        row(
+            "ended by the sweep (last attempt died)",
+            self.abandoned_by_sweep.to_string(),
         );
         row("**stuck RUNNING**", self.stuck_running.len().to_string());
         row(
@@ -418,6 +425,11 @@ pub async fn run_soak(
     let dtel = Telemetry::init(trigger_dispatcher::FUNCTION_NAME);
     let etel = Telemetry::init(pipeline_executor::FUNCTION_NAME);
     let same_batch: SameBatch = Arc::default();
+    let executor_handler = pipeline_executor::Handler::new(executor, &etel);
+    // The executor's scheduled sweep, run once the queues have drained: then no delivery of
+    // any request is left, which is what the deployed sweep waits `ABANDON_AFTER_SECS` for
+    // (maxReceiveCount x the visibility timeout), so it may end every run past its window.
+    let sweeper = executor_handler.sweeper(0, &etel);
     let functions = Functions {
         generator: Arc::new(NoGenerator),
         dispatcher: Arc::new(ObserveBatches {
@@ -435,7 +447,7 @@ pub async fn run_soak(
         }),
         executor: Arc::new(Faulty {
             inner: Arc::new(InProcess::with_timeout(
-                pipeline_executor::Handler::new(executor, &etel),
+                executor_handler,
                 etel,
                 config.executor_timeout,
             )),
@@ -628,6 +640,11 @@ pub async fn run_soak(
     }
     print_progress(&chain, &faults, started, stream.len()).await;
     chain.stop().await;
+    let abandoned = if drained {
+        sweep_abandoned(&sweeper, &faults).await
+    } else {
+        0
+    };
     let elapsed = started.elapsed();
     println!("accounting…");
 
@@ -678,7 +695,35 @@ pub async fn run_soak(
     report.signals_sent_twice = sent_twice;
     report.elapsed = elapsed;
     report.drained = drained;
+    report.abandoned_by_sweep = abandoned;
     Ok(report)
+}
+
+/// The executor's sweep after the drain, as its schedule would run it: through the same faulty
+/// stores, so a sweep can fail and is run again (as the next scheduled one would), up to ten
+/// times. Returns how many runs it ended as abandoned.
+async fn sweep_abandoned(sweeper: &pipeline_executor::Sweeper, faults: &Faults) -> usize {
+    // The processes of the dead attempts are gone: no injected stop is pending any more.
+    faults.clear_stops();
+    let mut abandoned = 0;
+    for _ in 0..10 {
+        match tokio::time::timeout(Duration::from_secs(120), sweeper.sweep()).await {
+            Ok(Ok(report)) => {
+                abandoned += report.abandoned.len();
+                if report.errors.is_empty() && report.found == report.abandoned.len() + report.left
+                {
+                    let more = report.found >= pipeline_executor::SWEEP_LIMIT;
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed; running it again"),
+            Err(_) => tracing::warn!("sweep took over 120 s; running it again"),
+        }
+    }
+    println!("sweep: {abandoned} abandoned runs ended FAILED");
+    abandoned
 }
 
 async fn print_progress(chain: &Chain, faults: &Faults, started: Instant, sent: usize) {

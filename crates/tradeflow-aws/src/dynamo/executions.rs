@@ -1,8 +1,13 @@
 //! [`ExecutionStore`] on the executions table (key `execution_id`, S; GSI `by-pipeline` on
-//! `pipeline_id` + `created_at`).
+//! `pipeline_id` + `created_at`; sparse GSI `running` on `run_shard` + `in_progress_until`,
+//! keys only).
 //!
 //! Item: the [`ExecutionRecord`] with its serde field names (`None` fields absent), plus `ttl`
-//! (N, `created_at` + 90 days), ignored when decoding. Every state change is one conditional
+//! (N, `created_at` + 90 days) and, while RUNNING, `run_shard` (N, 0 to [`RUN_SHARDS`] - 1,
+//! from the execution id), both ignored when decoding. `run_shard` and `in_progress_until` exist
+//! only while a run is in progress, so the `running` index holds exactly the RUNNING records,
+//! spread over [`RUN_SHARDS`] partitions (one constant key would put every start and end of the
+//! whole system on one index partition). Every state change is one conditional
 //! write, after the idempotency pattern of Powertools' DynamoDB persistence layer: absent, or
 //! released, or in progress past its in-progress expiry.
 
@@ -16,10 +21,26 @@ use tradeflow_core::execution::{ExecutionRecord, ExecutionRequest, ExecutionStat
 use tradeflow_core::ports::{BeginOutcome, ExecutionStore};
 
 use super::expr::{Expr, update_from_item};
+use super::listing::{Listed, UndecodableItem, key_of, read_all};
 use crate::error::{store_error, store_permanent};
 use crate::item::{Item, from_item, get_i64, get_s, to_item};
 
 pub(crate) const KEY: &str = "execution_id";
+/// The sparse index of RUNNING records (`run_shard` + `in_progress_until`, keys only).
+pub const RUNNING_INDEX: &str = "running";
+/// How many partitions the `running` index's records are spread over.
+pub const RUN_SHARDS: u32 = 8;
+const RUN_SHARD: &str = "run_shard";
+/// Attributes of the item that are not the record's.
+const NOT_RECORD: [&str; 2] = ["ttl", RUN_SHARD];
+
+/// The `running` index partition of an execution (FNV-1a of its id).
+pub fn run_shard(execution_id: &str) -> u32 {
+    let hash = execution_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % RUN_SHARDS
+}
 const ENTITY: &str = "execution";
 /// How long DynamoDB keeps an execution record after it was created.
 pub const EXECUTION_RETENTION_SECS: i64 = 90 * 86_400;
@@ -47,6 +68,36 @@ impl DynamoExecutionStore {
     }
 }
 
+/// The executions table's index by pipeline (infra/template.yaml): partition key `pipeline_id`,
+/// sort key `created_at`.
+pub const BY_PIPELINE_INDEX: &str = "by-pipeline";
+
+impl DynamoExecutionStore {
+    /// Every execution record, or those of one pipeline (a Query of [`BY_PIPELINE_INDEX`]), in
+    /// the table's order; each decoded as [`ExecutionStore::get_execution`] decodes it, one
+    /// that does not with its key and the reason (operators' listings).
+    pub async fn list(
+        &self,
+        pipeline_id: Option<&str>,
+    ) -> Result<Vec<Listed<ExecutionRecord>>, StoreError> {
+        let query = pipeline_id.map(|p| (BY_PIPELINE_INDEX, "pipeline_id", p));
+        let items = read_all(&self.client, &self.table, query).await?;
+        Ok(items
+            .into_iter()
+            .map(|mut item| {
+                let key = key_of(&item, KEY);
+                for attr in NOT_RECORD {
+                    item.remove(attr);
+                }
+                from_item(item).map_err(|e| UndecodableItem {
+                    key,
+                    reason: e.to_string(),
+                })
+            })
+            .collect())
+    }
+}
+
 pub(crate) fn status_value(status: ExecutionStatus) -> AttributeValue {
     AttributeValue::S(status.as_str().to_owned())
 }
@@ -66,6 +117,12 @@ pub(crate) fn record_attributes(
 ) -> Result<Item, StoreError> {
     let mut item = to_item(record).map_err(|e| store_permanent("UpdateItem", e))?;
     item.remove(KEY);
+    // In the `running` index while in progress, out of it (removed) once not.
+    let shard = match record.in_progress_until {
+        Some(_) => AttributeValue::N(run_shard(&record.execution_id).to_string()),
+        None => AttributeValue::Null(true),
+    };
+    item.insert(RUN_SHARD.to_owned(), shard);
     for attr in skip {
         item.remove(*attr);
     }
@@ -204,9 +261,10 @@ impl ExecutionStore for DynamoExecutionStore {
         let mut e = Expr::default();
         let status = e.name("status");
         let update = format!(
-            "SET {status} = {} REMOVE {}",
+            "SET {status} = {} REMOVE {}, {}",
             e.value("pending", status_value(ExecutionStatus::Pending)),
             e.name("in_progress_until"),
+            e.name(RUN_SHARD),
         );
         let condition = format!(
             "{status} = {} AND {} = {}",
@@ -252,11 +310,56 @@ impl ExecutionStore for DynamoExecutionStore {
         match output.item {
             None => Ok(None),
             Some(mut item) => {
-                item.remove("ttl");
+                for attr in NOT_RECORD {
+                    item.remove(attr);
+                }
                 from_item(item)
                     .map(Some)
                     .map_err(|e| corrupt(execution_id, e.to_string()))
             }
         }
+    }
+
+    /// One Query of the `running` index per shard (eventually consistent: a run that just
+    /// ended may still be listed; the sweep reads each record before ending it).
+    async fn overdue(&self, before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut found: Vec<(i64, String)> = Vec::new();
+        for shard in 0..RUN_SHARDS {
+            let mut start = None;
+            let mut taken = 0;
+            loop {
+                let page_limit =
+                    i32::try_from(limit.saturating_sub(taken).clamp(1, 1_000)).unwrap_or(1_000);
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(RUNNING_INDEX)
+                    .key_condition_expression("#shard = :shard AND #until < :before")
+                    .expression_attribute_names("#shard", RUN_SHARD)
+                    .expression_attribute_names("#until", "in_progress_until")
+                    .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+                    .expression_attribute_values(":before", AttributeValue::N(before.to_string()))
+                    .limit(page_limit)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| store_error("Query", e))?;
+                for item in output.items() {
+                    if let (Some(id), Some(until)) =
+                        (get_s(item, KEY), get_i64(item, "in_progress_until"))
+                    {
+                        found.push((until, id.to_owned()));
+                        taken += 1;
+                    }
+                }
+                match output.last_evaluated_key {
+                    Some(key) if taken < limit => start = Some(key),
+                    _ => break,
+                }
+            }
+        }
+        found.sort();
+        Ok(found.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 }

@@ -19,6 +19,7 @@ use tradeflow_core::ports::{ClaimOutcome, HoldOutcome, Lease, LeaseStore};
 use tradeflow_core::vocab::Ticker;
 
 use super::expr::Expr;
+use super::listing::{Listed, UndecodableItem, key_of, read_all};
 use crate::error::store_error;
 use crate::item::{Item, get_bool, get_i64, get_s};
 
@@ -83,6 +84,44 @@ impl DynamoLeaseStore {
         }
         Ok(())
     }
+}
+
+/// A stored lease as an operator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLease {
+    /// The (pipeline, ticker), its holder and expiry.
+    pub lease: Lease,
+    /// Whether the run has started (the executor's hold) rather than only been claimed.
+    pub started: bool,
+}
+
+impl DynamoLeaseStore {
+    /// Every lease item, expired ones included (TTL deletion is lazy: compare
+    /// `lease.expires_at` with the clock), one that lacks an attribute with its key and why.
+    pub async fn list_all(&self) -> Result<Vec<Listed<StoredLease>>, StoreError> {
+        let items = read_all(&self.client, &self.table, None).await?;
+        Ok(items.iter().map(decode_lease).collect())
+    }
+}
+
+fn decode_lease(item: &Item) -> Listed<StoredLease> {
+    let key = key_of(item, KEY);
+    let bad = |reason: String| UndecodableItem {
+        key: key.clone(),
+        reason,
+    };
+    let field = |name: &str| get_s(item, name).ok_or_else(|| bad(format!("{name} is missing")));
+    let ticker = Ticker::parse(field("ticker")?).map_err(|e| bad(e.to_string()))?;
+    Ok(StoredLease {
+        lease: Lease {
+            pipeline_id: field("pipeline_id")?.to_owned(),
+            ticker,
+            execution_id: field("execution_id")?.to_owned(),
+            expires_at: get_i64(item, "expires_at")
+                .ok_or_else(|| bad("expires_at is missing".into()))?,
+        },
+        started: get_bool(item, "enqueued") == Some(true),
+    })
 }
 
 fn lease_item(lease: &Lease) -> Item {

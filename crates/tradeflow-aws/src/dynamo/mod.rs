@@ -5,13 +5,18 @@ mod executions;
 pub(crate) mod expr;
 mod leases;
 mod ledger;
+mod listing;
 mod orders;
 mod pipelines;
 
 pub use cursors::DynamoCursorStore;
-pub use executions::{DynamoExecutionStore, EXECUTION_RETENTION_SECS};
-pub use leases::{DynamoLeaseStore, LEASE_TTL_GRACE_SECS};
+pub use executions::{
+    BY_PIPELINE_INDEX, DynamoExecutionStore, EXECUTION_RETENTION_SECS, RUN_SHARDS,
+    RUNNING_INDEX as EXECUTIONS_RUNNING_INDEX,
+};
+pub use leases::{DynamoLeaseStore, LEASE_TTL_GRACE_SECS, StoredLease};
 pub use ledger::DynamoRunLedger;
+pub use listing::{Listed, UndecodableItem};
 pub use orders::DynamoOrderStore;
 pub use pipelines::{DynamoPipelineStore, UPDATES_INDEX as PIPELINE_UPDATES_INDEX};
 

@@ -9,6 +9,7 @@ use tradeflow_core::order::PaperOrder;
 use tradeflow_core::ports::{OrderStore, PlaceOutcome};
 
 use super::expr::Expr;
+use super::listing::{Listed, UndecodableItem, key_of, read_all};
 use crate::error::{store_error, store_permanent};
 use crate::item::{from_item, to_item};
 
@@ -33,6 +34,24 @@ impl DynamoOrderStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+}
+
+impl DynamoOrderStore {
+    /// Every order of the table, each decoded as [`OrderStore::get`] decodes it, one that does
+    /// not with its key and the reason (operators' listings).
+    pub async fn list_all(&self) -> Result<Vec<Listed<PaperOrder>>, StoreError> {
+        let items = read_all(&self.client, &self.table, None).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let key = key_of(&item, KEY);
+                from_item(item).map_err(|e| UndecodableItem {
+                    key,
+                    reason: e.to_string(),
+                })
+            })
+            .collect())
     }
 }
 

@@ -8,6 +8,7 @@ use tradeflow_core::pipeline::{Pipeline, PipelineError};
 use tradeflow_core::ports::{PipelineChange, PipelineStore};
 
 use super::expr::Expr;
+use super::listing::{Listed, UndecodableItem, key_of, read_all};
 use crate::error::{AdapterError, store_error, store_permanent};
 use crate::item::{Item, ItemError, from_item, get_s, to_item};
 
@@ -51,6 +52,40 @@ impl DynamoPipelineStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Every pipeline of the table, whatever its state (operators' listings): each item decoded
+    /// and validated exactly as the dispatcher and the executor read it, one that does not with
+    /// its key and the reason. Reads the whole table.
+    pub async fn list_all(&self) -> Result<Vec<Listed<Pipeline>>, StoreError> {
+        let items = read_all(&self.client, &self.table, None).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let key = key_of(&item, KEY);
+                decode(item).map_err(|e| UndecodableItem {
+                    key,
+                    reason: error_chain(&e),
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes the pipeline item; `Ok(false)` when there was none. The executor skips runs of a
+    /// pipeline that no longer exists at once; the dispatchers drop it from their index at their
+    /// next full reload (a deleted item leaves no trace in the `updated_at` index). Writing it
+    /// inactive first ([`PipelineStore::put_pipeline`]) stops new runs sooner.
+    pub async fn delete_pipeline(&self, pipeline_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(pipeline_id.to_owned()))
+            .condition_expression("attribute_exists(#k)")
+            .expression_attribute_names("#k", KEY)
+            .send()
+            .await;
+        super::condition_held("DeleteItem", result)
     }
 
     /// The valid signal-triggered pipelines of one Scan page; every other item is skipped, each

@@ -90,6 +90,8 @@ pub async fn create_executions_table(client: &aws_sdk_dynamodb::Client) -> Strin
         .attribute_definitions(attr("execution_id", ScalarAttributeType::S))
         .attribute_definitions(attr("pipeline_id", ScalarAttributeType::S))
         .attribute_definitions(attr("created_at", ScalarAttributeType::N))
+        .attribute_definitions(attr("run_shard", ScalarAttributeType::N))
+        .attribute_definitions(attr("in_progress_until", ScalarAttributeType::N))
         .key_schema(key("execution_id", KeyType::Hash))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
@@ -99,6 +101,19 @@ pub async fn create_executions_table(client: &aws_sdk_dynamodb::Client) -> Strin
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(tradeflow_aws::EXECUTIONS_RUNNING_INDEX)
+                .key_schema(key("run_shard", KeyType::Hash))
+                .key_schema(key("in_progress_until", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()

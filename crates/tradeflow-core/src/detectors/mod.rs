@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::vocab::{Bar, Direction};
+use crate::vocab::{Bar, Direction, Timeframe};
 
 mod common;
 
@@ -126,6 +126,61 @@ pub trait Detector: Send + Sync {
     /// Evaluates the candle `bars[index]`. `None` when nothing fires, when there is not enough
     /// history, or when `index` is out of range. Never panics.
     fn detect(&self, bars: &[Bar], index: usize) -> Option<Detection>;
+    /// The higher timeframes this family reads for candles of `own`, each with how many of its
+    /// closed candles it needs (its window there). Empty, the default: the family reads only the
+    /// candle's own series.
+    fn higher_timeframes(&self, own: Timeframe) -> Vec<(Timeframe, usize)> {
+        let _ = own;
+        Vec::new()
+    }
+    /// Evaluates `bars[index]`, a candle of timeframe `own`, with the higher series the
+    /// generator fetched for [`Detector::higher_timeframes`] (a series the source does not have
+    /// is absent). A family reads, of each higher series, only the candles CLOSED at or before
+    /// the evaluated candle's close (the one still forming then would be the future). The
+    /// default ignores them: [`Detector::detect`].
+    fn detect_with(
+        &self,
+        bars: &[Bar],
+        index: usize,
+        own: Timeframe,
+        higher: &[HigherSeries<'_>],
+    ) -> Option<Detection> {
+        let _ = (own, higher);
+        self.detect(bars, index)
+    }
+}
+
+/// One higher-timeframe series handed to [`Detector::detect_with`]: candles of `timeframe`,
+/// oldest first, open times strictly increasing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HigherSeries<'a> {
+    pub timeframe: Timeframe,
+    pub bars: &'a [Bar],
+}
+
+impl<'a> HigherSeries<'a> {
+    /// The candles closed at or before `time` (Unix seconds), oldest first.
+    pub fn closed_by(&self, time: i64) -> &'a [Bar] {
+        let tf = self.timeframe;
+        let bars = self.bars;
+        &bars[..bars.partition_point(|b| b.close_time(tf) <= time)]
+    }
+}
+
+/// The higher series the `detectors` read for candles of `own`: each timeframe once, with the
+/// most candles any of them needs, shortest timeframe first.
+pub fn higher_timeframes_of(
+    detectors: &[Box<dyn Detector>],
+    own: Timeframe,
+) -> Vec<(Timeframe, usize)> {
+    let mut needed: BTreeMap<Timeframe, usize> = BTreeMap::new();
+    for detector in detectors {
+        for (tf, count) in detector.higher_timeframes(own) {
+            let n = needed.entry(tf).or_default();
+            *n = (*n).max(count);
+        }
+    }
+    needed.into_iter().collect()
 }
 
 /// Every detector, with the parameters of the old platform.
@@ -349,8 +404,8 @@ mod tests {
         assert_eq!(listed, expected);
         assert_eq!(family_keys().len(), detectors.len());
         // The generator fetches this much history before a stream's first new candle: set by
-        // the higher-timeframe family (16 × 63) and EMA 200 (1 000).
-        assert_eq!(required_lookback(), 1_008);
+        // EMA 200 (5 × 200; the higher-timeframe family reads the higher series themselves).
+        assert_eq!(required_lookback(), 1_000);
     }
 
     /// Each family's source and signal types, as the original named them.
@@ -502,8 +557,24 @@ mod tests {
                 .unwrap();
             assert_eq!(bars.len(), 2_000);
             for detector in &detectors {
+                // The higher series a family reads, from the same feed.
+                let mut fetched = Vec::new();
+                for (tf, _) in detector.higher_timeframes(timeframe) {
+                    let higher = feed
+                        .closed_bars(ticker, tf, 1_732_550_400, 2_000)
+                        .await
+                        .unwrap();
+                    fetched.push((tf, higher));
+                }
+                let higher: Vec<HigherSeries<'_>> = fetched
+                    .iter()
+                    .map(|(timeframe, bars)| HigherSeries {
+                        timeframe: *timeframe,
+                        bars,
+                    })
+                    .collect();
                 for i in 0..bars.len() {
-                    if let Some(d) = detector.detect(&bars, i) {
+                    if let Some(d) = detector.detect_with(&bars, i, timeframe, &higher) {
                         assert!(d.metadata.values().all(|v| v.is_finite()), "{d:?}");
                         assert!((0..=100).contains(&d.confidence));
                         assert!(detector.signal_types().contains(&d.signal_type));

@@ -47,6 +47,7 @@ pub const CONTRACTS: &[&str] = &[
     "ledger: end_run writes the record, the order and the lease release together",
     "ledger: TakenOver, OrderExists, LeaseNotOurs each cancel the whole end, nothing written",
     "pipeline: changed_since returns written pipelines, inactive ones as Gone",
+    "execution: overdue lists RUNNING records past a time, not later ones, released or final ones",
 ];
 
 fn ticker() -> Ticker {
@@ -558,6 +559,54 @@ pub async fn execution_store(executions: &dyn ExecutionStore, unique: &str, now:
     execution_finish_current_attempt_only(executions, &format!("{unique}-finish"), now).await;
     execution_begin_already_finished(executions, &format!("{unique}-final"), now).await;
     execution_release_to_pending(executions, &format!("{unique}-release"), now).await;
+    execution_overdue(executions, &format!("{unique}-overdue"), now).await;
+}
+
+/// `overdue(before, limit)` lists the RUNNING records whose `in_progress_until` is before
+/// `before`; not a RUNNING record still in its window, nor one released to PENDING or finished.
+/// (The table may hold other tests' records: only this test's ids are compared.)
+pub async fn execution_overdue(executions: &dyn ExecutionStore, unique: &str, now: i64) {
+    let c = CONTRACTS[25];
+    let req = |n: &str| request(&format!("{unique}-{n}"), now);
+    let (dead, live, released, done) = (req("dead"), req("live"), req("released"), req("done"));
+    executions.begin(&dead, now, now + 10).await.unwrap();
+    executions.begin(&live, now, now + 1_000).await.unwrap();
+    executions.begin(&released, now, now + 10).await.unwrap();
+    executions.release(&released.execution_id, 1).await.unwrap();
+    executions.begin(&done, now, now + 10).await.unwrap();
+    let record = stored(executions, &done.execution_id).await;
+    let record = finished(record, ExecutionStatus::Completed, now + 5);
+    assert!(executions.finish(&record).await.unwrap(), "{c}");
+
+    let ours = |ids: Vec<String>| -> Vec<String> {
+        let mut ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| {
+                [&dead, &live, &released, &done]
+                    .iter()
+                    .any(|r| &r.execution_id == id)
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ours(executions.overdue(now + 11, 1_000).await.unwrap()),
+        vec![dead.execution_id.clone()],
+        "{c}"
+    );
+    assert_eq!(
+        ours(executions.overdue(now + 10, 1_000).await.unwrap()),
+        Vec::<String>::new(),
+        "{c}: strictly before"
+    );
+    let mut both = vec![dead.execution_id.clone(), live.execution_id.clone()];
+    both.sort();
+    assert_eq!(
+        ours(executions.overdue(now + 2_000, 1_000).await.unwrap()),
+        both,
+        "{c}: both RUNNING records once both windows passed"
+    );
 }
 
 /// A paper order for `unique` (its ids derive from it).

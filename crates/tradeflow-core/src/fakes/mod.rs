@@ -432,6 +432,19 @@ impl ExecutionStore for MemoryExecutionStore {
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         Ok(lock(&self.items).get(id).cloned())
     }
+    async fn overdue(&self, before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        if let Some(e) = self.failures.error("query") {
+            return Err(e);
+        }
+        let mut runs: Vec<(i64, String)> = lock(&self.items)
+            .values()
+            .filter(|r| r.status == ExecutionStatus::Running)
+            .filter_map(|r| Some((r.in_progress_until?, r.execution_id.clone())))
+            .filter(|(until, _)| *until < before)
+            .collect();
+        runs.sort();
+        Ok(runs.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
 }
 
 /// [`RunLedger`] over the in-memory tables, all or nothing like DynamoDB's transaction: every
@@ -757,6 +770,95 @@ impl<M: crate::market::MarketData> crate::market::MarketData for FlakyMarket<M> 
                 source: std::io::Error::other("injected failure"),
             });
         }
+        self.inner
+            .closed_bars_after(ticker, timeframe, now, after, history, count)
+            .await
+    }
+}
+
+/// One [`crate::market::MarketData`] request seen by a [`RecordingMarket`]: (ticker, timeframe,
+/// now). `after` is the cursor of a catch-up request (`closed_bars_after`), `None` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketCall {
+    pub ticker: String,
+    pub timeframe: crate::vocab::Timeframe,
+    pub now: i64,
+    pub after: Option<i64>,
+    pub count: usize,
+}
+
+/// A market source that records every request and fails the series listed in
+/// [`RecordingMarket::fail_series`] (a retryable I/O error, every call).
+pub struct RecordingMarket<M> {
+    pub inner: M,
+    calls: Mutex<Vec<MarketCall>>,
+    failing: Mutex<HashSet<(String, crate::vocab::Timeframe)>>,
+}
+
+impl<M> RecordingMarket<M> {
+    pub fn new(inner: M) -> Self {
+        RecordingMarket {
+            inner,
+            calls: Mutex::default(),
+            failing: Mutex::default(),
+        }
+    }
+    /// Every request so far, in order.
+    pub fn calls(&self) -> Vec<MarketCall> {
+        lock(&self.calls).clone()
+    }
+    /// From now on, every request for this series fails.
+    pub fn fail_series(&self, ticker: &str, timeframe: crate::vocab::Timeframe) {
+        lock(&self.failing).insert((ticker.to_owned(), timeframe));
+    }
+    fn record(&self, call: MarketCall) -> Result<(), crate::market::MarketDataError> {
+        let failing = lock(&self.failing).contains(&(call.ticker.clone(), call.timeframe));
+        let series = format!("{}_{}", call.ticker, call.timeframe);
+        lock(&self.calls).push(call);
+        if failing {
+            return Err(crate::market::MarketDataError::Io {
+                path: series.into(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<M: crate::market::MarketData> crate::market::MarketData for RecordingMarket<M> {
+    async fn closed_bars(
+        &self,
+        ticker: &str,
+        timeframe: crate::vocab::Timeframe,
+        now: i64,
+        count: usize,
+    ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
+        self.record(MarketCall {
+            ticker: ticker.to_owned(),
+            timeframe,
+            now,
+            after: None,
+            count,
+        })?;
+        self.inner.closed_bars(ticker, timeframe, now, count).await
+    }
+    async fn closed_bars_after(
+        &self,
+        ticker: &str,
+        timeframe: crate::vocab::Timeframe,
+        now: i64,
+        after: i64,
+        history: usize,
+        count: usize,
+    ) -> Result<Vec<crate::vocab::Bar>, crate::market::MarketDataError> {
+        self.record(MarketCall {
+            ticker: ticker.to_owned(),
+            timeframe,
+            now,
+            after: Some(after),
+            count,
+        })?;
         self.inner
             .closed_bars_after(ticker, timeframe, now, after, history, count)
             .await

@@ -42,13 +42,77 @@ pub enum MarketDataError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote provider (an HTTP market-data API) did not serve the series, after its own
+    /// retries: `reason` says why (status, rate limit, malformed answer, credentials).
+    #[error("{provider} market data for {series}: {reason}")]
+    Provider {
+        provider: &'static str,
+        /// `<TICKER>_<TIMEFRAME>`.
+        series: String,
+        reason: String,
+        /// Whether a later scan may succeed (rate limits, 5xx, timeouts), as opposed to a
+        /// refused request (unknown symbol, bad credentials).
+        retryable: bool,
+    },
 }
 
 impl MarketDataError {
-    /// Whether trying again later may succeed (I/O), as opposed to a permanent fault of the
-    /// request or of the data.
+    /// Whether trying again later may succeed (I/O, a provider's transient failure), as
+    /// opposed to a permanent fault of the request or of the data.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, MarketDataError::Io { .. })
+        match self {
+            MarketDataError::Io { .. } => true,
+            MarketDataError::Provider { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+}
+
+/// Settings of the HTTP market-data provider (Alpaca Market Data; the adapter is
+/// `tradeflow_aws::market`). Plain data, read from the environment by the functions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlpacaSettings {
+    /// Base URL of the data API, `https://data.alpaca.markets` (a test server in tests).
+    pub data_url: String,
+    /// Stock feed: `iex` (free plan) or `sip`.
+    pub stock_feed: String,
+    /// Requests per minute the client allows itself (the free plan's limit is 200).
+    pub requests_per_minute: u32,
+    pub key: ApiKeySource,
+}
+
+/// Where the provider's API key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// Given directly (`APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`).
+    Env { key_id: String, secret_key: String },
+    /// A Secrets Manager secret (ARN) whose string is `{"key_id": "...", "secret_key": "..."}`,
+    /// read on first use.
+    SecretArn(String),
+}
+
+impl std::fmt::Debug for ApiKeySource {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKeySource::Env { key_id, .. } => f
+                .debug_struct("Env")
+                .field("key_id", key_id)
+                .field("secret_key", &"<redacted>")
+                .finish(),
+            ApiKeySource::SecretArn(arn) => f.debug_tuple("SecretArn").field(arn).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AlpacaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlpacaSettings")
+            .field("data_url", &self.data_url)
+            .field("stock_feed", &self.stock_feed)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
