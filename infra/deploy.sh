@@ -20,9 +20,16 @@
 #       stack status and outputs, each function's state, the retained tables.
 #
 # Key=Value: template parameters (GeneratorTickers, GeneratorTimeframes,
-# MarketData, MarketDataSecretArn, AlarmTopicArn, DataDeletionProtection). Parameters not given take
-# the template's default, on an update too: the command line is the whole
-# configuration of the stage.
+# MarketData, MarketDataSecretArn, AlarmTopicArn, DataDeletionProtection,
+# GeneratorReservedConcurrency (1: scans never overlap; 0: generator paused);
+# metrics: MetricsBackend,
+# CollectorLayerArn, MetricsEndpoint, AmpWorkspaceArn, MetricsAuthSecretArn, see
+# docs/observability.md "On AWS"). Parameters not given take the template's
+# default, on an update too: the command line is the whole configuration of the stage.
+#   infra/deploy.sh deploy prod MetricsBackend=amp \
+#     CollectorLayerArn=arn:aws:lambda:REGION:ACCOUNT:layer:opentelemetry-collector-arm64-VERSION:1 \
+#     AmpWorkspaceArn=arn:aws:aps:REGION:ACCOUNT:workspace/ws-ID \
+#     MetricsEndpoint=https://aps-workspaces.REGION.amazonaws.com/workspaces/ws-ID/api/v1/remote_write
 # Target: the AWS account and region of the usual credential chain (AWS_PROFILE,
 # AWS_REGION, ...), or any endpoint given as AWS_ENDPOINT_URL (the emulator:
 # local/test-deploy.sh). SKIP_BUILD=1 deploys the zips already built.

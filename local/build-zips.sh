@@ -6,6 +6,9 @@
 #     -p signal-generator -p trigger-dispatcher -p pipeline-executor --lambda-dir target/lambda/arm64
 # Output: target/lambda/<arch>/<function>/bootstrap.zip (one directory per
 # architecture, so building both never mixes them up). LAMBDA_DIR overrides it.
+# Each zip also carries the collector configurations of
+# infra/observability/lambda-collector/ as collector/<backend>.yaml (the
+# template's OPENTELEMETRY_COLLECTOR_CONFIG_URI=/var/task/collector/<backend>.yaml).
 # The release profile of the root Cargo.toml applies (lto thin, codegen-units 1,
 # strip symbols). Idempotent: installs the venv (cargo-lambda + zig) and the
 # Rust target if missing; cargo rebuilds only what changed.
@@ -19,7 +22,7 @@ arch=arm64
 case "${1:-}" in
   "" | --arm64) arch=arm64 ;;
   --x86-64 | --x86_64) arch=x86_64 ;;
-  -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "usage: ${0##*/} [--arm64|--x86-64]" ;;
 esac
 case $arch in
@@ -54,6 +57,8 @@ elapsed=$(($(date +%s) - start))
 
 for fn in "${FUNCTIONS[@]}"; do
   [[ -f $lambda_dir/$fn/bootstrap.zip ]] || die "missing $lambda_dir/$fn/bootstrap.zip after the build"
+  python3 "$LOCAL_DIR/lib/zip_collector_config.py" "$lambda_dir/$fn/bootstrap.zip" \
+    "$REPO_ROOT/infra/observability/lambda-collector"
 done
 
 log "built ${#FUNCTIONS[@]} zips ($arch) in ${elapsed} s under $lambda_dir"

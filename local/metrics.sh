@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # local/metrics.sh install|start|stop|status|env - the Docker-free metrics stack:
 #   vmagent       127.0.0.1:${OTLP_PORT:-4318}          OTLP HTTP/protobuf in at /opentelemetry/v1/metrics,
-#                                                        Prometheus naming, remote write to Prometheus
+#                                                        Prometheus naming, one series per function
+#                                                        across Lambda environments (stream aggregation,
+#                                                        local/metrics/vmagent-aggregation.yml), remote
+#                                                        write to Prometheus
 #   Prometheus    127.0.0.1:${PROMETHEUS_PORT:-9090}    remote-write receiver, rules of
 #                                                        infra/observability/rules/*.yml
 #   Alertmanager  127.0.0.1:${ALERTMANAGER_PORT:-9093}  receives Prometheus' alerts
@@ -168,14 +171,15 @@ versions() {
 pid_file() { printf '%s/%s.pid' "$RUN_DIR" "$1"; }
 log_file() { printf '%s/%s.log' "$RUN_DIR" "$1"; }
 
-# our_pid NAME BINARY: the pid from NAME's pid file if that process is alive and runs BINARY.
+# our_pid NAME BINARY: the pid from NAME's pid file if that process is alive and runs BINARY
+# (compared with symlinks resolved: local/.tools may be a link to another checkout's).
 our_pid() {
   local file pid
   file="$(pid_file "$1")"
   [[ -f $file ]] || return 1
   pid="$(<"$file")"
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-    && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$2" ]] \
+    && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(readlink -f "$2")" ]] \
     || return 1
   printf '%s' "$pid"
 }
@@ -271,6 +275,7 @@ start() {
     -remoteWrite.flushInterval=1s \
     -remoteWrite.tmpDataPath="$RUN_DIR/vmagent-data" \
     -remoteWrite.relabelConfig="$CONFIG_DIR/vmagent-relabel.yml" \
+    -remoteWrite.streamAggr.config="$CONFIG_DIR/vmagent-aggregation.yml" \
     -opentelemetry.usePrometheusNaming
   print_env
 }

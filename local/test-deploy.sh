@@ -6,7 +6,10 @@
 #      them to a code bucket it creates, one create-stack: functions (name, role,
 #      memory, timeout, env checked against the template and the stack), event
 #      source mappings, schedule;
-#   2. `deploy` again: an update that keeps the same event source mappings;
+#   2. `deploy` again with a metrics backend (MetricsBackend=remote-write and a
+#      collector layer published on the emulator): an update that keeps the same
+#      event source mappings, the functions' OTLP endpoint on localhost and their
+#      collector configuration;
 #   3. `update-code`: cargo lambda deploy of the zips onto the stage's functions;
 #   4. `destroy`: everything gone but the executions and orders tables (retained,
 #      deletion protection on), which it lists;
@@ -215,6 +218,10 @@ if run deploy-fresh "${DEPLOY[@]}" deploy "$STAGE"; then ok "deploy $STAGE exits
 for fn in signal-generator trigger-dispatcher pipeline-executor; do
   [[ -f target/lambda/arm64/$fn/bootstrap.zip ]] && ok "built target/lambda/arm64/$fn/bootstrap.zip" \
     || bad "no target/lambda/arm64/$fn/bootstrap.zip"
+  want="$(cd infra/observability/lambda-collector && ls -- *.yaml | sed 's#^#collector/#' | LC_ALL=C sort | paste -sd,)"
+  check "$fn zip carries the collector configurations" "$want" \
+    "$(python3 -c 'import sys, zipfile; print(",".join(sorted(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith("collector/"))))' \
+      "target/lambda/arm64/$fn/bootstrap.zip")"
 done
 bucket="$(aws s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n' | grep '^tradeflow-code-' | head -1 || true)"
 [[ -n $bucket ]] && ok "code bucket created: $bucket" || bad "no tradeflow-code-* bucket"
@@ -240,12 +247,23 @@ check "retained tables have deletion protection" "true true" \
   "$(for t in executions orders; do aws dynamodb describe-table --table-name "tradeflow-$STAGE-$t" \
     --query Table.DeletionProtectionEnabled --output text; done | tr 'A-Z\n' 'a-z ' | sed 's/ $//')"
 
-step "2. infra/deploy.sh deploy $STAGE once more (update, same zips)"
+step "2. infra/deploy.sh deploy $STAGE once more (update, same zips, with a metrics backend)"
 uuids="$(aws lambda list-event-source-mappings --query 'sort(EventSourceMappings[].UUID)' --output text)"
-if run deploy-update env SKIP_BUILD=1 "${DEPLOY[@]}" deploy "$STAGE"; then ok "deploy $STAGE exits 0"; else bad "deploy $STAGE (log: $LOGS/deploy-update.log)"; fi
+# A collector layer of the emulator's own (moto checks the ARN exists; it records no Layers from
+# CloudFormation, so the layer itself is checked by tests/integration/template.rs).
+layer="$(aws lambda publish-layer-version --layer-name tradeflow-test-collector \
+  --zip-file "fileb://target/lambda/arm64/signal-generator/bootstrap.zip" --query LayerVersionArn --output text)"
+metrics=(MetricsBackend=remote-write "CollectorLayerArn=$layer" MetricsEndpoint=http://metrics.invalid/api/v1/write)
+if run deploy-update env SKIP_BUILD=1 "${DEPLOY[@]}" deploy "$STAGE" "${metrics[@]}"; then ok "deploy $STAGE ${metrics[*]} exits 0"; else bad "deploy $STAGE (log: $LOGS/deploy-update.log)"; fi
 check "same event source mappings (not re-created)" "$uuids" \
   "$(aws lambda list-event-source-mappings --query 'sort(EventSourceMappings[].UUID)' --output text)"
 check_functions "$STAGE"
+for fn in signal-generator trigger-dispatcher pipeline-executor; do
+  check "tradeflow-$STAGE-$fn exports to the collector on localhost, configured from its zip" \
+    "http://127.0.0.1:4318 /var/task/collector/remote-write.yaml http://metrics.invalid/api/v1/write $STAGE" \
+    "$(aws lambda get-function-configuration --function-name "tradeflow-$STAGE-$fn" --output text --query \
+      '[Environment.Variables.OTEL_EXPORTER_OTLP_ENDPOINT, Environment.Variables.OPENTELEMETRY_COLLECTOR_CONFIG_URI, Environment.Variables.TRADEFLOW_METRICS_ENDPOINT, Environment.Variables.TRADEFLOW_STAGE]' | tr '\t' ' ')"
+done
 
 step "3. infra/deploy.sh update-code $STAGE (cargo lambda deploy, code only)"
 if run update-code env SKIP_BUILD=1 "${DEPLOY[@]}" update-code "$STAGE"; then ok "update-code $STAGE exits 0"; else bad "update-code $STAGE (log: $LOGS/update-code.log)"; fi

@@ -76,10 +76,10 @@ RUST_LOG="${RUST_LOG:-warn}" TRADEFLOW_OTLP_ENDPOINT="$otlp_endpoint" \
   TRADEFLOW_WATCH_URL="$watch_url" TRADEFLOW_WATCH_STACK=tradeflow-watch-e2e \
   cargo test --workspace -- --include-ignored 2>&1 | tee "$STATE_DIR/cargo-test.log"
 
-step "demo smoke run (in-process, 3 scans)"
+step "demo smoke run (in-process, 8 scans over 40 s: several 15-s aggregation intervals, so rates have data)"
 bash local/deploy-stack.sh demo-smoke > /dev/null
 OTEL_EXPORTER_OTLP_ENDPOINT="$otlp_endpoint" \
-  target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 3 --tick-ms 300
+  target/debug/tradeflow-local demo --stack tradeflow-demo-smoke --ticks 8 --tick-ms 5000
 
 step "every dashboard panel and rule: parses, promtool rule tests, returns data on the live Prometheus"
 bash local/check-observability.sh --live "$PROMETHEUS_URL"

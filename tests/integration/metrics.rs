@@ -2,7 +2,9 @@
 
 //! Metrics against the real collector (vmagent) and Prometheus started by local/test.sh, which
 //! sets PROMETHEUS_URL and TRADEFLOW_OTLP_ENDPOINT. Each test tags its functions with its own
-//! `service.instance.id` (the `instance` label), so its series are its own.
+//! stage (`TRADEFLOW_STAGE`, the `stage` label), so its series are its own. vmagent aggregates
+//! the per-environment `instance` label away (local/metrics/vmagent-aggregation.yml): one series
+//! per function, stage and labels.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,11 +28,12 @@ fn metrics_stack() -> (String, String) {
     (prometheus, otlp)
 }
 
-/// A telemetry exporting to `endpoint` whose `instance` label is `instance`.
-fn telemetry(service: &str, endpoint: &str, instance: &str) -> Telemetry {
+/// A telemetry exporting to `endpoint` whose `stage` label is `stage` (and a random
+/// `service.instance.id`, as every process has).
+fn telemetry(service: &str, endpoint: &str, stage: &str) -> Telemetry {
     let env: HashMap<&str, String> = HashMap::from([
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", instance.to_owned()),
+        ("TRADEFLOW_STAGE", stage.to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         // Generous: this test is about the numbers, not the flush budget.
         ("TELEMETRY_FLUSH_TIMEOUT_MS", "2000".to_owned()),
@@ -100,8 +103,7 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
             ),
         ])
         .await;
-    let instance = |f: &str| format!("{}-{f}", stack.stage);
-    let make = |name: &str| telemetry(name, &endpoint, &instance(name));
+    let make = |name: &str| telemetry(name, &endpoint, &stack.stage);
     let extra: HashMap<String, String> = [
         ("GENERATOR_TICKERS", "AAPL,MSFT,NVDA"),
         ("GENERATOR_TIMEFRAMES", "5"),
@@ -151,53 +153,53 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
         "a run with something to count"
     );
 
-    let g = instance("signal-generator");
-    let d = instance("trigger-dispatcher");
-    let e = instance("pipeline-executor");
+    let stage = &stack.stage;
+    let g = format!(r#"{stage}",job="signal-generator"#);
+    let d = format!(r#"{stage}",job="trigger-dispatcher"#);
+    let e = format!(r#"{stage}",job="pipeline-executor"#);
     let mut expected = BTreeMap::from([
         (
-            format!(r#"signals_generated_total{{instance="{g}"}}"#),
+            format!(r#"signals_generated_total{{stage="{g}"}}"#),
             signals as f64,
         ),
-        (format!(r#"generator_scans_total{{instance="{g}"}}"#), 3.0),
+        (format!(r#"generator_scans_total{{stage="{g}"}}"#), 3.0),
+        (format!(r#"faas_invocations_total{{stage="{g}"}}"#), 3.0),
         (
-            format!(r#"faas_invocations_total{{instance="{g}",job="signal-generator"}}"#),
-            3.0,
-        ),
-        (
-            format!(r#"signals_consumed_total{{instance="{d}"}}"#),
+            format!(r#"signals_consumed_total{{stage="{d}"}}"#),
             signals as f64,
         ),
         (
-            format!(r#"messages_rejected_total{{instance="{d}",reason="malformed_json"}}"#),
+            format!(r#"messages_rejected_total{{stage="{d}",reason="malformed_json"}}"#),
             poison_deliveries as f64,
         ),
         (
-            format!(r#"pipelines_enqueued_total{{instance="{d}"}}"#),
+            format!(r#"pipelines_enqueued_total{{stage="{d}"}}"#),
             requests as f64,
         ),
         (
-            format!(r#"faas_invocations_total{{instance="{d}",job="trigger-dispatcher"}}"#),
+            format!(r#"faas_invocations_total{{stage="{d}"}}"#),
             dispatcher_invocations as f64,
         ),
         (
-            format!(r#"orders_created_total{{instance="{e}"}}"#),
+            format!(r#"orders_created_total{{stage="{e}"}}"#),
             orders as f64,
         ),
         (
-            format!(r#"faas_invocations_total{{instance="{e}",job="pipeline-executor"}}"#),
+            format!(r#"faas_invocations_total{{stage="{e}"}}"#),
             executor_invocations as f64,
         ),
         (
-            format!(r#"pipeline_execution_duration_seconds_count{{instance="{e}"}}"#),
+            format!(r#"pipeline_execution_duration_seconds_count{{stage="{e}"}}"#),
             by_status.values().sum::<u64>() as f64,
         ),
     ]);
+    // The generator read both source queues' depth on every scan (the values vary with timing).
+    expected.insert(format!(r#"count(queue_depth{{stage="{g}"}})"#), 2.0);
     for status in ["COMPLETED", "FAILED", "SKIPPED"] {
         let n = by_status.get(status).copied().unwrap_or(0);
         expected.insert(
             format!(
-                r#"pipeline_executions_total{{instance="{e}",status="{}"}}"#,
+                r#"pipeline_executions_total{{stage="{e}",status="{}"}}"#,
                 status.to_lowercase()
             ),
             n as f64,
@@ -207,17 +209,36 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
     stack.delete().await;
 }
 
+/// vmagent's aggregation ignores first samples for a while after it starts
+/// (`ignore_first_sample_interval`, local/metrics/vmagent-aggregation.yml): wait until it has been
+/// up longer than that, so a test's first pushes count.
+async fn wait_for_aggregation_warm_up(prometheus: &str) {
+    const WARM_UP: f64 = 35.0; // ignore_first_sample_interval (30 s) and a margin
+    let query = r#"time() - max(vm_app_start_timestamp{job="vmagent"})"#;
+    for _ in 0..120 {
+        if sum(prometheus, query).await >= WARM_UP {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("vmagent has not been up for {WARM_UP} s after a minute (is Prometheus scraping it?)");
+}
+
+/// A unique stage for one test's series.
+fn test_stage(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), now())
+}
+
 #[tokio::test]
 #[ignore = "needs the metrics stack (PROMETHEUS_URL, TRADEFLOW_OTLP_ENDPOINT); local/test.sh runs it"]
-async fn two_instances_of_the_same_function_land_side_by_side() {
+async fn concurrent_instances_of_a_function_are_one_series() {
     let (prometheus, endpoint) = metrics_stack();
+    wait_for_aggregation_warm_up(&prometheus).await;
     use tradeflow_core::dispatch::{Dispatcher, DispatcherConfig};
     use tradeflow_core::fakes::{ManualClock, MemoryLeaseStore, MemoryPipelineStore, MemoryQueue};
-    let tag = format!("twins-{}-{}", std::process::id(), now());
-    let mut expected = BTreeMap::new();
+    let stage = test_stage("twins");
     let mut runs = Vec::new();
     for (n, signals) in [("a", 2usize), ("b", 3usize)] {
-        let instance = format!("{tag}-{n}");
         let dispatcher = Dispatcher::new(
             Arc::new(MemoryPipelineStore::default()),
             Arc::new(MemoryLeaseStore::default()),
@@ -225,7 +246,7 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
             Arc::new(ManualClock::at(1_750_000_100)),
             DispatcherConfig::default(),
         );
-        let telemetry = telemetry("trigger-dispatcher", &endpoint, &instance);
+        let telemetry = telemetry("trigger-dispatcher", &endpoint, &stage);
         let handler = tradeflow_lambda::service(
             trigger_dispatcher::Handler::new(dispatcher, &telemetry),
             telemetry,
@@ -246,10 +267,6 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
             })
             .collect();
         runs.push((handler, event));
-        expected.insert(
-            format!(r#"signals_consumed_total{{job="trigger-dispatcher",instance="{instance}"}}"#),
-            signals as f64,
-        );
     }
     // Both instances at once, as two concurrent Lambda execution environments would be.
     let (a, b) = runs.split_at(1);
@@ -260,15 +277,138 @@ async fn two_instances_of_the_same_function_land_side_by_side() {
     );
     ra.unwrap();
     rb.unwrap();
-    expected.insert(
-        format!(
-            r#"count(signals_consumed_total{{job="trigger-dispatcher",instance=~"{tag}-.*"}})"#
-        ),
-        2.0,
-    );
-    expected.insert(
-        format!(r#"sum(signals_consumed_total{{job="trigger-dispatcher",instance=~"{tag}-.*"}})"#),
-        5.0,
-    );
+    let sel = format!(r#"signals_consumed_total{{job="trigger-dispatcher",stage="{stage}"}}"#);
+    let expected = BTreeMap::from([
+        (format!("count({sel})"), 1.0),
+        (format!("sum({sel})"), 5.0),
+        (format!(r#"count({{stage="{stage}",instance!=""}})"#), 0.0),
+    ]);
     expect_all(&prometheus, &expected).await;
+}
+
+/// The issue-10 proof: short-lived Lambda environments (separate processes, 1-3 invocations
+/// each, then gone, as Lambda recycles them) count exactly what they did, in one series per
+/// function, although each environment's first push is its whole count so far.
+#[tokio::test]
+#[ignore = "needs the metrics stack (PROMETHEUS_URL, TRADEFLOW_OTLP_ENDPOINT); local/test.sh runs it"]
+async fn short_lived_environments_add_up_to_the_ground_truth() {
+    let (prometheus, endpoint) = metrics_stack();
+    wait_for_aggregation_warm_up(&prometheus).await;
+    let stage = test_stage("short-lived");
+    // Signals per invocation, one list per environment: 7 environments, 14 invocations.
+    let environments: [&[usize]; 7] = [
+        &[1],
+        &[2, 3],
+        &[3, 1, 2],
+        &[1, 1],
+        &[2],
+        &[3, 3, 1],
+        &[2, 2],
+    ];
+    let mut truth_signals = 0;
+    let mut truth_invocations = 0;
+    // In waves of up to three at once, as a burst of concurrent environments.
+    for wave in environments.chunks(3) {
+        let mut children = Vec::new();
+        for sizes in wave {
+            truth_signals += sizes.iter().sum::<usize>();
+            truth_invocations += sizes.len();
+            children.push(
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_short-lived-dispatcher"))
+                    .args(sizes.iter().map(ToString::to_string))
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+                    .env("TRADEFLOW_STAGE", &stage)
+                    .env("AWS_REGION", "us-east-1")
+                    // Generous: the count is the point here, not the flush budget.
+                    .env("TELEMETRY_FLUSH_TIMEOUT_MS", "2000")
+                    .env("RUST_LOG", "warn")
+                    .env_remove("AWS_LAMBDA_LOG_STREAM_NAME")
+                    .env_remove("OTEL_SERVICE_NAME")
+                    .env_remove("OTEL_RESOURCE_ATTRIBUTES")
+                    .kill_on_drop(true)
+                    .status(),
+            );
+        }
+        for child in children {
+            let status = child.await.unwrap();
+            assert!(
+                status.success(),
+                "a short-lived dispatcher failed: {status}"
+            );
+        }
+    }
+    let job = format!(r#"job="trigger-dispatcher",stage="{stage}""#);
+    let expected = BTreeMap::from([
+        (
+            format!("sum(signals_consumed_total{{{job}}})"),
+            truth_signals as f64,
+        ),
+        (format!("count(signals_consumed_total{{{job}}})"), 1.0),
+        (
+            format!(r#"sum(faas_invocations_total{{{job},trigger="pubsub"}})"#),
+            truth_invocations as f64,
+        ),
+        (
+            format!("sum(faas_coldstarts_total{{{job}}})"),
+            environments.len() as f64,
+        ),
+        (
+            format!("sum(batch_size_sum{{{job}}})"),
+            truth_signals as f64,
+        ),
+        (
+            format!("sum(batch_size_count{{{job}}})"),
+            truth_invocations as f64,
+        ),
+        (
+            format!(r#"sum(batch_size_bucket{{{job},le="+Inf"}})"#),
+            truth_invocations as f64,
+        ),
+        (format!(r#"count({{stage="{stage}",instance!=""}})"#), 0.0),
+    ]);
+    expect_all(&prometheus, &expected).await;
+}
+
+/// Every metric of the catalogue is aggregated across environments by
+/// local/metrics/vmagent-aggregation.yml: counters and histogram parts by `total`, gauges by
+/// `max`, each without `instance` and under its own name (no emulator or metrics stack needed).
+#[test]
+fn the_aggregation_covers_every_metric_of_the_catalogue() {
+    use tradeflow_telemetry::{METRICS, MetricKind};
+    let text = include_str!("../../local/metrics/vmagent-aggregation.yml");
+    let rules: serde_norway::Value = serde_norway::from_str(text).unwrap();
+    let rules = rules.as_sequence().unwrap();
+    // `{__name__=~"a|b|c"}` -> [a, b, c]
+    let alternatives = |rule: &serde_norway::Value| -> Vec<String> {
+        let m = rule["match"].as_str().unwrap();
+        let inner = m
+            .strip_prefix(r#"{__name__=~""#)
+            .and_then(|m| m.strip_suffix(r#""}"#))
+            .unwrap_or_else(|| panic!("match is not a __name__ regex: {m}"));
+        inner.split('|').map(str::to_owned).collect()
+    };
+    let matches = |pattern: &str, name: &str| match pattern.strip_prefix(".+") {
+        Some(suffix) => name.len() > suffix.len() && name.ends_with(suffix),
+        None => pattern == name,
+    };
+    let output_of = |name: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| alternatives(r).iter().any(|p| matches(p, name)))
+            .map(|r| {
+                assert_eq!(r["without"][0].as_str(), Some("instance"), "{name}");
+                assert_eq!(r["keep_metric_names"].as_bool(), Some(true), "{name}");
+                r["outputs"][0].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    for metric in METRICS {
+        let want = match metric.kind {
+            MetricKind::Counter | MetricKind::Histogram => "total",
+            MetricKind::Gauge => "max",
+        };
+        for name in metric.exported_names() {
+            assert_eq!(output_of(&name), [want], "{name} ({:?})", metric.kind);
+        }
+    }
 }

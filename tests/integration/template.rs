@@ -24,3 +24,726 @@ fn the_executor_knows_the_executions_queues_max_receive_count() {
     // AWS guidance for Lambda event sources: at least 5.
     assert!(queue >= 5);
 }
+
+// ------------------------------------------------------------ the collector on AWS
+
+use std::collections::{BTreeMap, BTreeSet};
+use tradeflow_telemetry::TelemetryConfig;
+
+const COLLECTOR_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../infra/observability/lambda-collector"
+);
+
+/// The template's conditions and intrinsic functions evaluated for one set of parameters (the
+/// defaults, overridden by `params`), as CloudFormation would: enough of `!Ref`, `!If`,
+/// `!Equals`, `!Not`, `!And`, `!Or`, `!Sub` for the function properties. `None` is
+/// `AWS::NoValue`; a reference to a resource or an attribute stays as `<Ref X>` / `<GetAtt X>`.
+struct Evaluated<'a> {
+    template: &'a Value,
+    params: BTreeMap<String, String>,
+    conditions: BTreeMap<String, bool>,
+}
+
+impl<'a> Evaluated<'a> {
+    fn new(template: &'a Value, given: &[(&str, &str)]) -> Self {
+        let mut params = BTreeMap::new();
+        for (name, p) in template["Parameters"].as_mapping().unwrap() {
+            let default = match &p["Default"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => String::new(),
+                other => panic!("default {other:?}"),
+            };
+            params.insert(name.as_str().unwrap().to_owned(), default);
+        }
+        for (k, v) in given {
+            assert!(params.contains_key(*k), "no parameter {k}");
+            params.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let mut e = Evaluated {
+            template,
+            params,
+            conditions: BTreeMap::new(),
+        };
+        for (name, c) in template["Conditions"].as_mapping().unwrap() {
+            let value = e.condition(c);
+            e.conditions
+                .insert(name.as_str().unwrap().to_owned(), value);
+        }
+        e
+    }
+
+    fn condition(&self, v: &Value) -> bool {
+        let Value::Tagged(t) = v else {
+            panic!("not a condition: {v:?}")
+        };
+        let args = t.value.as_sequence();
+        match t.tag.to_string().trim_start_matches('!') {
+            "Equals" => {
+                let a = args.unwrap();
+                self.value(&a[0]) == self.value(&a[1])
+            }
+            "Not" => !self.condition(&args.unwrap()[0]),
+            "And" => args.unwrap().iter().all(|c| self.condition(c)),
+            "Or" => args.unwrap().iter().any(|c| self.condition(c)),
+            "Condition" => self.conditions[t.value.as_str().unwrap()],
+            other => panic!("condition function {other}"),
+        }
+    }
+
+    /// The value of a property (`None`: `AWS::NoValue`).
+    fn value(&self, v: &Value) -> Option<Value> {
+        let Value::Tagged(t) = v else {
+            return match v {
+                Value::Sequence(items) => Some(Value::Sequence(
+                    items.iter().filter_map(|i| self.value(i)).collect(),
+                )),
+                Value::Mapping(m) => Some(Value::Mapping(
+                    m.iter()
+                        .filter_map(|(k, v)| self.value(v).map(|v| (k.clone(), v)))
+                        .collect(),
+                )),
+                other => Some(other.clone()),
+            };
+        };
+        match t.tag.to_string().trim_start_matches('!') {
+            "Ref" => {
+                let name = t.value.as_str().unwrap();
+                if name == "AWS::NoValue" {
+                    None
+                } else if let Some(p) = self.params.get(name) {
+                    Some(Value::String(p.clone()))
+                } else {
+                    Some(Value::String(format!("<Ref {name}>")))
+                }
+            }
+            "GetAtt" => Some(Value::String(format!(
+                "<GetAtt {}>",
+                t.value.as_str().unwrap()
+            ))),
+            "If" => {
+                let a = t.value.as_sequence().unwrap();
+                if self.conditions[a[0].as_str().unwrap()] {
+                    self.value(&a[1])
+                } else {
+                    self.value(&a[2])
+                }
+            }
+            "Sub" => {
+                let mut s = t.value.as_str().unwrap().to_owned();
+                for (k, v) in &self.params {
+                    s = s.replace(&format!("${{{k}}}"), v);
+                }
+                Some(Value::String(s))
+            }
+            "Equals" | "Not" | "And" | "Or" => Some(Value::Bool(self.condition(v))),
+            other => panic!("intrinsic function {other} in a function property"),
+        }
+    }
+
+    /// Each Lambda function that the conditions create: logical id -> its evaluated properties.
+    fn functions(&self) -> BTreeMap<String, Value> {
+        self.resources("AWS::Lambda::Function")
+    }
+
+    /// Each resource of `kind` that the conditions create: logical id -> evaluated properties.
+    fn resources(&self, kind: &str) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for (id, r) in self.template["Resources"].as_mapping().unwrap() {
+            if r["Type"].as_str() != Some(kind) {
+                continue;
+            }
+            if let Some(c) = r["Condition"].as_str() {
+                if !self.conditions[c] {
+                    continue;
+                }
+            }
+            out.insert(
+                id.as_str().unwrap().to_owned(),
+                self.value(&r["Properties"]).unwrap(),
+            );
+        }
+        out
+    }
+}
+
+fn env_of(function: &Value) -> BTreeMap<String, String> {
+    function["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| panic!("{k:?} is not a string: {v:?}")),
+            )
+        })
+        .collect()
+}
+
+const WITH_CODE: &[(&str, &str)] = &[
+    ("CodeBucket", "b"),
+    ("GeneratorCodeKey", "g.zip"),
+    ("DispatcherCodeKey", "d.zip"),
+    ("ExecutorCodeKey", "e.zip"),
+];
+const LAYER: &str =
+    "arn:aws:lambda:eu-west-1:184161586896:layer:opentelemetry-collector-arm64-0_15_0:1";
+
+fn with_code(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    WITH_CODE.iter().chain(more).copied().collect()
+}
+
+/// What the telemetry crate makes of a function's environment: where its metrics go.
+fn metrics_endpoint(env: &BTreeMap<String, String>) -> Option<String> {
+    TelemetryConfig::from_lookup("f", |k| env.get(k).cloned()).metrics_endpoint
+}
+
+#[test]
+fn without_a_metrics_backend_no_function_has_a_layer_or_exports() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    // A layer alone, or an endpoint alone, is not a backend either.
+    for extra in [
+        vec![],
+        vec![("CollectorLayerArn", LAYER)],
+        vec![("MetricsEndpoint", "https://example.com/api/v1/write")],
+    ] {
+        let e = Evaluated::new(&template, &with_code(&extra));
+        let functions = e.functions();
+        assert_eq!(functions.len(), 3);
+        for (id, f) in &functions {
+            assert!(f.get("Layers").is_none(), "{id} has a layer: {extra:?}");
+            let env = env_of(f);
+            assert_eq!(metrics_endpoint(&env), None, "{id} exports: {extra:?}");
+            assert_eq!(env["TRADEFLOW_STAGE"], "dev", "{id}");
+        }
+    }
+}
+
+#[test]
+fn with_a_metrics_backend_every_function_carries_the_layer_and_exports_to_localhost() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    for backend in ["amp", "remote-write", "otlp"] {
+        let endpoint = "https://backend.example.com/push";
+        let e = Evaluated::new(
+            &template,
+            &with_code(&[
+                ("Stage", "prod"),
+                ("MetricsBackend", backend),
+                ("CollectorLayerArn", LAYER),
+                ("MetricsEndpoint", endpoint),
+                (
+                    "AmpWorkspaceArn",
+                    "arn:aws:aps:eu-west-1:123456789012:workspace/ws-1",
+                ),
+            ]),
+        );
+        for (id, f) in e.functions() {
+            assert_eq!(
+                f["Layers"],
+                Value::Sequence(vec![Value::String(LAYER.into())]),
+                "{id} ({backend})"
+            );
+            let env = env_of(&f);
+            assert_eq!(env["TRADEFLOW_STAGE"], "prod");
+            assert_eq!(env["TRADEFLOW_METRICS_ENDPOINT"], endpoint);
+            // The function's flush goes to the collector on localhost ...
+            let url = metrics_endpoint(&env).unwrap_or_else(|| panic!("{id} does not export"));
+            assert_eq!(url, "http://127.0.0.1:4318/v1/metrics", "{id}");
+            // ... which reads the configuration shipped in the zip, listening there.
+            let uri = &env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"];
+            let file = uri
+                .strip_prefix("/var/task/collector/")
+                .unwrap_or_else(|| panic!("{id}: {uri}"));
+            assert_eq!(file, format!("{backend}.yaml"));
+            let config = collector_config(file);
+            assert_eq!(
+                config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str(),
+                Some("127.0.0.1:4318"),
+                "{file}"
+            );
+            // Every variable the configuration reads is set (the Lambda runtime sets AWS_REGION);
+            // only the Authorization header may be empty (no secret given).
+            for var in env_references(&config) {
+                if var == "AWS_REGION" {
+                    continue;
+                }
+                let value = env
+                    .get(&var)
+                    .unwrap_or_else(|| panic!("{file} reads ${{env:{var}}}, {id} does not set it"));
+                assert!(
+                    !value.is_empty() || var == "TRADEFLOW_METRICS_AUTHORIZATION",
+                    "{id}: {var} is empty"
+                );
+            }
+        }
+        // AMP: the roles may remote-write to the workspace (and only with amp).
+        let policy = &template["Resources"]["AmpRemoteWritePolicy"];
+        assert_eq!(policy["Condition"].as_str(), Some("WithAmpMetrics"));
+        assert_eq!(e.conditions["WithAmpMetrics"], backend == "amp");
+        assert_eq!(
+            policy["Properties"]["Roles"].as_sequence().unwrap().len(),
+            3
+        );
+    }
+}
+
+#[test]
+fn the_authorization_secret_is_resolved_only_for_header_backends() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:metrics-abc";
+    for (backend, resolved) in [("remote-write", true), ("otlp", true), ("amp", false)] {
+        let e = Evaluated::new(
+            &template,
+            &with_code(&[
+                ("MetricsBackend", backend),
+                ("CollectorLayerArn", LAYER),
+                ("MetricsEndpoint", "https://x"),
+                ("AmpWorkspaceArn", "arn:aws:aps:eu-west-1:1:workspace/ws-1"),
+                ("MetricsAuthSecretArn", secret),
+            ]),
+        );
+        for (id, f) in e.functions() {
+            let header = &env_of(&f)["TRADEFLOW_METRICS_AUTHORIZATION"];
+            if resolved {
+                assert_eq!(
+                    header,
+                    &format!("{{{{resolve:secretsmanager:{secret}:SecretString}}}}"),
+                    "{id}"
+                );
+            } else {
+                assert_eq!(header, "", "{id} ({backend})");
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ collector configurations
+
+fn collector_config(file: &str) -> Value {
+    let path = format!("{COLLECTOR_DIR}/{file}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `X` of every `${env:X}` in the configuration's strings.
+fn env_references(config: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("${") {
+                    let after = &rest[start + 2..];
+                    let end = after.find('}').unwrap_or_else(|| panic!("unclosed: {s}"));
+                    let reference = &after[..end];
+                    let var = reference
+                        .strip_prefix("env:")
+                        .unwrap_or_else(|| panic!("only ${{env:...}} is used: {s}"));
+                    out.insert(var.to_owned());
+                    rest = &after[end..];
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Mapping(m) => m.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(config, &mut out);
+    out
+}
+
+/// The components the community's Lambda collector layer is built with
+/// (opentelemetry-lambda `collector/lambdacomponents`, default build), and for each one this
+/// project configures, the options it may set (the components' documented configuration keys).
+/// A key outside these fails the collector's start, and with it the function's init.
+fn layer_components(kind: &str) -> BTreeMap<&'static str, &'static [&'static str]> {
+    let list: &[(&str, &[&str])] = match kind {
+        "receivers" => &[("otlp", &["protocols"]), ("telemetryapi", &[])],
+        "processors" => &[
+            (
+                "batch",
+                &["timeout", "send_batch_size", "send_batch_max_size"],
+            ),
+            ("decouple", &["max_queue_size"]),
+            (
+                "transform",
+                &[
+                    "error_mode",
+                    "metric_statements",
+                    "trace_statements",
+                    "log_statements",
+                ],
+            ),
+            ("memory_limiter", &[]),
+            ("attributes", &[]),
+            ("filter", &[]),
+            ("resource", &[]),
+            ("resourcedetection", &[]),
+            ("span", &[]),
+            ("probabilistic_sampler", &[]),
+            ("coldstart", &[]),
+        ],
+        "exporters" => &[
+            (
+                "prometheusremotewrite",
+                &[
+                    "endpoint",
+                    "auth",
+                    "headers",
+                    "target_info",
+                    "resource_to_telemetry_conversion",
+                    "timeout",
+                    "tls",
+                    "namespace",
+                    "external_labels",
+                ],
+            ),
+            (
+                "otlphttp",
+                &[
+                    "endpoint",
+                    "headers",
+                    "auth",
+                    "timeout",
+                    "compression",
+                    "tls",
+                ],
+            ),
+            ("otlp", &[]),
+            ("debug", &["verbosity"]),
+            ("awss3", &[]),
+        ],
+        "extensions" => &[
+            ("sigv4auth", &["region", "service", "assume_role"]),
+            ("basicauth", &[]),
+        ],
+        other => panic!("{other}"),
+    };
+    list.iter().copied().collect()
+}
+
+#[test]
+fn the_lambda_collector_configurations_use_only_what_the_layer_has_and_are_complete() {
+    let files: Vec<String> = std::fs::read_dir(COLLECTOR_DIR)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    // One per backend of the template's MetricsBackend parameter (but none).
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let mut backends: Vec<String> = template["Parameters"]["MetricsBackend"]["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .filter(|b| b != "none")
+        .map(|b| format!("{b}.yaml"))
+        .collect();
+    backends.sort();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(sorted, backends);
+
+    for file in &files {
+        let config = collector_config(file);
+        let top: BTreeSet<&str> = config
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        for key in &top {
+            assert!(
+                [
+                    "receivers",
+                    "processors",
+                    "exporters",
+                    "extensions",
+                    "connectors",
+                    "service"
+                ]
+                .contains(key),
+                "{file}: unknown top-level key {key}"
+            );
+        }
+        // Every component: a type the layer has, with options it knows.
+        let mut defined: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for kind in ["receivers", "processors", "exporters", "extensions"] {
+            let known = layer_components(kind);
+            let Some(section) = config[kind].as_mapping() else {
+                continue;
+            };
+            for (id, body) in section {
+                let id = id.as_str().unwrap();
+                let ty = id.split('/').next().unwrap();
+                let options = known
+                    .get(ty)
+                    .unwrap_or_else(|| panic!("{file}: the layer has no {kind} {ty}"));
+                if let Some(body) = body.as_mapping() {
+                    for key in body.keys() {
+                        let key = key.as_str().unwrap();
+                        assert!(
+                            options.contains(&key),
+                            "{file}: {kind}.{id}.{key} is not an option of {ty} here"
+                        );
+                    }
+                }
+                defined.entry(kind).or_default().insert(id.to_owned());
+            }
+        }
+        // The pipeline: metrics only, every reference defined, decouple last so the
+        // function's export returns before the backend answers.
+        let pipelines = config["service"]["pipelines"].as_mapping().unwrap();
+        assert_eq!(pipelines.len(), 1, "{file}");
+        let metrics = &config["service"]["pipelines"]["metrics"];
+        for kind in ["receivers", "processors", "exporters"] {
+            let ids: Vec<&str> = metrics[kind]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{file}: metrics pipeline has no {kind}"))
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(!ids.is_empty(), "{file}: {kind}");
+            for id in &ids {
+                assert!(
+                    defined.get(kind).is_some_and(|d| d.contains(*id)),
+                    "{file}: the pipeline uses {kind} {id}, which is not defined"
+                );
+            }
+            if kind == "processors" {
+                assert_eq!(ids.last(), Some(&"decouple"), "{file}");
+            }
+        }
+        // Authenticators are extensions the service starts.
+        let started: BTreeSet<String> = config["service"]["extensions"]
+            .as_sequence()
+            .map(|s| s.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        for (_, exporter) in config["exporters"].as_mapping().unwrap() {
+            if let Some(auth) = exporter["auth"]["authenticator"].as_str() {
+                assert!(started.contains(auth), "{file}: {auth} is not started");
+            }
+        }
+        assert_eq!(
+            started,
+            defined.get("extensions").cloned().unwrap_or_default(),
+            "{file}: extensions defined = started"
+        );
+        // The backend comes from the template, never from the file.
+        let refs = env_references(&config);
+        assert!(refs.contains("TRADEFLOW_METRICS_ENDPOINT"), "{file}");
+    }
+}
+
+// ------------------------------------------------------------ CloudWatch alarms
+
+/// The alarms of a stack with functions and an alarm topic, evaluated.
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    let e = Evaluated::new(
+        template,
+        &with_code(&[("AlarmTopicArn", "arn:aws:sns:eu-west-1:1:pager")]),
+    );
+    e.resources("AWS::CloudWatch::Alarm")
+}
+
+/// The alarms on `metric` whose dimension `dimension` is `value`.
+fn alarms_on<'a>(
+    alarms: &'a BTreeMap<String, Value>,
+    namespace: &str,
+    metric: &str,
+    dimension: &str,
+    value: &str,
+) -> Vec<&'a Value> {
+    alarms
+        .values()
+        .filter(|a| a["Namespace"].as_str() == Some(namespace))
+        .filter(|a| a["MetricName"].as_str() == Some(metric))
+        .filter(|a| {
+            a["Dimensions"].as_sequence().unwrap().iter().any(|d| {
+                d["Name"].as_str() == Some(dimension) && d["Value"].as_str() == Some(value)
+            })
+        })
+        .collect()
+}
+
+fn number(v: &Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v:?}"))
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    assert!(alarms.len() >= 15, "{} alarms", alarms.len());
+    let topic = Value::Sequence(vec![Value::String("arn:aws:sns:eu-west-1:1:pager".into())]);
+    for (id, a) in &alarms {
+        assert_eq!(a["AlarmActions"], topic, "{id}");
+        assert_eq!(a["OKActions"], topic, "{id}");
+    }
+    // Without a topic the alarms still exist and notify nobody.
+    let e = Evaluated::new(&template, &with_code(&[]));
+    for (id, a) in e.resources("AWS::CloudWatch::Alarm") {
+        assert!(a.get("AlarmActions").is_none(), "{id}");
+    }
+}
+
+#[test]
+fn each_function_has_error_throttle_and_timeout_alarms() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    for (id, function) in template["Resources"].as_mapping().unwrap() {
+        if function["Type"].as_str() != Some("AWS::Lambda::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let name = format!("<Ref {id}>");
+        for metric in ["Errors", "Throttles"] {
+            let found = alarms_on(&alarms, "AWS/Lambda", metric, "FunctionName", &name);
+            assert_eq!(found.len(), 1, "{id} {metric}");
+            assert_eq!(found[0]["Statistic"].as_str(), Some("Sum"));
+            assert_eq!(number(&found[0]["Threshold"]), 0.0);
+            assert_eq!(
+                found[0]["ComparisonOperator"].as_str(),
+                Some("GreaterThanThreshold")
+            );
+        }
+        // Killed at the timeout: the longest invocation reaches 90 % of it.
+        let timeout_ms = number(&function["Properties"]["Timeout"]) * 1000.0;
+        let found = alarms_on(&alarms, "AWS/Lambda", "Duration", "FunctionName", &name);
+        assert_eq!(found.len(), 1, "{id} Duration");
+        assert_eq!(found[0]["Statistic"].as_str(), Some("Maximum"));
+        assert_eq!(number(&found[0]["Threshold"]), 0.9 * timeout_ms, "{id}");
+    }
+    // The schedule: the generator not invoked for 10 minutes (missing data = not invoked), and
+    // EventBridge failing to invoke it.
+    let idle = alarms_on(
+        &alarms,
+        "AWS/Lambda",
+        "Invocations",
+        "FunctionName",
+        "<Ref GeneratorFunction>",
+    );
+    assert_eq!(idle.len(), 1);
+    let a = idle[0];
+    assert_eq!(a["ComparisonOperator"].as_str(), Some("LessThanThreshold"));
+    assert_eq!(number(&a["Threshold"]), 1.0);
+    assert_eq!(a["TreatMissingData"].as_str(), Some("breaching"));
+    assert_eq!(
+        number(&a["Period"]) * number(&a["EvaluationPeriods"]),
+        600.0
+    );
+    let failed = alarms_on(
+        &alarms,
+        "AWS/Events",
+        "FailedInvocations",
+        "RuleName",
+        "<Ref GeneratorSchedule>",
+    );
+    assert_eq!(failed.len(), 1);
+}
+
+#[test]
+fn both_source_queues_alarm_on_age_beyond_one_failed_delivery() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    for queue in ["SignalsQueue", "ExecutionsQueue"] {
+        let found = alarms_on(
+            &alarms,
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "QueueName",
+            &format!("<GetAtt {queue}.QueueName>"),
+        );
+        assert_eq!(found.len(), 1, "{queue}");
+        // A message waiting out one failed delivery (the visibility timeout) is normal.
+        let visibility = number(&resource(&template, queue)["VisibilityTimeout"]);
+        assert!(number(&found[0]["Threshold"]) > visibility, "{queue}");
+    }
+    // And both DLQs, as before.
+    for dlq in ["SignalsDlq", "ExecutionsDlq"] {
+        let found = alarms_on(
+            &alarms,
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+            &format!("<GetAtt {dlq}.QueueName>"),
+        );
+        assert_eq!(found.len(), 1, "{dlq}");
+    }
+}
+
+#[test]
+fn dynamodb_throttles_of_every_table_alarm() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let alarms = alarms(&template);
+    let tables: BTreeSet<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .map(|(id, _)| format!("<Ref {}>", id.as_str().unwrap()))
+        .collect();
+    assert_eq!(tables.len(), 5);
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+        let covering: Vec<&Value> = alarms
+            .values()
+            .filter(|a| {
+                a["Metrics"].as_sequence().is_some_and(|m| {
+                    m.iter()
+                        .any(|q| q["MetricStat"]["Metric"]["MetricName"].as_str() == Some(metric))
+                })
+            })
+            .collect();
+        assert_eq!(covering.len(), 1, "{metric}");
+        let queries = covering[0]["Metrics"].as_sequence().unwrap();
+        let covered: BTreeSet<String> = queries
+            .iter()
+            .filter_map(|q| q["MetricStat"]["Metric"]["Dimensions"][0]["Value"].as_str())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(covered, tables, "{metric}");
+        // One returned series: the sum.
+        let returned: Vec<&Value> = queries
+            .iter()
+            .filter(|q| q["ReturnData"].as_bool() != Some(false))
+            .collect();
+        assert_eq!(returned.len(), 1);
+        assert_eq!(returned[0]["Expression"].as_str(), Some("SUM(METRICS())"));
+    }
+}
+
+#[test]
+fn generator_scans_neither_overlap_nor_replay_stale_schedule_events() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let e = Evaluated::new(&template, &with_code(&[]));
+    let generator = &e.functions()["GeneratorFunction"];
+    assert_eq!(number(&generator["ReservedConcurrentExecutions"]), 1.0);
+    // The deploy script can set it (a parameter), within 0 (paused) ..= 1.
+    let p = &template["Parameters"]["GeneratorReservedConcurrency"];
+    assert_eq!(number(&p["MaxValue"]), 1.0);
+    let e = Evaluated::new(
+        &template,
+        &with_code(&[("GeneratorReservedConcurrency", "0")]),
+    );
+    assert_eq!(
+        number(&e.functions()["GeneratorFunction"]["ReservedConcurrentExecutions"]),
+        0.0
+    );
+    // Asynchronous schedule events: no older than one schedule period, no retries.
+    let configs = e.resources("AWS::Lambda::EventInvokeConfig");
+    assert_eq!(configs.len(), 1);
+    let c = configs.values().next().unwrap();
+    assert_eq!(c["FunctionName"].as_str(), Some("<Ref GeneratorFunction>"));
+    let rate = resource(&template, "GeneratorSchedule")["ScheduleExpression"]
+        .as_str()
+        .unwrap();
+    assert_eq!(rate, "rate(1 minute)");
+    assert!(number(&c["MaximumEventAgeInSeconds"]) <= 60.0);
+    assert_eq!(number(&c["MaximumRetryAttempts"]), 0.0);
+}

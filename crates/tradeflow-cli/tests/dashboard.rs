@@ -104,7 +104,14 @@ async fn the_rendered_dashboard_loads_in_chromium_with_data_in_every_panel() {
     )
     .await
     .unwrap();
+    // Two waves more than one aggregation interval apart (vmagent sums the environments into
+    // one series every 15 s, local/metrics/vmagent-aggregation.yml): a series' first aggregated
+    // sample has no predecessor, so only the second wave's increase is visible to rate().
     for n in 0..4 {
+        if n == 2 {
+            assert!(chain.wait_idle(Duration::from_secs(90)).await.unwrap());
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
         chain.fire_generator(1_767_623_400 + n * 300).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -117,8 +124,9 @@ async fn the_rendered_dashboard_loads_in_chromium_with_data_in_every_panel() {
         !executions.as_array().unwrap().is_empty(),
         "the demo ran executions"
     );
-    // Rate panels need two samples in their window; vmagent forwards within a second or two.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Rate panels need two samples in their window; vmagent writes the aggregated samples every
+    // 15 s, then forwards within a second or two.
+    tokio::time::sleep(Duration::from_secs(20)).await;
 
     let out = temp_file("dashboard.html", "");
     let rendered = stack.run(&[

@@ -236,6 +236,12 @@ pub const DLQ_DEPTH: MetricDef = gauge(
     "Messages waiting in a dead-letter queue.",
     &["queue"],
 );
+pub const QUEUE_DEPTH: MetricDef = gauge(
+    "queue_depth",
+    "",
+    "Messages waiting (visible) in a source queue, read by the generator on every scan.",
+    &["queue"],
+);
 
 // ----------------------------------------------------------------------------- trigger-dispatcher
 
@@ -381,6 +387,7 @@ pub const METRICS: &[MetricDef] = &[
     QUEUE_PUBLISH_SUCCESS,
     QUEUE_PUBLISH_FAILURE,
     DLQ_DEPTH,
+    QUEUE_DEPTH,
     // trigger-dispatcher
     SIGNALS_CONSUMED,
     PIPELINES_MATCHED,

@@ -5,6 +5,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The deployment stage (`deployment.environment.name`, the `stage` label).
+pub const STAGE_ENV: &str = "TRADEFLOW_STAGE";
+/// The stage of a process whose environment names none.
+pub const DEFAULT_STAGE: &str = "local";
 /// Per-flush budget in milliseconds (default 50).
 pub const FLUSH_TIMEOUT_ENV: &str = "TELEMETRY_FLUSH_TIMEOUT_MS";
 /// Default per-flush budget.
@@ -24,6 +28,11 @@ pub struct TelemetryConfig {
     pub faas_name: String,
     /// `cloud.region`: `AWS_REGION`.
     pub region: Option<String>,
+    /// `deployment.environment.name` (the `stage` label): `TRADEFLOW_STAGE`, the deployment
+    /// stage the template sets, so dev and prod series never merge; [`DEFAULT_STAGE`] when unset
+    /// (a process on a laptop), so every series has one and the dashboards' stage variable
+    /// finds it.
+    pub stage: String,
     /// The full URL metrics are POSTed to; `None` means nothing is exported.
     pub metrics_endpoint: Option<String>,
     /// HTTP timeout of one export (also the exporter's retry budget).
@@ -60,6 +69,7 @@ impl TelemetryConfig {
         let instance_id = lambda_log_stream_or_random_id(get("AWS_LAMBDA_LOG_STREAM_NAME"));
         let faas_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| service_name.clone());
         let region = get("AWS_REGION");
+        let stage = get(STAGE_ENV).unwrap_or_else(|| DEFAULT_STAGE.to_owned());
 
         let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || get("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
@@ -108,6 +118,7 @@ impl TelemetryConfig {
             instance_id,
             faas_name,
             region,
+            stage,
             metrics_endpoint,
             export_timeout,
             flush_budget,
@@ -159,6 +170,7 @@ mod tests {
         assert_eq!(c.flush_budget, DEFAULT_FLUSH_BUDGET);
         assert_eq!(c.export_timeout, DEFAULT_FLUSH_BUDGET);
         assert_eq!(c.instance_id.len(), 16);
+        assert_eq!(c.stage, DEFAULT_STAGE);
         assert!(c.warnings.is_empty());
     }
 
@@ -200,7 +212,9 @@ mod tests {
             ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]0123abcd"),
             ("AWS_REGION", "eu-west-1"),
             ("OTEL_SERVICE_NAME", "custom"),
+            (STAGE_ENV, "prod"),
         ]);
+        assert_eq!(c.stage, "prod");
         assert_eq!(c.service_name, "custom");
         assert_eq!(c.faas_name, "tradeflow-dev-signal-generator");
         assert_eq!(c.instance_id, "2026/11/25/[$LATEST]0123abcd");

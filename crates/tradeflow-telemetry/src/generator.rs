@@ -34,6 +34,7 @@ const SCANNER: &str = "scanner";
 /// | `queue_publish_success_total` | `signal_type` | accepted signals |
 /// | `queue_publish_failure_total` | `signal_type`, `error_type` | signals not accepted after retries |
 /// | `dlq_depth` | `queue` (`signals`, `executions`) | [`GeneratorMetrics::record_dlq_depth`] |
+/// | `queue_depth` | `queue` (`signals`, `executions`) | [`GeneratorMetrics::record_queue_depth`] |
 #[derive(Clone, Debug)]
 pub struct GeneratorMetrics {
     signals_generated: Counter<u64>,
@@ -47,6 +48,7 @@ pub struct GeneratorMetrics {
     publish_success: Counter<u64>,
     publish_failure: Counter<u64>,
     dlq_depth: Gauge<u64>,
+    queue_depth: Gauge<u64>,
 }
 
 impl GeneratorMetrics {
@@ -63,6 +65,7 @@ impl GeneratorMetrics {
             publish_success: c::QUEUE_PUBLISH_SUCCESS.u64_counter(meter),
             publish_failure: c::QUEUE_PUBLISH_FAILURE.u64_counter(meter),
             dlq_depth: c::DLQ_DEPTH.u64_gauge(meter),
+            queue_depth: c::QUEUE_DEPTH.u64_gauge(meter),
         };
         // Zero series for every error type, so error panels and ratios read 0, not "no data".
         for error_type in tradeflow_core::generate::STREAM_ERROR_TYPES {
@@ -151,6 +154,12 @@ impl GeneratorMetrics {
     /// else is recorded as `"other"`.
     pub fn record_dlq_depth(&self, queue: &'static str, depth: u64) {
         self.dlq_depth
+            .record(depth, &[KeyValue::new("queue", one_of(queue, DLQ_QUEUES))]);
+    }
+
+    /// Visible messages in a source queue (`signals`, `executions`: the same names as the DLQs').
+    pub fn record_queue_depth(&self, queue: &'static str, depth: u64) {
+        self.queue_depth
             .record(depth, &[KeyValue::new("queue", one_of(queue, DLQ_QUEUES))]);
     }
 }
@@ -333,5 +342,21 @@ mod tests {
         assert_eq!(s.gauge("dlq_depth", &[("queue", "signals")]), Some(1.0));
         assert_eq!(s.gauge("dlq_depth", &[("queue", "executions")]), Some(0.0));
         assert_eq!(s.gauge("dlq_depth", &[("queue", "other")]), Some(9.0));
+    }
+
+    #[test]
+    fn queue_depth_is_its_own_gauge_per_source_queue() {
+        let t = TestMeter::new();
+        let m = GeneratorMetrics::new(&t.meter());
+        m.record_queue_depth(DLQ_SIGNALS, 12);
+        m.record_queue_depth(DLQ_EXECUTIONS, 4);
+        m.record_dlq_depth(DLQ_SIGNALS, 1);
+        let s = t.snapshot();
+        assert_eq!(s.gauge("queue_depth", &[("queue", "signals")]), Some(12.0));
+        assert_eq!(
+            s.gauge("queue_depth", &[("queue", "executions")]),
+            Some(4.0)
+        );
+        assert_eq!(s.gauge("dlq_depth", &[("queue", "signals")]), Some(1.0));
     }
 }

@@ -38,7 +38,8 @@ pub mod testing;
 
 pub use catalogue::{METRIC_NAMES, METRICS, MetricDef, MetricKind};
 pub use config::{
-    DEFAULT_FLUSH_BUDGET, FLUSH_TIMEOUT_ENV, TelemetryConfig, lambda_log_stream_or_random_id,
+    DEFAULT_FLUSH_BUDGET, DEFAULT_STAGE, FLUSH_TIMEOUT_ENV, STAGE_ENV, TelemetryConfig,
+    lambda_log_stream_or_random_id,
 };
 pub use dispatcher::DispatcherMetrics;
 pub use error::TelemetryError;

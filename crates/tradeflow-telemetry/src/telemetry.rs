@@ -277,7 +277,8 @@ impl Drop for FlushingFlag {
     }
 }
 
-/// `service.name`, `service.instance.id`, `faas.name`, `cloud.provider`, `cloud.region`, the SDK
+/// `service.name`, `service.instance.id`, `faas.name`, `cloud.provider`, `cloud.region`,
+/// `deployment.environment.name` (the stage), the SDK
 /// attributes, then `OTEL_RESOURCE_ATTRIBUTES` over them, and `OTEL_SERVICE_NAME` (already in
 /// `config.service_name`) last.
 fn resource(config: &TelemetryConfig) -> Resource {
@@ -290,6 +291,10 @@ fn resource(config: &TelemetryConfig) -> Resource {
     if let Some(region) = &config.region {
         ours.push(KeyValue::new("cloud.region", region.clone()));
     }
+    ours.push(KeyValue::new(
+        "deployment.environment.name",
+        config.stage.clone(),
+    ));
     let detectors: [Box<dyn ResourceDetector>; 2] = [
         Box::new(TelemetryResourceDetector),
         Box::new(EnvResourceDetector::new()),
@@ -364,6 +369,7 @@ mod tests {
             instance_id: "i".into(),
             faas_name: "test".into(),
             region: None,
+            stage: "test".into(),
             metrics_endpoint: endpoint.map(str::to_owned),
             export_timeout: Duration::from_millis(budget_ms),
             flush_budget: Duration::from_millis(budget_ms),

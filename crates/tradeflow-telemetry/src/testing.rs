@@ -249,6 +249,7 @@ mod tests {
         let generator = GeneratorMetrics::new(&meter);
         generator.record_scan(&scan, Duration::from_millis(1));
         generator.record_dlq_depth(crate::DLQ_SIGNALS, 0);
+        generator.record_queue_depth(crate::DLQ_SIGNALS, 0);
         let failure = |poison| MessageFailure {
             message_id: format!("{poison}"),
             label: "x",

@@ -36,6 +36,9 @@ pub struct Config {
     pub family_params: String,
     /// DLQs whose depth is published as a gauge on every scan: (label, URL or name).
     pub dlqs: Vec<(&'static str, String)>,
+    /// Source queues whose depth is published as `queue_depth` on every scan: the signals queue
+    /// and, when `EXECUTIONS_QUEUE_URL` is set, the executions queue.
+    pub queues: Vec<(&'static str, String)>,
 }
 
 impl Config {
@@ -52,8 +55,13 @@ impl Config {
         if let Some(url) = s.optional("EXECUTIONS_DLQ_URL") {
             dlqs.push(("executions", url));
         }
+        let signals_queue = s.required("SIGNALS_QUEUE_URL");
+        let mut queues = vec![("signals", signals_queue.clone())];
+        if let Some(url) = s.optional("EXECUTIONS_QUEUE_URL") {
+            queues.push(("executions", url));
+        }
         let config = Config {
-            signals_queue: s.required("SIGNALS_QUEUE_URL"),
+            signals_queue,
             cursors_table: s.required("CURSORS_TABLE"),
             market: MarketSource::from_settings(&mut s),
             tickers: s.list(
@@ -70,6 +78,7 @@ impl Config {
             ),
             family_params: s.or("GENERATOR_FAMILY_PARAMS", ""),
             dlqs,
+            queues,
         };
         if let Err(e) = detectors_from_json(&config.family_params) {
             s.problem(format!("GENERATOR_FAMILY_PARAMS: {e}"));
@@ -134,6 +143,7 @@ pub fn scan_time(
 pub struct Handler {
     generator: Generator,
     dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
+    queues: Vec<(&'static str, Arc<dyn QueueDepth>)>,
     metrics: GeneratorMetrics,
 }
 
@@ -146,8 +156,15 @@ impl Handler {
         Handler {
             generator,
             dlqs,
+            queues: Vec::new(),
             metrics: GeneratorMetrics::new(&telemetry.meter()),
         }
+    }
+
+    /// Also publishes the depth of these source queues (`queue_depth`) after every scan.
+    pub fn with_queue_depths(mut self, queues: Vec<(&'static str, Arc<dyn QueueDepth>)>) -> Self {
+        self.queues = queues;
+        self
     }
 
     pub async fn from_aws(
@@ -162,6 +179,14 @@ impl Handler {
         for (label, queue) in &config.dlqs {
             let url = tradeflow_aws::resolve_queue_url(&sqs, queue).await?;
             dlqs.push((
+                label,
+                Arc::new(tradeflow_aws::SqsQueue::new(sqs.clone(), url)),
+            ));
+        }
+        let mut queues: Vec<(&'static str, Arc<dyn QueueDepth>)> = Vec::new();
+        for (label, queue) in &config.queues {
+            let url = tradeflow_aws::resolve_queue_url(&sqs, queue).await?;
+            queues.push((
                 label,
                 Arc::new(tradeflow_aws::SqsQueue::new(sqs.clone(), url)),
             ));
@@ -182,7 +207,7 @@ impl Handler {
                 ..GeneratorConfig::default()
             },
         );
-        Ok(Handler::new(generator, dlqs, telemetry))
+        Ok(Handler::new(generator, dlqs, telemetry).with_queue_depths(queues))
     }
 
     /// Scans as of `now` (Unix seconds); the invocation has to be done by `deadline`.
@@ -210,12 +235,20 @@ impl Handler {
         Ok(summary)
     }
 
-    async fn record_dlq_depths(&self) {
+    async fn record_queue_depths(&self) {
         for (label, queue) in &self.dlqs {
             match queue.approximate_depth().await {
                 Ok(depth) => self.metrics.record_dlq_depth(label, depth),
                 Err(e) => {
                     tracing::warn!(queue = *label, error = %tradeflow_core::error::error_chain(&e), "could not read DLQ depth")
+                }
+            }
+        }
+        for (label, queue) in &self.queues {
+            match queue.approximate_depth().await {
+                Ok(depth) => self.metrics.record_queue_depth(label, depth),
+                Err(e) => {
+                    tracing::warn!(queue = *label, error = %tradeflow_core::error::error_chain(&e), "could not read queue depth")
                 }
             }
         }
@@ -230,7 +263,7 @@ impl Function for Handler {
     type Error = ScanError;
 
     /// One scheduled scan; the event's `time` is the scan's "now" ([`scan_time`]: an event time
-    /// out of range is refused before anything is scanned). The DLQ depths are read after the
+    /// out of range is refused before anything is scanned). The DLQ and source-queue depths are read after the
     /// scan, whatever its outcome.
     async fn handle(
         &self,
@@ -241,7 +274,7 @@ impl Function for Handler {
             tracing::warn!(reason = ScanError::INVALID_EVENT_TIME, detail = %e, "scheduled event refused");
         })?;
         let result = self.scan(now, deadline).await;
-        self.record_dlq_depths().await;
+        self.record_queue_depths().await;
         result
     }
 }
@@ -370,6 +403,7 @@ mod tests {
         assert_eq!(c.tickers.len(), 5);
         assert_eq!(c.timeframes, vec![Timeframe::M5, Timeframe::H1]);
         assert_eq!(c.dlqs, vec![("signals", "d".to_owned())]);
+        assert_eq!(c.queues, vec![("signals", "q".to_owned())]);
         assert_eq!(c.family_params, "");
         let tuned = HashMap::from([
             ("SIGNALS_QUEUE_URL", "q"),
@@ -378,6 +412,16 @@ mod tests {
         ]);
         let c = Config::from_lookup(|k| tuned.get(k).map(|v| (*v).to_owned())).unwrap();
         assert_eq!(c.family_params, r#"{"rsi": {"period": 21}}"#);
+        let both = HashMap::from([
+            ("SIGNALS_QUEUE_URL", "q"),
+            ("CURSORS_TABLE", "c"),
+            ("EXECUTIONS_QUEUE_URL", "e"),
+        ]);
+        let c = Config::from_lookup(|k| both.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(
+            c.queues,
+            vec![("signals", "q".to_owned()), ("executions", "e".to_owned())]
+        );
         let bad = HashMap::from([
             ("GENERATOR_TIMEFRAMES", "5,7"),
             ("GENERATOR_TICKERS", "aapl, BAD TICKER"),

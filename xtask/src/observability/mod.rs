@@ -182,9 +182,24 @@ fn run(cmd: &Path, args: &[&str]) -> (bool, String) {
     }
 }
 
-/// The Prometheus series names the functions export, and the histograms (bare names).
+/// The collector's own metrics the dashboards may use (its health panels): vmagent's, which
+/// Prometheus scrapes as `job="vmagent"` on both local paths.
+pub const COLLECTOR_METRICS: &[&str] = &[
+    "up",
+    "vmagent_rows_inserted_total",
+    "vmagent_remotewrite_requests_total",
+    "vmagent_remotewrite_pending_data_bytes",
+    "vmagent_remotewrite_packets_dropped_total",
+];
+
+/// The Prometheus series names the functions export (and the collector's own, for its health
+/// panels), and the histograms (bare names).
 fn exported_metrics() -> (HashSet<String>, HashSet<&'static str>) {
-    let allowed = METRICS.iter().flat_map(|m| m.exported_names()).collect();
+    let allowed = METRICS
+        .iter()
+        .flat_map(|m| m.exported_names())
+        .chain(COLLECTOR_METRICS.iter().map(|m| (*m).to_owned()))
+        .collect();
     let histograms = METRICS
         .iter()
         .filter(|m| m.kind == MetricKind::Histogram)
