@@ -646,6 +646,15 @@ fn each_function_has_error_throttle_and_timeout_alarms() {
         "<Ref GeneratorSchedule>",
     );
     assert_eq!(failed.len(), 1);
+    // The executor's sweep schedule too: without it runs whose last attempt died stay RUNNING.
+    let sweep = alarms_on(
+        &alarms,
+        "AWS/Events",
+        "FailedInvocations",
+        "RuleName",
+        "<Ref SweepSchedule>",
+    );
+    assert_eq!(sweep.len(), 1);
 }
 
 #[test]
