@@ -12,7 +12,7 @@ use tradeflow_core::pipeline::Pipeline;
 use tradeflow_core::ports::PipelineStore;
 use tradeflow_local::chain::{Chain, ChainConfig, Functions};
 use tradeflow_local::esm::MappingConfig;
-use tradeflow_local::stack::{StackOutputs, create_stack, delete_stack};
+use tradeflow_local::stack::{StackOutputs, create_stack, delete_stack_and_history};
 
 pub const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 
@@ -93,19 +93,7 @@ impl TestStack {
 
     /// Deletes the stack, then the tables the template retains (executions, orders).
     pub async fn delete(self) {
-        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk);
-        let _ = delete_stack(&cfn, &self.stage).await;
-        for output in ["ExecutionsTableName", "OrdersTableName"] {
-            let table = self.output(output);
-            let _ = self
-                .dynamo
-                .update_table()
-                .table_name(&table)
-                .deletion_protection_enabled(false)
-                .send()
-                .await;
-            let _ = self.dynamo.delete_table().table_name(&table).send().await;
-        }
+        delete_stack_and_history(&self.sdk, &self.stage, &self.outputs).await;
     }
 
     pub fn output(&self, key: &str) -> String {

@@ -238,6 +238,31 @@ pub async fn delete_stack(cfn: &aws_sdk_cloudformation::Client, stage: &str) -> 
     Ok(())
 }
 
+/// Deletes a throwaway stack whole: the stack, then the tables the template retains
+/// (executions, orders; their deletion protection switched off first). Best effort: what is
+/// already gone is no error.
+pub async fn delete_stack_and_history(
+    sdk: &aws_config::SdkConfig,
+    stage: &str,
+    outputs: &StackOutputs,
+) {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let _ = delete_stack(&cfn, stage).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    for output in ["ExecutionsTableName", "OrdersTableName"] {
+        let Ok(table) = outputs.get(output) else {
+            continue;
+        };
+        let _ = dynamo
+            .update_table()
+            .table_name(table)
+            .deletion_protection_enabled(false)
+            .send()
+            .await;
+        let _ = dynamo.delete_table().table_name(table).send().await;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

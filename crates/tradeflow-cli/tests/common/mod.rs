@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tradeflow_local::stack::{StackOutputs, create_stack, delete_stack};
+use tradeflow_local::stack::{StackOutputs, create_stack, delete_stack_and_history};
 
 pub const TEMPLATE: &str = include_str!("../../../../infra/template.yaml");
 
@@ -226,19 +226,7 @@ impl Stack {
     }
 
     pub async fn delete(self) {
-        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk);
-        let _ = delete_stack(&cfn, &self.stage).await;
-        for output in ["ExecutionsTableName", "OrdersTableName"] {
-            let table = self.output(output);
-            let _ = self
-                .dynamo
-                .update_table()
-                .table_name(&table)
-                .deletion_protection_enabled(false)
-                .send()
-                .await;
-            let _ = self.dynamo.delete_table().table_name(&table).send().await;
-        }
+        delete_stack_and_history(&self.sdk, &self.stage, &self.outputs).await;
     }
 }
 
