@@ -24,7 +24,7 @@ pub use dynamo::{
     LEASE_TTL_GRACE_SECS, Listed, PIPELINE_UPDATES_INDEX, RUN_SHARDS, StoredLease, UndecodableItem,
 };
 pub use error::{AdapterError, ErrorClass};
-pub use sqs::{SqsQueue, resolve_queue_url};
+pub use sqs::{SqsQueue, resolve_queue_url, trace_attributes};
 
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_dynamodb;

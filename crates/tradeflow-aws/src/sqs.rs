@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::BuildError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use tradeflow_core::error::QueueError;
 use tradeflow_core::ports::{FailedEntry, MAX_BATCH, OutgoingMessage, QueueDepth, QueueSender};
+use tradeflow_core::trace::TraceContext;
 
 use crate::error::{AdapterError, queue_error, queue_permanent};
 
@@ -52,6 +54,25 @@ pub async fn resolve_queue_url(client: &Client, name_or_url: &str) -> Result<Str
     })
 }
 
+/// A message's trace context as SQS message attributes: `traceparent` and, when there is one,
+/// `tracestate`, both of data type `String` (what [`TraceContext::wire_bytes`] counts). The
+/// consumer reads them back from its SQS records (`tradeflow_lambda`'s batch path). For any
+/// SQS-shaped sender (SQS, SNS) of an [`OutgoingMessage`].
+pub fn trace_attributes(
+    trace: &TraceContext,
+) -> Result<std::collections::HashMap<String, MessageAttributeValue>, BuildError> {
+    trace
+        .attributes()
+        .map(|(name, value)| {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()?;
+            Ok((name.to_owned(), attribute))
+        })
+        .collect()
+}
+
 /// The entries a `SendMessageBatch` response reports as not sent.
 fn failed_entries(output: &SendMessageBatchOutput) -> Vec<FailedEntry> {
     output
@@ -80,7 +101,7 @@ impl QueueSender for SqsQueue {
                 AdapterError::BatchTooLarge(messages.len()),
             ));
         }
-        let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
+        let bytes: usize = messages.iter().map(OutgoingMessage::wire_bytes).sum();
         if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
             return Err(queue_permanent(
                 "SendMessageBatch",
@@ -90,10 +111,15 @@ impl QueueSender for SqsQueue {
         let entries = messages
             .iter()
             .map(|m| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(&m.id)
-                    .message_body(&m.body)
-                    .build()
+                let attributes = m.trace.as_ref().map(trace_attributes).transpose();
+                attributes
+                    .and_then(|attributes| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(&m.id)
+                            .message_body(&m.body)
+                            .set_message_attributes(attributes)
+                            .build()
+                    })
                     .map_err(|e| {
                         queue_permanent(
                             "SendMessageBatch",
@@ -148,6 +174,25 @@ impl QueueDepth for SqsQueue {
 mod tests {
     use super::*;
     use aws_sdk_sqs::types::BatchResultErrorEntry;
+
+    #[test]
+    fn the_trace_context_becomes_string_attributes() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut trace = TraceContext {
+            traceparent: parent.into(),
+            tracestate: None,
+        };
+        let attributes = trace_attributes(&trace).unwrap();
+        assert_eq!(attributes.len(), 1);
+        let tp = &attributes["traceparent"];
+        assert_eq!(
+            (tp.data_type(), tp.string_value()),
+            ("String", Some(parent))
+        );
+        trace.tracestate = Some("vendor=1".into());
+        let attributes = trace_attributes(&trace).unwrap();
+        assert_eq!(attributes["tracestate"].string_value(), Some("vendor=1"));
+    }
 
     // The emulator fails entries one by one only for a bad DelaySeconds, which the port never
     // sets, so the mapping of a partial failure is checked here.

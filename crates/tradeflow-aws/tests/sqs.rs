@@ -25,10 +25,7 @@ async fn create_queue(client: &aws_sdk_sqs::Client) -> (String, String) {
 }
 
 fn message(i: usize) -> OutgoingMessage {
-    OutgoingMessage {
-        id: format!("m{i}"),
-        body: format!("{{\"n\":{i}}}"),
-    }
+    OutgoingMessage::new(format!("m{i}"), format!("{{\"n\":{i}}}"))
 }
 
 #[tokio::test]
@@ -98,10 +95,7 @@ async fn batches_outside_one_to_ten_are_handled_without_a_call() {
 }
 
 fn sized(i: usize, bytes: usize) -> OutgoingMessage {
-    OutgoingMessage {
-        id: format!("m{i}"),
-        body: "x".repeat(bytes),
-    }
+    OutgoingMessage::new(format!("m{i}"), "x".repeat(bytes))
 }
 
 #[tokio::test]
@@ -139,10 +133,7 @@ async fn a_malformed_batch_is_a_permanent_error() {
     // Ids must be distinct and match [A-Za-z0-9_-]{1,80}: the whole call is refused.
     for batch in [
         vec![message(0), message(0)],
-        vec![OutgoingMessage {
-            id: "not valid".into(),
-            body: "{}".into(),
-        }],
+        vec![OutgoingMessage::new("not valid", "{}")],
     ] {
         let err = queue.send_batch(&batch).await.unwrap_err();
         assert!(matches!(err, QueueError::Permanent { .. }), "{err:?}");
@@ -176,4 +167,61 @@ async fn a_missing_queue_is_a_permanent_error() {
     assert!(matches!(err, QueueError::Permanent { .. }), "{err:?}");
     let err = missing.approximate_depth().await.unwrap_err();
     assert_eq!(err.kind(), "permanent");
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn the_trace_context_travels_as_message_attributes() {
+    let client = aws_sdk_sqs::Client::new(&emulator().await);
+    let (_, url) = create_queue(&client).await;
+    let queue = SqsQueue::new(client.clone(), url.clone());
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = OutgoingMessage {
+        trace: Some(tradeflow_core::trace::TraceContext {
+            traceparent: parent.into(),
+            tracestate: Some("vendor=1".into()),
+        }),
+        ..message(0)
+    };
+    assert_eq!(
+        queue.send_batch(&[traced, message(1)]).await.unwrap(),
+        vec![]
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let received = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        assert!(!received.messages().is_empty(), "queue drained early");
+        for m in received.messages() {
+            let attribute = |name: &str| {
+                m.message_attributes()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned)
+            };
+            seen.push((
+                m.body().unwrap().to_owned(),
+                attribute("traceparent"),
+                attribute("tracestate"),
+            ));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                message(0).body,
+                Some(parent.to_owned()),
+                Some("vendor=1".to_owned())
+            ),
+            (message(1).body, None, None),
+        ]
+    );
 }

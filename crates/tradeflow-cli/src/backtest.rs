@@ -347,6 +347,7 @@ pub async fn run(global: &Global, args: BacktestArgs) -> anyhow::Result<()> {
             body,
             sent_at_ms: Some(now * 1000),
             receive_count: Some(1),
+            trace: None,
         }
     };
     let mut t = plan.from;

@@ -91,10 +91,7 @@ async fn send(global: &Global, args: &SendArgs) -> anyhow::Result<()> {
     let messages: Vec<OutgoingMessage> = bodies
         .into_iter()
         .enumerate()
-        .map(|(i, body)| OutgoingMessage {
-            id: format!("s{i}"),
-            body,
-        })
+        .map(|(i, body)| OutgoingMessage::new(format!("s{i}"), body))
         .collect();
     for chunk in messages.chunks(tradeflow_core::ports::MAX_BATCH) {
         let failed = queue

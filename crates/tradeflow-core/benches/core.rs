@@ -65,6 +65,7 @@ fn dispatch(c: &mut Criterion) {
             body: s.to_json(),
             sent_at_ms: None,
             receive_count: None,
+            trace: None,
         })
         .collect();
     group.throughput(Throughput::Elements(bodies.len() as u64));

@@ -94,6 +94,10 @@ pub struct DispatchReport {
     pub signal_types: Vec<String>,
     pub cache_size: usize,
     pub cache_refreshed: bool,
+    /// Per message of the batch (in input order): its fan-outs after de-duplication, and how
+    /// many of their requests the queue accepted (a message's span reports them).
+    pub matched_by_message: Vec<usize>,
+    pub enqueued_by_message: Vec<usize>,
 }
 
 impl DispatchReport {
@@ -307,6 +311,8 @@ impl Dispatcher {
         let _ = deadline;
         let mut report = DispatchReport {
             received: messages.len(),
+            matched_by_message: vec![0; messages.len()],
+            enqueued_by_message: vec![0; messages.len()],
             ..DispatchReport::default()
         };
         let now_ms = self.clock.now_ms();
@@ -364,6 +370,11 @@ impl Dispatcher {
         } = fan_out(&index, &signals, now_ms);
         report.deduplicated = deduplicated;
         report.matched = fanouts.len();
+        for f in &fanouts {
+            if let Some(n) = report.matched_by_message.get_mut(f.message_index) {
+                *n += 1;
+            }
+        }
 
         let phase = std::time::Instant::now();
         // 4. Claim a lease per fan-out, `claim_concurrency` at a time (results in fan-out order).
@@ -443,13 +454,15 @@ impl Dispatcher {
 
         let claims_ms = phase.elapsed().as_secs_f64() * 1000.0;
         let phase = std::time::Instant::now();
-        // 5. Send the claimed requests, 10 per call, retrying failed entries.
+        // 5. Send the claimed requests, 10 per call, retrying failed entries. Each carries the
+        // trace context of the message whose signal triggered it.
         let outgoing: Vec<OutgoingMessage> = to_send
             .iter()
             .enumerate()
             .map(|(n, f)| OutgoingMessage {
                 id: format!("e{n}"),
                 body: f.request.to_json(),
+                trace: messages.get(f.message_index).and_then(|m| m.trace.clone()),
             })
             .collect();
         let by_entry: HashMap<String, &FanOut> = to_send
@@ -494,6 +507,13 @@ impl Dispatcher {
         // the message finds the lease still this execution's and sends it again; the executor
         // drops the duplicate.
         report.enqueued += sent.sent.len();
+        for id in &sent.sent {
+            if let Some(f) = by_entry.get(id)
+                && let Some(n) = report.enqueued_by_message.get_mut(f.message_index)
+            {
+                *n += 1;
+            }
+        }
         tracing::debug!(
             fan_outs = report.matched,
             claims_ms,
@@ -565,6 +585,7 @@ mod tests {
             body,
             sent_at_ms: Some(T0 * 1000 - 500),
             receive_count: None,
+            trace: None,
         }
     }
 
@@ -701,6 +722,54 @@ mod tests {
         assert!(
             elapsed < Duration::from_millis(10 * 2_000 / limit as u64 + 100),
             "{elapsed:?}"
+        );
+    }
+
+    /// Each request carries the trace context of the message whose signal triggered it (the
+    /// dispatcher's span for that message, set by the handler), and the report counts each
+    /// message's fan-outs.
+    #[tokio::test]
+    async fn each_request_carries_the_trace_context_of_its_message() {
+        let w = world(vec![
+            pipeline("p1", &["AAPL"], json!([])),
+            pipeline("p2", &["AAPL", "MSFT"], json!([])),
+        ]);
+        let traced = |id: &str, b: String, parent: Option<&str>| InboundMessage {
+            trace: parent.map(|p| crate::trace::TraceContext {
+                traceparent: p.into(),
+                tracestate: Some("k=v".into()),
+            }),
+            ..msg(id, b)
+        };
+        let messages = [
+            traced("m1", body("s1", &[("AAPL", 80.0)]), Some("tp-1")),
+            traced("m2", body("s2", &[("MSFT", 80.0)]), None),
+            traced("m3", body("s3", &[("TSLA", 80.0)]), Some("tp-3")),
+        ];
+        let r = w.dispatcher.dispatch(&messages, Deadline::none()).await;
+        assert_eq!((r.matched, r.enqueued), (3, 3));
+        assert_eq!(r.matched_by_message, vec![2, 1, 0]);
+        assert_eq!(r.enqueued_by_message, vec![2, 1, 0]);
+        let mut sent: Vec<(String, Option<String>)> = w
+            .queue
+            .drain()
+            .into_iter()
+            .map(|m| {
+                let request = ExecutionRequest::parse(&m.body).unwrap();
+                (
+                    format!("{}:{}", request.pipeline_id, request.ticker),
+                    m.trace.map(|t| t.traceparent),
+                )
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                ("p1:AAPL".into(), Some("tp-1".into())),
+                ("p2:AAPL".into(), Some("tp-1".into())),
+                ("p2:MSFT".into(), None),
+            ]
         );
     }
 

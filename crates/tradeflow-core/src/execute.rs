@@ -23,10 +23,11 @@ use crate::execution::{
 };
 use crate::pipeline::{DEFAULT_MAX_RUNTIME_SECS, Pipeline};
 use crate::ports::{
-    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, PipelineStore, RunEnd,
-    RunEndOutcome, RunLedger,
+    BeginOutcome, Clock, ExecutionStore, HoldOutcome, Lease, LeaseStore, NoTracer, PipelineStore,
+    RunEnd, RunEndOutcome, RunLedger, Tracer,
 };
 use crate::steps::{BuiltinSteps, StepContext, StepError, StepFlow};
+use crate::trace::TraceContext;
 use crate::vocab::InboundMessage;
 
 /// Labels of [`Outcome::Retry`], the one list (metrics initialise a series per label from it).
@@ -124,6 +125,7 @@ pub struct Executor {
     max_deliveries: Option<u32>,
     pipeline_cache: Option<PipelineCache>,
     batch_concurrency: usize,
+    tracer: Arc<dyn Tracer>,
 }
 
 /// Messages of one batch run at once by default: the template's batch size (10), so a batch
@@ -219,7 +221,16 @@ impl Executor {
             max_deliveries: None,
             pipeline_cache: None,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
+            tracer: Arc::new(NoTracer),
         }
+    }
+
+    /// Opens a span per pipeline step ([`Tracer::step`]) under the trace context of the
+    /// message whose run it is ([`InboundMessage::trace`]); a step that does not run (after a
+    /// stop or a failure) gets an empty span with status `SKIPPED`.
+    pub fn with_tracer(mut self, tracer: Arc<dyn Tracer>) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Reuses each pipeline read for `ttl` (zero: read it for every run).
@@ -305,7 +316,7 @@ impl Executor {
             ),
             Ok(request) => {
                 let lag = self.clock.now_ms() - request.enqueued_at_ms;
-                let outcome = match self.run(&request, deadline).await {
+                let outcome = match self.run(&request, deadline, message.trace.as_ref()).await {
                     Outcome::Retry { label, reason }
                         if label != "in_progress" && self.is_last_delivery(message) =>
                     {
@@ -325,7 +336,12 @@ impl Executor {
         }
     }
 
-    async fn run(&self, request: &ExecutionRequest, deadline: Deadline) -> Outcome {
+    async fn run(
+        &self,
+        request: &ExecutionRequest,
+        deadline: Deadline,
+        trace: Option<&TraceContext>,
+    ) -> Outcome {
         let pipeline = match self.pipeline(&request.pipeline_id).await {
             Ok(p) => p,
             Err(e) => return retry("pipeline_store", error_chain(&e)),
@@ -400,7 +416,7 @@ impl Executor {
                         return retry("lease_store", error_chain(&e));
                     }
                 }
-                match self.run_steps(request, p, time, &mut record).await {
+                match self.run_steps(request, p, time, &mut record, trace).await {
                     Ok((status, placed)) => {
                         order = placed;
                         status
@@ -773,6 +789,7 @@ impl Executor {
         pipeline: Pipeline,
         time: AttemptTime,
         record: &mut ExecutionRecord,
+        trace: Option<&TraceContext>,
     ) -> Result<(ExecutionStatus, Option<crate::order::PaperOrder>), StepTransient> {
         let kinds = pipeline.steps.clone();
         let mut ctx = StepContext {
@@ -788,7 +805,11 @@ impl Executor {
         let mut stopped: Option<(StepStatus, String)> = None;
         let mut status = ExecutionStatus::Completed;
         for kind in kinds {
+            let span = self.tracer.step(trace, kind.as_str());
             if let Some((_, why)) = &stopped {
+                if let Some(span) = span {
+                    span.end(status_label(StepStatus::Skipped), None);
+                }
                 record.steps.push(StepResult {
                     step: kind.as_str().into(),
                     status: StepStatus::Skipped,
@@ -799,7 +820,11 @@ impl Executor {
                 continue;
             }
             let Some(step) = self.steps.get(kind) else {
-                record.error = Some(format!("no implementation for step {}", kind.as_str()));
+                let error = format!("no implementation for step {}", kind.as_str());
+                if let Some(span) = span {
+                    span.end(status_label(StepStatus::Failed), Some(&error));
+                }
+                record.error = Some(error);
                 status = ExecutionStatus::Failed;
                 stopped = Some((StepStatus::Failed, "an earlier step failed".into()));
                 continue;
@@ -819,6 +844,15 @@ impl Executor {
                 ))),
             };
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if let Some(span) = span {
+                match &result {
+                    Ok(_) => span.end(status_label(StepStatus::Completed), None),
+                    Err(StepError::Transient(reason)) => span.end("RETRY", Some(reason)),
+                    Err(StepError::Permanent(reason)) => {
+                        span.end(status_label(StepStatus::Failed), Some(reason));
+                    }
+                }
+            }
             match result {
                 Ok(out) => {
                     if let StepFlow::Stop(label) = out.flow {
@@ -865,6 +899,15 @@ impl Executor {
             record.decision = Some("no_order_step".into());
         }
         Ok((status, order))
+    }
+}
+
+/// A step status as the execution record spells it (`COMPLETED`, `FAILED`, `SKIPPED`).
+fn status_label(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Completed => "COMPLETED",
+        StepStatus::Failed => "FAILED",
+        StepStatus::Skipped => "SKIPPED",
     }
 }
 
@@ -987,6 +1030,7 @@ mod tests {
             body: req.to_json(),
             sent_at_ms: None,
             receive_count: None,
+            trace: None,
         }
     }
 
@@ -1104,6 +1148,70 @@ mod tests {
         let w = world();
         w.executions.failures.fail_next(1);
         assert!(w.executor.sweep(0, 10).await.is_err());
+    }
+
+    /// Each step runs in a span under the message's trace context, ended with the step's
+    /// status; a transient failure ends its step's span as an error and opens no more.
+    #[tokio::test]
+    async fn each_step_gets_a_span_under_the_message_context() {
+        let World {
+            executor,
+            leases,
+            market,
+            ..
+        } = world();
+        let tracer = Arc::new(RecordingTracer::default());
+        let executor = executor.with_tracer(tracer.clone());
+        let req = request("p1", Direction::Bullish);
+        leases.insert(
+            Lease {
+                pipeline_id: "p1".into(),
+                ticker: req.ticker.clone(),
+                execution_id: req.execution_id.clone(),
+                expires_at: NOW + 720,
+            },
+            true,
+        );
+        let parent = TraceContext {
+            traceparent: "execute-span".into(),
+            tracestate: None,
+        };
+        market.failures.fail_next(1);
+        let traced = InboundMessage {
+            trace: Some(parent.clone()),
+            ..message(&req)
+        };
+        let r = executor.execute(&traced, Deadline::none()).await;
+        assert!(matches!(r.outcome, Outcome::Retry { .. }), "{r:?}");
+        let r = executor.execute(&traced, Deadline::none()).await;
+        assert_eq!(finished(&r).status, ExecutionStatus::Completed);
+        let spans: Vec<(String, Option<String>, String, bool)> = tracer
+            .spans()
+            .into_iter()
+            .map(|s| {
+                let (status, error) = s.end.unwrap();
+                (s.name, s.parent, status, error.is_some())
+            })
+            .collect();
+        let step = |name: &str, status: &str, error: bool| {
+            (
+                format!("step {name}"),
+                Some("execute-span".to_owned()),
+                status.to_owned(),
+                error,
+            )
+        };
+        assert_eq!(
+            spans,
+            vec![
+                step("market_snapshot", "RETRY", true),
+                step("market_snapshot", "COMPLETED", false),
+                step("bias", "COMPLETED", false),
+                step("strategy", "COMPLETED", false),
+                step("risk", "COMPLETED", false),
+                step("paper_order", "COMPLETED", false),
+            ]
+        );
     }
 
     #[tokio::test]
@@ -1438,6 +1546,7 @@ mod tests {
                     body: "{}".into(),
                     sent_at_ms: None,
                     receive_count: None,
+                    trace: None,
                 },
                 Deadline::none(),
             )

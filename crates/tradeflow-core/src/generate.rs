@@ -20,7 +20,7 @@ use crate::deadline::Deadline;
 use crate::detectors::{Detection, Detector, HigherSeries, higher_timeframes_of};
 use crate::error::error_chain;
 use crate::market::{MarketData, MarketDataError};
-use crate::ports::{CursorStore, OutgoingMessage, QueueSender};
+use crate::ports::{CursorStore, NoTracer, OutgoingMessage, QueueSender, SpanHandle, Tracer};
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::{Signal, SignalMetadata, TickerSignal};
 use crate::vocab::{Bar, Confidence, InvalidField, SignalType, Ticker, Timeframe};
@@ -86,6 +86,7 @@ pub struct Generator {
     signals: Arc<dyn QueueSender>,
     detectors: Vec<Box<dyn Detector>>,
     config: GeneratorConfig,
+    tracer: Arc<dyn Tracer>,
 }
 
 /// A stream's pending cursor move.
@@ -117,7 +118,15 @@ impl Generator {
             signals,
             detectors,
             config,
+            tracer: Arc::new(NoTracer),
         }
+    }
+
+    /// Opens a span per signal sent ([`Tracer::signal`]), whose context the signal's message
+    /// carries; it ends when the send does (an error when the signal was not delivered).
+    pub fn with_tracer(mut self, tracer: Arc<dyn Tracer>) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     pub fn stream_key(ticker: &Ticker, timeframe: Timeframe) -> String {
@@ -162,13 +171,21 @@ impl Generator {
             }
         }
 
-        // Send every signal of the scan together: fewer, fuller batches.
+        // Send every signal of the scan together: fewer, fuller batches. Each carries the
+        // context of its own span (when tracing).
+        let mut spans: Vec<Option<Box<dyn SpanHandle>>> = Vec::with_capacity(signals.len());
         let outgoing: Vec<OutgoingMessage> = signals
             .iter()
             .enumerate()
-            .map(|(n, (_, _, s))| OutgoingMessage {
-                id: format!("s{n}"),
-                body: s.to_json(),
+            .map(|(n, (_, _, s))| {
+                let span = self.tracer.signal(s);
+                let trace = span.as_ref().and_then(|span| span.context());
+                spans.push(span);
+                OutgoingMessage {
+                    id: format!("s{n}"),
+                    body: s.to_json(),
+                    trace,
+                }
             })
             .collect();
         let started = Instant::now();
@@ -182,8 +199,19 @@ impl Generator {
             .collect();
         // Per stream, the first candle with a signal that did not go out.
         let mut first_blocked: Vec<Option<i64>> = vec![None; moves.len()];
-        for (n, (slot, candle, signal)) in signals.into_iter().enumerate() {
-            match failed.get(format!("s{n}").as_str()) {
+        for (n, ((slot, candle, signal), span)) in signals.into_iter().zip(spans).enumerate() {
+            let reason = failed.get(format!("s{n}").as_str());
+            if let Some(span) = span {
+                span.end(
+                    if reason.is_none() {
+                        "sent"
+                    } else {
+                        "undelivered"
+                    },
+                    reason.copied(),
+                );
+            }
+            match reason {
                 None => report.sent.push(signal),
                 Some(reason) => {
                     let blocked = &mut first_blocked[slot];
@@ -538,6 +566,47 @@ mod tests {
         let ids = sent_ids(&q);
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "no signal is sent twice");
+    }
+
+    /// Each signal's message carries the context of the span opened for it, and the span ends
+    /// with the send: `sent`, or `undelivered` with the reason.
+    #[tokio::test]
+    async fn each_signal_carries_its_own_span_which_ends_with_the_send() {
+        let q = Arc::new(MemoryQueue::default());
+        let tracer = Arc::new(RecordingTracer::default());
+        let g = generator(
+            q.clone(),
+            Arc::new(MemoryCursorStore::default()),
+            Arc::new(SyntheticFeed { seed: 1 }),
+            300,
+        )
+        .with_tracer(tracer.clone());
+        q.reject_entries(&["s0"]);
+        let r = g.scan(NOW, Deadline::none()).await;
+        assert!(r.sent.len() > 1, "{}", r.sent.len());
+        assert_eq!(r.undelivered.len(), 1);
+        let spans = tracer.spans();
+        assert_eq!(spans.len(), r.sent.len() + 1, "one span per signal");
+        let undelivered = &r.undelivered[0].0;
+        for span in &spans {
+            assert_eq!(span.parent, None, "a signal starts a trace");
+            let (status, error) = span.end.clone().unwrap();
+            if span.name == format!("signal {}", undelivered.signal_id) {
+                assert_eq!(status, "undelivered");
+                assert!(error.unwrap().contains("InvalidMessageContents"));
+            } else {
+                assert_eq!((status.as_str(), error), ("sent", None));
+            }
+        }
+        // Each message carries its own signal's span context.
+        for m in q.drain() {
+            let id = Signal::parse(&m.body).unwrap().signal_id;
+            let span = spans
+                .iter()
+                .find(|s| s.name == format!("signal {id}"))
+                .unwrap();
+            assert_eq!(m.trace, Some(span.context.clone()));
+        }
     }
 
     #[tokio::test]

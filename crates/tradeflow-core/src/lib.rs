@@ -7,9 +7,9 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | shared vocabulary, no crate dependencies | [`vocab`] (direction, ticker, signal type, confidence, timeframe, candle, inbound message), [`ids`] (deterministic ids), [`error`] (port errors, `error_chain`), [`indicators`] (TA-Lib-compatible series) |
+//! | shared vocabulary, no crate dependencies | [`vocab`] (direction, ticker, signal type, confidence, timeframe, candle, inbound message), [`trace`] (the trace context a message carries), [`ids`] (deterministic ids), [`error`] (port errors, `error_chain`), [`indicators`] (TA-Lib-compatible series) |
 //! | domain types | [`signal`] (the wire format), [`pipeline`], [`order`] (paper orders), [`matching`] (signal → pipelines index), [`execution`] (requests, records, state machine) |
-//! | ports | [`ports`] (stores, queues, clock; `MAX_BATCH`), [`market`] (the market-data port, [`market::synthetic`] and [`market::csv`] sources) |
+//! | ports | [`ports`] (stores, queues, clock, tracing hooks; `MAX_BATCH`), [`market`] (the market-data port, [`market::synthetic`] and [`market::csv`] sources) |
 //! | logic | [`detectors`] (one file per signal family), [`publish`] (batched sends with retries), [`steps`] (paper-trading steps), and the three functions' logic: [`generate`], [`dispatch`], [`execute`] |
 //! | tests only | `fakes` (in-memory ports and `fakes::fixtures`), behind the `test-util` feature |
 
@@ -32,4 +32,5 @@ pub mod ports;
 pub mod publish;
 pub mod signal;
 pub mod steps;
+pub mod trace;
 pub mod vocab;

@@ -12,6 +12,8 @@ use crate::error::{QueueError, StoreError};
 use crate::execution::{ExecutionRecord, ExecutionRequest, ExecutionStatus};
 use crate::order::PaperOrder;
 use crate::pipeline::Pipeline;
+use crate::signal::Signal;
+use crate::trace::TraceContext;
 use crate::vocab::Ticker;
 
 /// Wall clock. Seconds and milliseconds since the Unix epoch.
@@ -242,6 +244,26 @@ pub const MAX_BATCH: usize = 10;
 pub struct OutgoingMessage {
     pub id: String,
     pub body: String,
+    /// The trace context the message carries to its consumer (the SQS adapter sends it as
+    /// message attributes); `None` sends none.
+    pub trace: Option<TraceContext>,
+}
+
+impl OutgoingMessage {
+    /// A message without a trace context.
+    pub fn new(id: impl Into<String>, body: impl Into<String>) -> Self {
+        OutgoingMessage {
+            id: id.into(),
+            body: body.into(),
+            trace: None,
+        }
+    }
+
+    /// Its size as SQS counts it against the message and batch limits: the body plus the
+    /// trace context's attributes.
+    pub fn wire_bytes(&self) -> usize {
+        self.body.len() + self.trace.as_ref().map_or(0, TraceContext::wire_bytes)
+    }
 }
 
 /// A batch entry the queue refused.
@@ -280,6 +302,42 @@ pub trait CursorStore: Send + Sync {
         expected: Option<i64>,
         to: i64,
     ) -> Result<bool, StoreError>;
+}
+
+/// A span the domain opened through a [`Tracer`]: the context of the messages it causes, ended
+/// once with how its work went. Dropping it unended drops the span (nothing is exported).
+pub trait SpanHandle: Send {
+    /// The context to send with the messages this span causes (`None`: send none).
+    fn context(&self) -> Option<TraceContext>;
+    /// Ends the span: `status` is a short label recorded on it (`sent`, `COMPLETED`,
+    /// `SKIPPED`...), `error` the reason when its work failed (the span's error status).
+    fn end(self: Box<Self>, status: &str, error: Option<&str>);
+}
+
+/// The hooks through which the domain opens the spans only it sees: a signal about to be sent, a
+/// pipeline step. The telemetry crate implements it; [`NoTracer`] (the default) opens none.
+/// Never fails and never blocks: a hook returns `None` when it traces nothing.
+pub trait Tracer: Send + Sync {
+    /// The span of one signal the generator is about to send (a new trace, its root): its
+    /// context goes with the signal's message.
+    fn signal(&self, signal: &Signal) -> Option<Box<dyn SpanHandle>>;
+    /// The span of one pipeline step, under `parent` (the context of the message whose run it
+    /// is; `None` or malformed: a new trace).
+    fn step(&self, parent: Option<&TraceContext>, step: &str) -> Option<Box<dyn SpanHandle>>;
+}
+
+/// Traces nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTracer;
+
+impl Tracer for NoTracer {
+    fn signal(&self, _signal: &Signal) -> Option<Box<dyn SpanHandle>> {
+        None
+    }
+
+    fn step(&self, _parent: Option<&TraceContext>, _step: &str) -> Option<Box<dyn SpanHandle>> {
+        None
+    }
 }
 
 /// Reads a queue's depth (for DLQ gauges).

@@ -8,14 +8,16 @@ use std::time::Duration;
 use crate::error::QueueError;
 use crate::ports::{MAX_BATCH, OutgoingMessage, QueueSender};
 
-/// Largest message we send, in bytes of body (we set no message attributes): SQS's classic
+/// Largest message we send, in bytes of body and message attributes (the trace context, as
+/// [`OutgoingMessage::wire_bytes`] counts it): SQS's classic
 /// 256 KiB. Queues may allow up to 1 MiB since 2025, but 256 KiB holds for every queue, and
 /// `infra/template.yaml` sets `MaximumMessageSize` to it on the signals and executions queues.
 /// Twenty such messages (the dispatcher's batch) also stay within Lambda's 6 MB invocation
 /// payload.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
 
-/// Largest SendMessageBatch, the sum of its bodies: SQS refuses a longer call whole
+/// Largest SendMessageBatch, the sum of its messages' [`OutgoingMessage::wire_bytes`]: SQS
+/// refuses a longer call whole
 /// (`BatchRequestTooLong`).
 pub const MAX_BATCH_BYTES: usize = 262_144;
 
@@ -73,7 +75,7 @@ pub async fn send_all(
     let mut report = SendReport::default();
     let (mut pending, too_large): (Vec<_>, Vec<_>) = messages
         .into_iter()
-        .partition(|m| m.body.len() <= MAX_MESSAGE_BYTES);
+        .partition(|m| m.wire_bytes() <= MAX_MESSAGE_BYTES);
     for message in too_large {
         report.undelivered.push(Undelivered {
             // "rejected by the queue" marks a fault of the message itself (see the generator's
@@ -81,7 +83,7 @@ pub async fn send_all(
             reason: format!(
                 "rejected by the queue's size limit: message is {} bytes, more than \
                  {MAX_MESSAGE_BYTES}",
-                message.body.len()
+                message.wire_bytes()
             ),
             id: message.id,
             retryable: false,
@@ -159,16 +161,16 @@ pub async fn send_all(
 }
 
 /// Consecutive runs of `messages` with at most [`MAX_BATCH`] messages and [`MAX_BATCH_BYTES`]
-/// bytes of body each (every message is at most [`MAX_MESSAGE_BYTES`]).
+/// bytes each (every message is at most [`MAX_MESSAGE_BYTES`]).
 fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, m) in messages.iter().enumerate() {
-        if i - start == MAX_BATCH || bytes + m.body.len() > MAX_BATCH_BYTES {
+        if i - start == MAX_BATCH || bytes + m.wire_bytes() > MAX_BATCH_BYTES {
             batches.push(&messages[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += m.body.len();
+        bytes += m.wire_bytes();
     }
     if start < messages.len() {
         batches.push(&messages[start..]);
@@ -200,10 +202,7 @@ mod tests {
 
     fn messages(n: usize) -> Vec<OutgoingMessage> {
         (0..n)
-            .map(|i| OutgoingMessage {
-                id: format!("m{i}"),
-                body: format!("body {i}"),
-            })
+            .map(|i| OutgoingMessage::new(format!("m{i}"), format!("body {i}")))
             .collect()
     }
 
@@ -282,10 +281,7 @@ mod tests {
     }
 
     fn sized(id: &str, bytes: usize) -> OutgoingMessage {
-        OutgoingMessage {
-            id: id.into(),
-            body: "x".repeat(bytes),
-        }
+        OutgoingMessage::new(id, "x".repeat(bytes))
     }
 
     #[tokio::test]

@@ -418,6 +418,10 @@ pub struct InboundMessage {
     /// `ApproximateReceiveCount`): compared with the queue's `maxReceiveCount`, it says whether a
     /// failure now sends the message to the DLQ.
     pub receive_count: Option<u32>,
+    /// The trace context the work on this message belongs under: as the sender attached it (SQS
+    /// message attributes), or, when the function traces, the context of its own span for the
+    /// message. The domain passes it on to what it sends and does for this message.
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 #[cfg(test)]

@@ -317,6 +317,7 @@ impl World {
             body,
             sent_at_ms: None,
             receive_count: None,
+            trace: None,
         };
         let report = self
             .dispatcher
@@ -378,6 +379,7 @@ impl World {
             body,
             sent_at_ms: None,
             receive_count: Some(received + 1),
+            trace: None,
         };
         let handle = tokio::spawn(RUN.scope(run, async move {
             executor.execute(&message, deadline).await.failed()

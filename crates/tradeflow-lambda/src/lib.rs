@@ -22,6 +22,6 @@ pub use invocation::{InvocationLayer, InvocationService, deadline_of};
 pub use routed::{Routed, is_sqs_batch, routed};
 pub use sqs::{
     BatchError, BatchReport, MISSING_BODY_REASON, MissingBody, batch_response, inbound_messages,
-    process_batch,
+    process_batch, trace_context,
 };
 pub use tradeflow_core::deadline::Deadline;

@@ -3,13 +3,16 @@
 //! [`process_batch`] is the whole path of an SQS-triggered function; each function supplies only
 //! its domain call and what it logs and counts from the report.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{
+    BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessageAttribute,
+};
 use tradeflow_core::dispatch::{DispatchReport, MessageFailure};
 use tradeflow_core::execute::{MessageReport, Outcome};
+use tradeflow_core::trace::{TRACEPARENT, TRACESTATE, TraceContext};
 use tradeflow_core::vocab::InboundMessage;
 
 /// Why a batch cannot be processed as a whole.
@@ -48,17 +51,27 @@ pub fn inbound_messages(
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|v| v.parse::<u32>().ok());
+        let trace = trace_context(&record.message_attributes);
         match record.body {
             Some(body) => messages.push(InboundMessage {
                 message_id,
                 body,
                 sent_at_ms,
                 receive_count,
+                trace,
             }),
             None => missing.push(MissingBody { message_id }),
         }
     }
     Ok((messages, missing))
+}
+
+/// The trace context a record's sender attached as String message attributes (`traceparent`,
+/// `tracestate`: `tradeflow_aws::trace_attributes`); `None` without a `traceparent`. Not
+/// validated: a malformed one starts a new trace when the function opens its span.
+pub fn trace_context(attributes: &HashMap<String, SqsMessageAttribute>) -> Option<TraceContext> {
+    let value = |name: &str| attributes.get(name).and_then(|a| a.string_value.as_deref());
+    TraceContext::from_attributes(value(TRACEPARENT), value(TRACESTATE))
 }
 
 /// The partial batch response naming exactly `failed` (each once). When every one of `total`
@@ -190,6 +203,39 @@ mod tests {
                 message_id: "b".into()
             }]
         );
+    }
+
+    #[test]
+    fn the_trace_context_comes_from_the_message_attributes() {
+        let attribute = |value: &str| {
+            let mut a = SqsMessageAttribute::default();
+            a.string_value = Some(value.to_owned());
+            a.data_type = Some("String".into());
+            a
+        };
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut traced = record(Some("a"), Some("{}"));
+        traced
+            .message_attributes
+            .insert("traceparent".into(), attribute(parent));
+        traced
+            .message_attributes
+            .insert("tracestate".into(), attribute("vendor=1"));
+        let mut state_only = record(Some("b"), Some("{}"));
+        state_only
+            .message_attributes
+            .insert("tracestate".into(), attribute("vendor=1"));
+        let mut event = SqsEvent::default();
+        event.records = vec![traced, state_only, record(Some("c"), Some("{}"))];
+        let (messages, _) = inbound_messages(event).unwrap();
+        assert_eq!(
+            messages[0].trace,
+            Some(TraceContext {
+                traceparent: parent.into(),
+                tracestate: Some("vendor=1".into()),
+            })
+        );
+        assert_eq!((&messages[1].trace, &messages[2].trace), (&None, &None));
     }
 
     #[test]

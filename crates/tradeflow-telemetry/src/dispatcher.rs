@@ -159,6 +159,7 @@ mod tests {
             signal_types: vec!["rsi_oversold".into(); 4],
             cache_size: 42,
             cache_refreshed: true,
+            ..DispatchReport::default()
         }
     }
 

@@ -266,6 +266,19 @@ impl EventSourceMapping {
                 .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                 .collect();
         }
+        // String attributes as Lambda's mapping delivers them (the trace context among them).
+        if let Some(attrs) = m.message_attributes() {
+            r.message_attributes = attrs
+                .iter()
+                .filter(|(_, v)| v.string_value().is_some())
+                .map(|(k, v)| {
+                    let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+                    a.string_value = v.string_value().map(str::to_owned);
+                    a.data_type = Some(v.data_type().to_owned());
+                    (k.clone(), a)
+                })
+                .collect();
+        }
         r.event_source = Some("aws:sqs".into());
         r.event_source_arn = Some(self.queue_arn.clone());
         r.aws_region = std::env::var("AWS_REGION").ok();

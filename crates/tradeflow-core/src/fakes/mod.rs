@@ -654,7 +654,7 @@ impl QueueSender for MemoryQueue {
                 source: "TooManyEntriesInBatchRequest: more than 10 entries".into(),
             });
         }
-        let total: usize = messages.iter().map(|m| m.body.len()).sum();
+        let total: usize = messages.iter().map(OutgoingMessage::wire_bytes).sum();
         if total > crate::publish::MAX_BATCH_BYTES {
             return Err(QueueError::Permanent {
                 operation: "send_message_batch",
@@ -679,7 +679,7 @@ impl QueueSender for MemoryQueue {
         let rejected = lock(&self.rejected_entries);
         let mut sent = lock(&self.sent);
         for m in messages {
-            if m.body.len() > max_message_bytes {
+            if m.wire_bytes() > max_message_bytes {
                 failed.push(FailedEntry {
                     id: m.id.clone(),
                     code: "InvalidParameterValue".into(),
@@ -862,5 +862,86 @@ impl<M: crate::market::MarketData> crate::market::MarketData for RecordingMarket
         self.inner
             .closed_bars_after(ticker, timeframe, now, after, history, count)
             .await
+    }
+}
+
+/// One span a [`RecordingTracer`] opened and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedSpan {
+    /// `signal <id>` or `step <name>`.
+    pub name: String,
+    /// The context it gave out (`traceparent` `tp-<n>`, n counting from 1).
+    pub context: crate::trace::TraceContext,
+    /// The `traceparent` of the parent it was opened under.
+    pub parent: Option<String>,
+    /// `(status, error)` once ended.
+    pub end: Option<(String, Option<String>)>,
+}
+
+/// A [`Tracer`] that records every span: what the domain opens, under which parent, and how it
+/// ends.
+#[derive(Debug, Default)]
+pub struct RecordingTracer {
+    spans: std::sync::Arc<Mutex<Vec<RecordedSpan>>>,
+}
+
+impl RecordingTracer {
+    /// Every span opened so far, in order.
+    pub fn spans(&self) -> Vec<RecordedSpan> {
+        lock(&self.spans).clone()
+    }
+
+    fn open(&self, name: String, parent: Option<String>) -> Box<dyn SpanHandle> {
+        let mut spans = lock(&self.spans);
+        let context = crate::trace::TraceContext {
+            traceparent: format!("tp-{}", spans.len() + 1),
+            tracestate: None,
+        };
+        spans.push(RecordedSpan {
+            name,
+            context: context.clone(),
+            parent,
+            end: None,
+        });
+        Box::new(RecordingSpan {
+            index: spans.len() - 1,
+            context,
+            spans: std::sync::Arc::clone(&self.spans),
+        })
+    }
+}
+
+struct RecordingSpan {
+    index: usize,
+    context: crate::trace::TraceContext,
+    spans: std::sync::Arc<Mutex<Vec<RecordedSpan>>>,
+}
+
+impl SpanHandle for RecordingSpan {
+    fn context(&self) -> Option<crate::trace::TraceContext> {
+        Some(self.context.clone())
+    }
+
+    fn end(self: Box<Self>, status: &str, error: Option<&str>) {
+        if let Some(span) = lock(&self.spans).get_mut(self.index) {
+            span.end = Some((status.to_owned(), error.map(str::to_owned)));
+        }
+    }
+}
+
+impl Tracer for RecordingTracer {
+    fn signal(&self, signal: &crate::signal::Signal) -> Option<Box<dyn SpanHandle>> {
+        Some(self.open(format!("signal {}", signal.signal_id), None))
+    }
+
+    fn step(
+        &self,
+        parent: Option<&crate::trace::TraceContext>,
+        step: &str,
+    ) -> Option<Box<dyn SpanHandle>> {
+        Some(self.open(
+            format!("step {step}"),
+            parent.map(|p| p.traceparent.clone()),
+        ))
     }
 }
