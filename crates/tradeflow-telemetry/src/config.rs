@@ -17,6 +17,77 @@ pub const DEFAULT_FLUSH_BUDGET: Duration = Duration::from_millis(50);
 /// Longest flush budget accepted from the environment: a flush runs on every invocation.
 const MAX_FLUSH_BUDGET: Duration = Duration::from_secs(10);
 
+/// Which traces are recorded (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSampling {
+    /// A span with a parent follows the parent's decision (the sampled flag of the
+    /// `traceparent` it came with), so a trace is kept or dropped whole; `root` decides for the
+    /// rest. `false`: `root` decides for every span.
+    pub parent_based: bool,
+    /// The fraction of new traces kept, 0.0 to 1.0 (by trace id, so every function that decides
+    /// for the same trace decides alike).
+    pub root_ratio: f64,
+}
+
+impl Default for TraceSampling {
+    /// `parentbased_always_on`, the OpenTelemetry default: a signal is rare (a few per scan), and
+    /// its trace is what explains one signal's fan-out, so every one is kept whole. Lower it with
+    /// `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG`.
+    fn default() -> Self {
+        TraceSampling {
+            parent_based: true,
+            root_ratio: 1.0,
+        }
+    }
+}
+
+impl TraceSampling {
+    /// From `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (the standard names and values;
+    /// the argument defaults to 1.0). An unknown sampler or a bad argument is a warning and
+    /// the default.
+    fn from_values(
+        sampler: Option<&str>,
+        arg: Option<&str>,
+        warnings: &mut Vec<String>,
+    ) -> TraceSampling {
+        let Some(sampler) = sampler else {
+            return TraceSampling::default();
+        };
+        let ratio = |warnings: &mut Vec<String>| match arg {
+            None => 1.0,
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => r,
+                _ => {
+                    warnings.push(format!(
+                        "OTEL_TRACES_SAMPLER_ARG={raw:?} is not a ratio from 0 to 1; using 1.0"
+                    ));
+                    1.0
+                }
+            },
+        };
+        let (parent_based, root_ratio) = match sampler.to_ascii_lowercase().as_str() {
+            "always_on" => (false, 1.0),
+            "always_off" => (false, 0.0),
+            "traceidratio" => (false, ratio(warnings)),
+            "parentbased_always_on" => (true, 1.0),
+            "parentbased_always_off" => (true, 0.0),
+            "parentbased_traceidratio" => (true, ratio(warnings)),
+            other => {
+                warnings.push(format!(
+                    "OTEL_TRACES_SAMPLER={other:?} is not supported (always_on, always_off, \
+                     traceidratio, parentbased_always_on, parentbased_always_off, \
+                     parentbased_traceidratio); using parentbased_always_on"
+                ));
+                return TraceSampling::default();
+            }
+        };
+        TraceSampling {
+            parent_based,
+            root_ratio,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// `service.name`: `OTEL_SERVICE_NAME`, else the name the function passed.
@@ -35,6 +106,10 @@ pub struct TelemetryConfig {
     pub stage: String,
     /// The full URL metrics are POSTed to; `None` means nothing is exported.
     pub metrics_endpoint: Option<String>,
+    /// The full URL spans are POSTed to; `None` means no spans are recorded or exported.
+    pub traces_endpoint: Option<String>,
+    /// Which traces are recorded.
+    pub sampling: TraceSampling,
     /// HTTP timeout of one export (also the exporter's retry budget).
     pub export_timeout: Duration,
     /// How long [`crate::Telemetry::flush`] waits at most.
@@ -54,6 +129,13 @@ impl TelemetryConfig {
     /// - endpoint: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is; else
     ///   `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`; neither set (or `OTEL_METRICS_EXPORTER=none`,
     ///   or `OTEL_SDK_DISABLED=true`): no exporter.
+    /// - traces, opt-in: with `OTEL_TRACES_EXPORTER=otlp`, to `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    ///   as is, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; also when
+    ///   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and `OTEL_TRACES_EXPORTER` is not. Off
+    ///   otherwise (unset, `none`, or `OTEL_SDK_DISABLED=true`): the metrics-only backends
+    ///   (vmagent, AMP, remote write) have no `/v1/traces`, and the OpenTelemetry default
+    ///   (`otlp`) would fail every flush there.
+    /// - sampling: `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` ([`TraceSampling`]).
     /// - flush budget: `TELEMETRY_FLUSH_TIMEOUT_MS` (1 ms … 10 s), default 50 ms.
     /// - export timeout: `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
     ///   (milliseconds), else the flush budget.
@@ -78,8 +160,36 @@ impl TelemetryConfig {
         } else if let Some(url) = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
             Some(url)
         } else {
-            get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| metrics_url(&base))
+            get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| signal_url(&base, "metrics"))
         };
+
+        let sdk_disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let traces_url = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        let traces_endpoint = match get("OTEL_TRACES_EXPORTER").map(|v| v.to_ascii_lowercase()) {
+            _ if sdk_disabled => None,
+            None => traces_url,
+            Some(v) if v == "none" => None,
+            Some(v) if v == "otlp" => {
+                let url = traces_url.or_else(|| {
+                    get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|b| signal_url(&b, "traces"))
+                });
+                if url.is_none() {
+                    warnings.push("OTEL_TRACES_EXPORTER=otlp without OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; traces are off".into());
+                }
+                url
+            }
+            Some(other) => {
+                warnings.push(format!(
+                    "OTEL_TRACES_EXPORTER={other:?} is not supported (otlp, none); traces are off"
+                ));
+                None
+            }
+        };
+        let sampling = TraceSampling::from_values(
+            get("OTEL_TRACES_SAMPLER").as_deref(),
+            get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+            &mut warnings,
+        );
 
         let flush_budget = match get(FLUSH_TIMEOUT_ENV) {
             None => DEFAULT_FLUSH_BUDGET,
@@ -120,6 +230,8 @@ impl TelemetryConfig {
             region,
             stage,
             metrics_endpoint,
+            traces_endpoint,
+            sampling,
             export_timeout,
             flush_budget,
             warnings,
@@ -127,9 +239,10 @@ impl TelemetryConfig {
     }
 }
 
-/// `base` + `/v1/metrics`, as the OTLP spec builds a signal URL from `OTEL_EXPORTER_OTLP_ENDPOINT`.
-fn metrics_url(base: &str) -> String {
-    format!("{}/v1/metrics", base.trim_end_matches('/'))
+/// `base` + `/v1/<signal>`, as the OTLP spec builds a signal URL from
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn signal_url(base: &str, signal: &str) -> String {
+    format!("{}/v1/{signal}", base.trim_end_matches('/'))
 }
 
 /// The Lambda log stream name (one per execution environment) when there is one, else 16 random
@@ -203,6 +316,65 @@ mod tests {
             let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"), off]);
             assert_eq!(c.metrics_endpoint, None, "{off:?}");
         }
+    }
+
+    #[test]
+    fn traces_are_opt_in_and_share_the_base_endpoint() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318/");
+        assert_eq!(
+            config(&[base]).traces_endpoint,
+            None,
+            "off unless asked for"
+        );
+        let c = config(&[base, ("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert_eq!(
+            c.traces_endpoint.as_deref(),
+            Some("http://a:4318/v1/traces")
+        );
+        assert_eq!(
+            c.metrics_endpoint.as_deref(),
+            Some("http://a:4318/v1/metrics")
+        );
+        let own = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/x");
+        assert_eq!(
+            config(&[base, own]).traces_endpoint.as_deref(),
+            Some("http://t:4318/x")
+        );
+        for off in [
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ] {
+            assert_eq!(config(&[base, own, off]).traces_endpoint, None, "{off:?}");
+        }
+        let c = config(&[("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert_eq!((c.traces_endpoint, c.warnings.len()), (None, 1));
+        let c = config(&[base, ("OTEL_TRACES_EXPORTER", "zipkin")]);
+        assert_eq!((c.traces_endpoint, c.warnings.len()), (None, 1));
+    }
+
+    #[test]
+    fn sampling_reads_the_standard_variables() {
+        let sampling = |vars: &[(&str, &str)]| {
+            let c = config(vars);
+            (
+                c.sampling.parent_based,
+                c.sampling.root_ratio,
+                c.warnings.len(),
+            )
+        };
+        assert_eq!(sampling(&[]), (true, 1.0, 0));
+        let s = |name: &'static str| ("OTEL_TRACES_SAMPLER", name);
+        let arg = |v: &'static str| ("OTEL_TRACES_SAMPLER_ARG", v);
+        assert_eq!(sampling(&[s("always_off")]), (false, 0.0, 0));
+        assert_eq!(sampling(&[s("always_on")]), (false, 1.0, 0));
+        assert_eq!(sampling(&[s("parentbased_always_off")]), (true, 0.0, 0));
+        assert_eq!(
+            sampling(&[s("parentbased_traceidratio"), arg("0.25")]),
+            (true, 0.25, 0)
+        );
+        assert_eq!(sampling(&[s("traceidratio"), arg("0.5")]), (false, 0.5, 0));
+        assert_eq!(sampling(&[s("traceidratio"), arg("2")]), (false, 1.0, 1));
+        assert_eq!(sampling(&[s("xray")]), (true, 1.0, 1));
     }
 
     #[test]

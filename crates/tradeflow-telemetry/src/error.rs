@@ -12,4 +12,11 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// The OTLP span exporter could not be built.
+    #[error("building the OTLP span exporter for {endpoint}")]
+    SpanExporter {
+        endpoint: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
 }

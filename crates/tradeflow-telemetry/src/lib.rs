@@ -1,4 +1,4 @@
-//! Logs and metrics for the three functions.
+//! Logs, metrics and traces for the three functions.
 //!
 //! - [`Telemetry::init`] installs JSON logs on stdout (filtered by `RUST_LOG`, default `info`) and
 //!   an OpenTelemetry meter provider. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
@@ -6,6 +6,10 @@
 //!   cumulative; without it the instruments work and nothing is exported.
 //! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: off the async
 //!   worker, bounded by `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
+//! - [`Traces`] (module [`traces`]): with `OTEL_TRACES_EXPORTER=otlp` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), spans over OTLP to `/v1/traces`, same resource,
+//!   flushed with the metrics: one trace per signal across the generator, the dispatcher and the
+//!   executor, the W3C trace context travelling in SQS message attributes. Off otherwise.
 //! - [`Telemetry::start_invocation`] records the FaaS invocation metrics (invocations, errors,
 //!   cold starts, duration).
 //! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
@@ -32,6 +36,7 @@ mod faas;
 mod generator;
 mod labels;
 mod telemetry;
+pub mod traces;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -39,7 +44,7 @@ pub mod testing;
 pub use catalogue::{METRIC_NAMES, METRICS, MetricDef, MetricKind};
 pub use config::{
     DEFAULT_FLUSH_BUDGET, DEFAULT_STAGE, FLUSH_TIMEOUT_ENV, STAGE_ENV, TelemetryConfig,
-    lambda_log_stream_or_random_id,
+    TraceSampling, lambda_log_stream_or_random_id,
 };
 pub use dispatcher::DispatcherMetrics;
 pub use error::TelemetryError;
@@ -47,3 +52,4 @@ pub use executor::ExecutorMetrics;
 pub use faas::{Invocation, InvocationGuard, TRIGGER_PUBSUB, TRIGGER_TIMER};
 pub use generator::{DLQ_EXECUTIONS, DLQ_SIGNALS, GeneratorMetrics};
 pub use telemetry::{Telemetry, init_logging};
+pub use traces::{MessageSpan, Traces};

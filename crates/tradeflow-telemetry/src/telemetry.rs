@@ -1,4 +1,4 @@
-//! The meter provider, logging set-up and the per-invocation flush.
+//! The meter and tracer providers, logging set-up and the per-invocation flush.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -21,9 +22,10 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tradeflow_core::error::error_chain;
 
 use crate::catalogue;
-use crate::config::TelemetryConfig;
+use crate::config::{TelemetryConfig, TraceSampling};
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
+use crate::traces::Traces;
 
 /// `reason` label values of `telemetry_flush_failures_total`.
 const FLUSH_FAILURE_REASONS: [&str; 4] = ["timeout", "export_error", "busy", "panic"];
@@ -37,8 +39,10 @@ pub struct Telemetry {
 struct Inner {
     provider: SdkMeterProvider,
     meter: Meter,
-    /// Whether a reader exports anywhere (else `flush` is a no-op).
+    /// Whether a reader exports anywhere.
     exporting: bool,
+    /// The spans; flushed with the metrics (`flush` is a no-op when neither exports).
+    traces: Traces,
     flush_budget: Duration,
     /// Set while a force-flush runs on a blocking thread (it may outlive a timed-out `flush`).
     flushing: Arc<AtomicBool>,
@@ -53,6 +57,7 @@ impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
             .field("exporting", &self.inner.exporting)
+            .field("traces", &self.inner.traces)
             .field("flush_budget", &self.inner.flush_budget)
             .finish_non_exhaustive()
     }
@@ -130,16 +135,51 @@ impl Telemetry {
                 ),
             }
         }
-        Telemetry::build(builder.build(), exporting, config.flush_budget)
+        let traces = match &config.traces_endpoint {
+            None => Traces::disabled(),
+            Some(endpoint) => match build_tracer_provider(endpoint, &config) {
+                Ok(provider) => {
+                    tracing::debug!(
+                        endpoint = %endpoint,
+                        parent_based = config.sampling.parent_based,
+                        ratio = config.sampling.root_ratio,
+                        "exporting traces over OTLP"
+                    );
+                    Traces::new(provider)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "traces will not be exported");
+                    Traces::disabled()
+                }
+            },
+        };
+        Telemetry::build(builder.build(), exporting, traces, config.flush_budget)
     }
 
     /// Wraps an existing provider (tests: one with an in-memory exporter). `flush` force-flushes
-    /// it within `flush_budget`.
+    /// it within `flush_budget`. No traces ([`Telemetry::with_traces`] adds them).
     pub fn from_provider(provider: SdkMeterProvider, flush_budget: Duration) -> Telemetry {
-        Telemetry::build(provider, true, flush_budget)
+        Telemetry::build(provider, true, Traces::disabled(), flush_budget)
     }
 
-    fn build(provider: SdkMeterProvider, exporting: bool, flush_budget: Duration) -> Telemetry {
+    /// The same metrics with `traces` (tests: a tracer provider with an in-memory exporter),
+    /// flushed with them.
+    pub fn with_traces(self, traces: Traces) -> Telemetry {
+        let inner = &self.inner;
+        Telemetry::build(
+            inner.provider.clone(),
+            inner.exporting,
+            traces,
+            inner.flush_budget,
+        )
+    }
+
+    fn build(
+        provider: SdkMeterProvider,
+        exporting: bool,
+        traces: Traces,
+        flush_budget: Duration,
+    ) -> Telemetry {
         let meter = provider.meter("tradeflow");
         let faas = FaasMetrics::new(&meter);
         let flush_duration = catalogue::TELEMETRY_FLUSH_DURATION.f64_histogram(&meter);
@@ -155,6 +195,7 @@ impl Telemetry {
                 provider,
                 meter,
                 exporting,
+                traces,
                 flush_budget,
                 flushing: Arc::new(AtomicBool::new(false)),
                 invoked: AtomicBool::new(false),
@@ -175,6 +216,11 @@ impl Telemetry {
         self.inner.exporting
     }
 
+    /// The spans of this process (disabled when traces are off).
+    pub fn traces(&self) -> Traces {
+        self.inner.traces.clone()
+    }
+
     /// The per-flush budget.
     pub fn flush_budget(&self) -> Duration {
         self.inner.flush_budget
@@ -188,10 +234,11 @@ impl Telemetry {
         Invocation::start(self.inner.faas.clone(), trigger, cold)
     }
 
-    /// Pushes the metrics now, before Lambda freezes the process.
+    /// Pushes the spans and the metrics now, before Lambda freezes the process.
     ///
-    /// The SDK's force-flush blocks (HTTP on the reader's thread), so it runs on a blocking
-    /// thread and this waits at most the flush budget. It never fails: a timeout or export error
+    /// The SDK's force-flushes block (HTTP on the span processor's and the reader's threads), so
+    /// they run on a blocking thread, spans first, and this waits at most the flush budget for
+    /// both. It never fails: a timeout or export error
     /// is logged as a warning and counted in `telemetry_flush_failures_total{reason}`; the time
     /// spent goes to `telemetry_flush_duration_seconds` (exported with the next flush). If the
     /// previous flush is still running (a slow collector), this one is skipped (`reason="busy"`)
@@ -199,7 +246,7 @@ impl Telemetry {
     /// without a runtime it flushes on the calling thread.
     pub async fn flush(&self) {
         let inner = &self.inner;
-        if !inner.exporting {
+        if !inner.exporting && !inner.traces.is_enabled() {
             return;
         }
         let started = Instant::now();
@@ -212,14 +259,29 @@ impl Telemetry {
             return;
         }
         let provider = inner.provider.clone();
+        let exporting = inner.exporting;
+        let traces = inner.traces.clone();
         let flag = FlushingFlag(Arc::clone(&inner.flushing));
+        let flush_all = move || {
+            let spans = traces.force_flush().map_err(|e| format!("spans: {e}"));
+            let metrics = if exporting {
+                provider.force_flush().map_err(|e| format!("metrics: {e}"))
+            } else {
+                Ok(())
+            };
+            match (spans, metrics) {
+                (Ok(()), Ok(())) => Ok(()),
+                (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+                (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+            }
+        };
         let result = if tokio::runtime::Handle::try_current().is_ok() {
             let task = tokio::task::spawn_blocking(move || {
                 let _flag = flag;
-                provider.force_flush()
+                flush_all()
             });
             match tokio::time::timeout(inner.flush_budget, task).await {
-                Ok(Ok(result)) => result.map_err(|e| ("export_error", e.to_string())),
+                Ok(Ok(result)) => result.map_err(|e| ("export_error", e)),
                 Ok(Err(join)) => Err(("panic", join.to_string())),
                 Err(_) => Err((
                     "timeout",
@@ -231,9 +293,7 @@ impl Telemetry {
             }
         } else {
             let _flag = flag;
-            provider
-                .force_flush()
-                .map_err(|e| ("export_error", e.to_string()))
+            flush_all().map_err(|e| ("export_error", e))
         };
         match result {
             Ok(()) => {
@@ -255,13 +315,14 @@ impl Telemetry {
             reason,
             error = %detail,
             elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            "metrics flush failed; the invocation goes on"
+            "telemetry flush failed; the invocation goes on"
         );
     }
 
-    /// Flushes what is left and stops the exporter (process exit). Blocks for at most about the
-    /// export timeout; errors are logged. Calling it twice is harmless.
+    /// Flushes what is left and stops the exporters (process exit). Blocks for at most about the
+    /// export timeout each; errors are logged. Calling it twice is harmless.
     pub fn shutdown(&self) {
+        self.inner.traces.shutdown();
         if let Err(e) = self.inner.provider.shutdown() {
             tracing::debug!(error = %e, "meter provider shutdown");
         }
@@ -308,29 +369,74 @@ fn resource(config: &TelemetryConfig) -> Resource {
     builder.build()
 }
 
+/// One quick retry (a refused connection or a 503 from a restarting collector).
+fn retry_policy() -> opentelemetry_otlp::RetryPolicy {
+    opentelemetry_otlp::RetryPolicy::recommended()
+        .with_max_retries(1)
+        .with_initial_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(10))
+        .with_max_jitter(Duration::from_millis(2))
+}
+
 /// OTLP HTTP/protobuf, cumulative, `export_timeout` per request and as the retry budget, one
 /// quick retry (a refused connection or a 503 from a restarting collector).
 fn build_exporter(
     endpoint: &str,
     export_timeout: Duration,
 ) -> Result<opentelemetry_otlp::MetricExporter, TelemetryError> {
-    let retry = opentelemetry_otlp::RetryPolicy::recommended()
-        .with_max_retries(1)
-        .with_initial_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(10))
-        .with_max_jitter(Duration::from_millis(2));
     opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(endpoint)
         .with_timeout(export_timeout)
-        .with_retry_policy(retry)
+        .with_retry_policy(retry_policy())
         .with_temporality(Temporality::Cumulative)
         .build()
         .map_err(|source| TelemetryError::Exporter {
             endpoint: endpoint.to_owned(),
             source,
         })
+}
+
+/// Spans over OTLP HTTP/protobuf to `endpoint` (the metrics' timeout and retries), through the
+/// batch span processor (its own thread: the blocking HTTP client never runs on a Tokio worker;
+/// `OTEL_BSP_*` tune it), with the metrics' resource and `config.sampling`.
+fn build_tracer_provider(
+    endpoint: &str,
+    config: &TelemetryConfig,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint)
+        .with_timeout(config.export_timeout)
+        .with_retry_policy(retry_policy())
+        .build()
+        .map_err(|source| TelemetryError::SpanExporter {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource(config))
+        .with_sampler(sampler(config.sampling))
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// The SDK sampler of `sampling`.
+fn sampler(sampling: TraceSampling) -> Sampler {
+    let root = if sampling.root_ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else if sampling.root_ratio <= 0.0 {
+        Sampler::AlwaysOff
+    } else {
+        Sampler::TraceIdRatioBased(sampling.root_ratio)
+    };
+    if sampling.parent_based {
+        Sampler::ParentBased(Box::new(root))
+    } else {
+        root
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +477,8 @@ mod tests {
             region: None,
             stage: "test".into(),
             metrics_endpoint: endpoint.map(str::to_owned),
+            traces_endpoint: None,
+            sampling: Default::default(),
             export_timeout: Duration::from_millis(budget_ms),
             flush_budget: Duration::from_millis(budget_ms),
             warnings: Vec::new(),

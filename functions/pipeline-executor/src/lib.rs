@@ -16,7 +16,8 @@ use tradeflow_core::vocab::Timeframe;
 use tradeflow_lambda::{
     BatchError, ConfigError, Deadline, Function, MarketSource, Settings, process_batch,
 };
-use tradeflow_telemetry::{ExecutorMetrics, TRIGGER_PUBSUB, TRIGGER_TIMER, Telemetry};
+use tradeflow_telemetry::traces::end_execute_spans;
+use tradeflow_telemetry::{ExecutorMetrics, TRIGGER_PUBSUB, TRIGGER_TIMER, Telemetry, Traces};
 
 pub const FUNCTION_NAME: &str = "pipeline-executor";
 
@@ -89,13 +90,18 @@ fn parse_receive_count(raw: &str) -> Result<u32, String> {
 pub struct Handler {
     executor: Arc<Executor>,
     metrics: ExecutorMetrics,
+    traces: Traces,
 }
 
 impl Handler {
+    /// The handler around `executor`, which opens a span per pipeline step when `telemetry`
+    /// traces.
     pub fn new(executor: Executor, telemetry: &Telemetry) -> Self {
+        let traces = telemetry.traces();
         Handler {
-            executor: Arc::new(executor),
+            executor: Arc::new(executor.with_tracer(Arc::new(traces.clone()))),
             metrics: ExecutorMetrics::new(&telemetry.meter()),
+            traces,
         }
     }
 
@@ -155,7 +161,8 @@ impl Function for Handler {
     type Error = BatchError;
 
     /// One batch of execution requests: only the failed message ids are returned, so the rest of
-    /// the batch is deleted from the queue.
+    /// the batch is deleted from the queue. When tracing, each request gets an `execute` span
+    /// under the dispatch span whose context it came with, and each of its steps a span under it.
     async fn handle(
         &self,
         event: SqsEvent,
@@ -163,7 +170,12 @@ impl Function for Handler {
     ) -> Result<SqsBatchResponse, BatchError> {
         process_batch(
             event,
-            |messages| async move { self.executor.execute_batch(&messages, deadline).await },
+            |mut messages| async move {
+                let spans = self.traces.start_for_messages("execute", &mut messages);
+                let reports = self.executor.execute_batch(&messages, deadline).await;
+                end_execute_spans(spans, &reports);
+                reports
+            },
             |reports: &Vec<MessageReport>| {
                 for report in reports {
                     log_report(report);

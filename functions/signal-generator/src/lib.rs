@@ -148,13 +148,15 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// The handler around `generator`, which opens a span per signal sent when `telemetry`
+    /// traces (`signal <type> <ticker>`, its context sent with the signal).
     pub fn new(
         generator: Generator,
         dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,
         telemetry: &Telemetry,
     ) -> Self {
         Handler {
-            generator,
+            generator: generator.with_tracer(Arc::new(telemetry.traces())),
             dlqs,
             queues: Vec::new(),
             metrics: GeneratorMetrics::new(&telemetry.meter()),

@@ -11,7 +11,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tradeflow_core::dispatch::{DispatchReport, Dispatcher, DispatcherConfig};
 use tradeflow_core::ports::SystemClock;
 use tradeflow_lambda::{BatchError, ConfigError, Deadline, Function, Settings, process_batch};
-use tradeflow_telemetry::{DispatcherMetrics, TRIGGER_PUBSUB, Telemetry};
+use tradeflow_telemetry::traces::end_dispatch_spans;
+use tradeflow_telemetry::{DispatcherMetrics, TRIGGER_PUBSUB, Telemetry, Traces};
 
 pub const FUNCTION_NAME: &str = "trigger-dispatcher";
 
@@ -49,6 +50,7 @@ impl Config {
 pub struct Handler {
     dispatcher: Dispatcher,
     metrics: DispatcherMetrics,
+    traces: Traces,
 }
 
 impl Handler {
@@ -56,6 +58,7 @@ impl Handler {
         Handler {
             dispatcher,
             metrics: DispatcherMetrics::new(&telemetry.meter()),
+            traces: telemetry.traces(),
         }
     }
 
@@ -96,7 +99,8 @@ impl Function for Handler {
     type Error = BatchError;
 
     /// One batch of signals: only the failed message ids are returned, so the rest of the batch
-    /// is deleted from the queue.
+    /// is deleted from the queue. When tracing, each signal message gets a `dispatch` span under
+    /// the signal's context, and the requests it fans out to carry that span's context.
     async fn handle(
         &self,
         event: SqsEvent,
@@ -105,7 +109,12 @@ impl Function for Handler {
         let started = Instant::now();
         process_batch(
             event,
-            |messages| async move { self.dispatcher.dispatch(&messages, deadline).await },
+            |mut messages| async move {
+                let spans = self.traces.start_for_messages("dispatch", &mut messages);
+                let report = self.dispatcher.dispatch(&messages, deadline).await;
+                end_dispatch_spans(spans, &messages, &report);
+                report
+            },
             |report: &DispatchReport| {
                 let elapsed = started.elapsed();
                 log_report(report, elapsed);
