@@ -12,4 +12,5 @@ mod iam;
 mod metrics;
 mod soak;
 mod template;
+mod traces;
 mod watch;

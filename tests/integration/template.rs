@@ -202,6 +202,11 @@ fn metrics_endpoint(env: &BTreeMap<String, String>) -> Option<String> {
     TelemetryConfig::from_lookup("f", |k| env.get(k).cloned()).metrics_endpoint
 }
 
+/// Where a function with this environment sends its spans (`None`: it records none).
+fn traces_endpoint(env: &BTreeMap<String, String>) -> Option<String> {
+    TelemetryConfig::from_lookup("f", |k| env.get(k).cloned()).traces_endpoint
+}
+
 #[test]
 fn without_a_metrics_backend_no_function_has_a_layer_or_exports() {
     let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
@@ -218,6 +223,7 @@ fn without_a_metrics_backend_no_function_has_a_layer_or_exports() {
             assert!(f.get("Layers").is_none(), "{id} has a layer: {extra:?}");
             let env = env_of(f);
             assert_eq!(metrics_endpoint(&env), None, "{id} exports: {extra:?}");
+            assert_eq!(traces_endpoint(&env), None, "{id} traces: {extra:?}");
             assert_eq!(env["TRADEFLOW_STAGE"], "dev", "{id}");
         }
     }
@@ -253,6 +259,12 @@ fn with_a_metrics_backend_every_function_carries_the_layer_and_exports_to_localh
             // The function's flush goes to the collector on localhost ...
             let url = metrics_endpoint(&env).unwrap_or_else(|| panic!("{id} does not export"));
             assert_eq!(url, "http://127.0.0.1:4318/v1/metrics", "{id}");
+            // Spans too, where the backend takes them (the otlp backend only).
+            assert_eq!(
+                traces_endpoint(&env).as_deref(),
+                (backend == "otlp").then_some("http://127.0.0.1:4318/v1/traces"),
+                "{id} ({backend})"
+            );
             // ... which reads the configuration shipped in the zip, listening there.
             let uri = &env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"];
             let file = uri
@@ -495,27 +507,41 @@ fn the_lambda_collector_configurations_use_only_what_the_layer_has_and_are_compl
                 defined.entry(kind).or_default().insert(id.to_owned());
             }
         }
-        // The pipeline: metrics only, every reference defined, decouple last so the
-        // function's export returns before the backend answers.
-        let pipelines = config["service"]["pipelines"].as_mapping().unwrap();
-        assert_eq!(pipelines.len(), 1, "{file}");
-        let metrics = &config["service"]["pipelines"]["metrics"];
-        for kind in ["receivers", "processors", "exporters"] {
-            let ids: Vec<&str> = metrics[kind]
-                .as_sequence()
-                .unwrap_or_else(|| panic!("{file}: metrics pipeline has no {kind}"))
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
-            assert!(!ids.is_empty(), "{file}: {kind}");
-            for id in &ids {
-                assert!(
-                    defined.get(kind).is_some_and(|d| d.contains(*id)),
-                    "{file}: the pipeline uses {kind} {id}, which is not defined"
-                );
-            }
-            if kind == "processors" {
-                assert_eq!(ids.last(), Some(&"decouple"), "{file}");
+        // The pipelines: metrics, and traces where the backend takes them (otlp; AMP and
+        // remote write take metrics only, and there the template turns spans off); every
+        // reference defined, decouple last so the function's export returns before the backend
+        // answers.
+        let pipelines: BTreeSet<&str> = config["service"]["pipelines"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        let expected: BTreeSet<&str> = if file == "otlp.yaml" {
+            BTreeSet::from(["metrics", "traces"])
+        } else {
+            BTreeSet::from(["metrics"])
+        };
+        assert_eq!(pipelines, expected, "{file}");
+        for pipeline in &pipelines {
+            let p = &config["service"]["pipelines"][*pipeline];
+            for kind in ["receivers", "processors", "exporters"] {
+                let ids: Vec<&str> = p[kind]
+                    .as_sequence()
+                    .unwrap_or_else(|| panic!("{file}: {pipeline} pipeline has no {kind}"))
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                assert!(!ids.is_empty(), "{file}: {pipeline} {kind}");
+                for id in &ids {
+                    assert!(
+                        defined.get(kind).is_some_and(|d| d.contains(*id)),
+                        "{file}: the {pipeline} pipeline uses {kind} {id}, which is not defined"
+                    );
+                }
+                if kind == "processors" {
+                    assert_eq!(ids.last(), Some(&"decouple"), "{file} {pipeline}");
+                }
             }
         }
         // Authenticators are extensions the service starts.
