@@ -168,13 +168,13 @@ pub const FAAS_INVOKE_DURATION: MetricDef = seconds(
 );
 pub const TELEMETRY_FLUSH_DURATION: MetricDef = seconds(
     "telemetry_flush_duration_seconds",
-    "Time a per-invocation metrics flush took (or waited before giving up).",
+    "Time a per-invocation flush of the metrics (and spans) took (or waited before giving up).",
     &[],
     buckets::FLUSH_SECONDS,
 );
 pub const TELEMETRY_FLUSH_FAILURES: MetricDef = counter(
     "telemetry_flush_failures_total",
-    "Metric flushes that failed or ran out of budget, by reason.",
+    "Telemetry flushes (metrics, and spans) that failed or ran out of budget, by reason.",
     &["reason"],
 );
 
