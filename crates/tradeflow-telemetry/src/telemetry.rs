@@ -25,7 +25,7 @@ use crate::catalogue;
 use crate::config::{TelemetryConfig, TraceSampling};
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
-use crate::traces::Traces;
+use crate::traces::{FlushSpanProcessor, Traces};
 
 /// `reason` label values of `telemetry_flush_failures_total`.
 const FLUSH_FAILURE_REASONS: [&str; 4] = ["timeout", "export_error", "busy", "panic"];
@@ -398,9 +398,10 @@ fn build_exporter(
         })
 }
 
-/// Spans over OTLP HTTP/protobuf to `endpoint` (the metrics' timeout and retries), through the
-/// batch span processor (its own thread: the blocking HTTP client never runs on a Tokio worker;
-/// `OTEL_BSP_*` tune it), with the metrics' resource and `config.sampling`.
+/// Spans over OTLP HTTP/protobuf to `endpoint` (the metrics' timeout and retries), kept until
+/// the per-invocation flush exports them on its blocking thread ([`FlushSpanProcessor`]: the
+/// blocking HTTP client never runs on a Tokio worker), with the metrics' resource and
+/// `config.sampling`.
 fn build_tracer_provider(
     endpoint: &str,
     config: &TelemetryConfig,
@@ -419,7 +420,7 @@ fn build_tracer_provider(
     Ok(SdkTracerProvider::builder()
         .with_resource(resource(config))
         .with_sampler(sampler(config.sampling))
-        .with_batch_exporter(exporter)
+        .with_span_processor(FlushSpanProcessor::new(exporter))
         .build())
 }
 

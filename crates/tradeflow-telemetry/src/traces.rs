@@ -19,8 +19,11 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+};
 use tradeflow_core::ports::{SpanHandle, Tracer};
 use tradeflow_core::signal::Signal;
 use tradeflow_core::trace::{TRACEPARENT, TRACESTATE, TraceContext};
@@ -164,6 +167,85 @@ impl Tracer for Traces {
             vec![KeyValue::new("tradeflow.step.name", step.to_owned())],
         );
         Some(Box::new(span))
+    }
+}
+
+/// Most spans kept between two flushes; more are dropped (and counted in a warning).
+pub const MAX_BUFFERED_SPANS: usize = 2_048;
+
+/// The span processor of the functions: ended spans (sampled ones) wait in memory, and
+/// `force_flush` (the per-invocation flush, already on a blocking thread within its budget)
+/// exports them all in one request on the calling thread. No background thread and no timer: a
+/// Lambda environment is frozen between invocations anyway, and every invocation flushes. At
+/// most [`MAX_BUFFERED_SPANS`] wait; beyond that spans are dropped, never blocking the
+/// handler.
+#[derive(Debug)]
+pub struct FlushSpanProcessor<E: SpanExporter> {
+    exporter: std::sync::Mutex<E>,
+    spans: std::sync::Mutex<Vec<SpanData>>,
+    dropped: std::sync::atomic::AtomicUsize,
+}
+
+impl<E: SpanExporter> FlushSpanProcessor<E> {
+    pub fn new(exporter: E) -> Self {
+        FlushSpanProcessor {
+            exporter: std::sync::Mutex::new(exporter),
+            spans: std::sync::Mutex::new(Vec::new()),
+            dropped: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanProcessor for FlushSpanProcessor<E> {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if spans.len() < MAX_BUFFERED_SPANS {
+            spans.push(span);
+        } else {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                max = MAX_BUFFERED_SPANS,
+                "spans dropped: more ended between two flushes than are kept"
+            );
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let exporter = self
+            .exporter
+            .lock()
+            .map_err(|_| OTelSdkError::InternalFailure("span exporter lock poisoned".into()))?;
+        futures_executor::block_on(exporter.export(batch))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        let flushed = self.force_flush();
+        let exporter = self
+            .exporter
+            .lock()
+            .map_err(|_| OTelSdkError::InternalFailure("span exporter lock poisoned".into()))?;
+        exporter.shutdown_with_timeout(timeout)?;
+        flushed
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        if let Ok(exporter) = self.exporter.get_mut() {
+            exporter.set_resource(resource);
+        }
     }
 }
 
@@ -458,6 +540,42 @@ mod tests {
         let span = traces.start("x", SpanKind::Internal, None, Vec::new());
         assert!(!span.is_recording() && span.context().is_none());
         assert!(Tracer::step(&traces, Some(&context(PARENT)), "bias").is_none());
+    }
+
+    /// Spans wait for the flush, which exports them in one batch; an unsampled trace keeps
+    /// nothing; past the cap spans are dropped, never blocking.
+    #[test]
+    fn spans_wait_for_the_flush_and_unsampled_ones_are_not_kept() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(FlushSpanProcessor::new(exporter.clone()))
+            .build();
+        let traces = Traces::new(provider);
+        for name in ["a", "b"] {
+            traces
+                .start(name, SpanKind::Internal, None, Vec::new())
+                .finish("ok", None);
+        }
+        let unsampled = context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+        let child = traces.start("c", SpanKind::Consumer, Some(&unsampled), Vec::new());
+        assert!(!child.is_recording(), "the parent's decision is kept");
+        assert!(child.context().unwrap().traceparent.ends_with("-00"));
+        child.finish("ok", None);
+        assert!(finished(&exporter).is_empty(), "nothing before the flush");
+        traces.force_flush().unwrap();
+        let names: Vec<String> = finished(&exporter)
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        exporter.reset();
+        for _ in 0..MAX_BUFFERED_SPANS + 5 {
+            traces
+                .start("x", SpanKind::Internal, None, Vec::new())
+                .finish("ok", None);
+        }
+        traces.force_flush().unwrap();
+        assert_eq!(finished(&exporter).len(), MAX_BUFFERED_SPANS);
     }
 
     #[test]
