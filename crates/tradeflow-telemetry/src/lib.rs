@@ -30,6 +30,7 @@ mod error;
 mod executor;
 mod faas;
 mod generator;
+pub mod http;
 mod labels;
 mod telemetry;
 

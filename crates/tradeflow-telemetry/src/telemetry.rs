@@ -24,6 +24,7 @@ use crate::catalogue;
 use crate::config::TelemetryConfig;
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
+use crate::http::OtlpHttpClient;
 
 /// `reason` label values of `telemetry_flush_failures_total`.
 const FLUSH_FAILURE_REASONS: [&str; 4] = ["timeout", "export_error", "busy", "panic"];
@@ -259,10 +260,22 @@ impl Telemetry {
         );
     }
 
-    /// Flushes what is left and stops the exporter (process exit). Blocks for at most about the
+    /// Flushes what is left and stops the exporter (process exit). Takes at most about the
     /// export timeout; errors are logged. Calling it twice is harmless.
-    pub fn shutdown(&self) {
-        if let Err(e) = self.inner.provider.shutdown() {
+    ///
+    /// Async because the SDK's shutdown blocks until the last export, and that export's request
+    /// runs on this runtime ([`crate::http`]): it runs on a blocking thread while this waits.
+    pub async fn shutdown(&self) {
+        let provider = self.inner.provider.clone();
+        let result = if tokio::runtime::Handle::try_current().is_ok() {
+            match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(join) => Err(join.to_string()),
+            }
+        } else {
+            provider.shutdown().map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
             tracing::debug!(error = %e, "meter provider shutdown");
         }
     }
@@ -314,6 +327,7 @@ fn build_exporter(
     endpoint: &str,
     export_timeout: Duration,
 ) -> Result<opentelemetry_otlp::MetricExporter, TelemetryError> {
+    let client = OtlpHttpClient::new(endpoint, export_timeout)?;
     let retry = opentelemetry_otlp::RetryPolicy::recommended()
         .with_max_retries(1)
         .with_initial_delay(Duration::from_millis(5))
@@ -323,6 +337,7 @@ fn build_exporter(
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(endpoint)
+        .with_http_client(client)
         .with_timeout(export_timeout)
         .with_retry_policy(retry)
         .with_temporality(Temporality::Cumulative)
@@ -410,7 +425,7 @@ mod tests {
         let started = Instant::now();
         telemetry.flush().await;
         assert!(started.elapsed() < Duration::from_millis(5));
-        telemetry.shutdown();
+        telemetry.shutdown().await;
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -514,7 +529,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         let started = Instant::now();
-        telemetry.shutdown();
+        telemetry.shutdown().await;
         assert!(started.elapsed() < Duration::from_millis(500));
     }
 }
