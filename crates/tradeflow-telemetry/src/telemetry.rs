@@ -1,16 +1,22 @@
 //! The meter provider, logging set-up and the per-invocation flush.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
 #[cfg(test)]
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
@@ -40,6 +46,9 @@ struct Inner {
     meter: Meter,
     /// Whether a reader exports anywhere (else `flush` is a no-op).
     exporting: bool,
+    /// The OTLP export, collected and sent by `flush` itself; `None` for a wrapped provider
+    /// ([`Telemetry::from_provider`]), which is force-flushed instead.
+    otlp: Option<OtlpExport>,
     flush_budget: Duration,
     /// Set while a force-flush runs on a blocking thread (it may outlive a timed-out `flush`).
     flushing: Arc<AtomicBool>,
@@ -110,14 +119,22 @@ impl Telemetry {
             tracing::warn!(warning = %warning, "telemetry configuration");
         }
         let mut builder = SdkMeterProvider::builder().with_resource(resource(&config));
-        let mut exporting = false;
+        let mut otlp = None;
         if let Some(endpoint) = &config.metrics_endpoint {
             match build_exporter(endpoint, config.export_timeout) {
                 Ok(exporter) => {
-                    // The interval is the SDK's (OTEL_METRIC_EXPORT_INTERVAL, default 60 s): each
-                    // invocation flushes anyway.
-                    builder = builder.with_reader(PeriodicReader::builder(exporter).build());
-                    exporting = true;
+                    // No periodic reader and no thread of its own: each invocation's flush
+                    // collects and exports on the function's runtime.
+                    let reader = SharedReader(Arc::new(
+                        ManualReader::builder()
+                            .with_temporality(Temporality::Cumulative)
+                            .build(),
+                    ));
+                    builder = builder.with_reader(reader.clone());
+                    otlp = Some(OtlpExport {
+                        reader,
+                        exporter: Arc::new(exporter),
+                    });
                     tracing::debug!(
                         endpoint = %endpoint,
                         export_timeout_ms = config.export_timeout.as_millis() as u64,
@@ -131,16 +148,22 @@ impl Telemetry {
                 ),
             }
         }
-        Telemetry::build(builder.build(), exporting, config.flush_budget)
+        let exporting = otlp.is_some();
+        Telemetry::build(builder.build(), exporting, otlp, config.flush_budget)
     }
 
     /// Wraps an existing provider (tests: one with an in-memory exporter). `flush` force-flushes
     /// it within `flush_budget`.
     pub fn from_provider(provider: SdkMeterProvider, flush_budget: Duration) -> Telemetry {
-        Telemetry::build(provider, true, flush_budget)
+        Telemetry::build(provider, true, None, flush_budget)
     }
 
-    fn build(provider: SdkMeterProvider, exporting: bool, flush_budget: Duration) -> Telemetry {
+    fn build(
+        provider: SdkMeterProvider,
+        exporting: bool,
+        otlp: Option<OtlpExport>,
+        flush_budget: Duration,
+    ) -> Telemetry {
         let meter = provider.meter("tradeflow");
         let faas = FaasMetrics::new(&meter);
         let flush_duration = catalogue::TELEMETRY_FLUSH_DURATION.f64_histogram(&meter);
@@ -156,6 +179,7 @@ impl Telemetry {
                 provider,
                 meter,
                 exporting,
+                otlp,
                 flush_budget,
                 flushing: Arc::new(AtomicBool::new(false)),
                 invoked: AtomicBool::new(false),
@@ -191,13 +215,17 @@ impl Telemetry {
 
     /// Pushes the metrics now, before Lambda freezes the process.
     ///
-    /// The SDK's force-flush blocks (HTTP on the reader's thread), so it runs on a blocking
-    /// thread and this waits at most the flush budget. It never fails: a timeout or export error
-    /// is logged as a warning and counted in `telemetry_flush_failures_total{reason}`; the time
-    /// spent goes to `telemetry_flush_duration_seconds` (exported with the next flush). If the
-    /// previous flush is still running (a slow collector), this one is skipped (`reason="busy"`)
-    /// rather than queueing behind it. Needs a Tokio runtime with timers (the Lambda runtime's);
-    /// without a runtime it flushes on the calling thread.
+    /// Collects every series (cheap, in memory) and sends them on this runtime, waiting at most
+    /// the flush budget. It never fails: a timeout or export error is logged as a warning and
+    /// counted in `telemetry_flush_failures_total{reason}`; the time spent goes to
+    /// `telemetry_flush_duration_seconds` (exported with the next flush). A request cut off by
+    /// the budget goes on in the background up to the export timeout; the next flush sends the
+    /// cumulative values again, so nothing is lost but that push. Needs a Tokio runtime with
+    /// timers (the Lambda runtime's).
+    ///
+    /// A provider wrapped by [`Telemetry::from_provider`] is force-flushed instead: the SDK's
+    /// force-flush blocks, so it runs on a blocking thread, and if the previous one is still
+    /// running this one is skipped (`reason="busy"`) rather than queueing behind it.
     pub async fn flush(&self) {
         let inner = &self.inner;
         if !inner.exporting {
@@ -212,29 +240,16 @@ impl Telemetry {
             );
             return;
         }
-        let provider = inner.provider.clone();
         let flag = FlushingFlag(Arc::clone(&inner.flushing));
-        let result = if tokio::runtime::Handle::try_current().is_ok() {
-            let task = tokio::task::spawn_blocking(move || {
+        let result = match &inner.otlp {
+            Some(otlp) => {
                 let _flag = flag;
-                provider.force_flush()
-            });
-            match tokio::time::timeout(inner.flush_budget, task).await {
-                Ok(Ok(result)) => result.map_err(|e| ("export_error", e.to_string())),
-                Ok(Err(join)) => Err(("panic", join.to_string())),
-                Err(_) => Err((
-                    "timeout",
-                    format!(
-                        "no answer within the flush budget of {} ms",
-                        inner.flush_budget.as_millis()
-                    ),
-                )),
+                match tokio::time::timeout(inner.flush_budget, otlp.export()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(budget_exceeded(inner.flush_budget)),
+                }
             }
-        } else {
-            let _flag = flag;
-            provider
-                .force_flush()
-                .map_err(|e| ("export_error", e.to_string()))
+            None => self.force_flush_provider(flag).await,
         };
         match result {
             Ok(()) => {
@@ -243,6 +258,27 @@ impl Telemetry {
                     .record(started.elapsed().as_secs_f64(), &[]);
             }
             Err((reason, detail)) => self.flush_failed(started, reason, detail),
+        }
+    }
+
+    /// The SDK's blocking force-flush of a wrapped provider, within the flush budget.
+    async fn force_flush_provider(&self, flag: FlushingFlag) -> Result<(), (&'static str, String)> {
+        let inner = &self.inner;
+        let provider = inner.provider.clone();
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _flag = flag;
+            return provider
+                .force_flush()
+                .map_err(|e| ("export_error", e.to_string()));
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            let _flag = flag;
+            provider.force_flush()
+        });
+        match tokio::time::timeout(inner.flush_budget, task).await {
+            Ok(Ok(result)) => result.map_err(|e| ("export_error", e.to_string())),
+            Ok(Err(join)) => Err(("panic", join.to_string())),
+            Err(_) => Err(budget_exceeded(inner.flush_budget)),
         }
     }
 
@@ -261,12 +297,23 @@ impl Telemetry {
     }
 
     /// Flushes what is left and stops the exporter (process exit). Takes at most about the
-    /// export timeout; errors are logged. Calling it twice is harmless.
-    ///
-    /// Async because the SDK's shutdown blocks until the last export, and that export's request
-    /// runs on this runtime ([`crate::http`]): it runs on a blocking thread while this waits.
+    /// flush budget (a wrapped provider: its export timeout); errors are logged. Calling it
+    /// twice is harmless.
     pub async fn shutdown(&self) {
-        let provider = self.inner.provider.clone();
+        let inner = &self.inner;
+        if let Some(otlp) = &inner.otlp {
+            if let Ok(Err((reason, detail))) =
+                tokio::time::timeout(inner.flush_budget, otlp.export()).await
+            {
+                tracing::debug!(reason, error = %detail, "last metrics flush at shutdown");
+            }
+            // A manual reader exports nothing itself: this returns at once.
+            if let Err(e) = inner.provider.shutdown() {
+                tracing::debug!(error = %e, "meter provider shutdown");
+            }
+            return;
+        }
+        let provider = inner.provider.clone();
         let result = if tokio::runtime::Handle::try_current().is_ok() {
             match tokio::task::spawn_blocking(move || provider.shutdown()).await {
                 Ok(result) => result.map_err(|e| e.to_string()),
@@ -278,6 +325,64 @@ impl Telemetry {
         if let Err(e) = result {
             tracing::debug!(error = %e, "meter provider shutdown");
         }
+    }
+}
+
+fn budget_exceeded(budget: Duration) -> (&'static str, String) {
+    (
+        "timeout",
+        format!(
+            "no answer within the flush budget of {} ms",
+            budget.as_millis()
+        ),
+    )
+}
+
+/// The OTLP half of a provider: a manual reader registered with it, and the exporter that
+/// `flush` sends the reader's collection through.
+struct OtlpExport {
+    reader: SharedReader,
+    exporter: Arc<opentelemetry_otlp::MetricExporter>,
+}
+
+impl OtlpExport {
+    /// Collects every series and sends them (one OTLP request). `Err` is (reason, detail).
+    async fn export(&self) -> Result<(), (&'static str, String)> {
+        let mut metrics = ResourceMetrics::default();
+        self.reader
+            .collect(&mut metrics)
+            .map_err(|e| ("export_error", format!("collecting: {e}")))?;
+        self.exporter
+            .export(&metrics)
+            .await
+            .map_err(|e| ("export_error", e.to_string()))
+    }
+}
+
+/// A [`ManualReader`] the provider registers and `flush` collects from (the provider takes its
+/// readers by value).
+#[derive(Debug, Clone)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
     }
 }
 
@@ -353,8 +458,7 @@ fn build_exporter(
 mod tests {
     use super::*;
     use crate::testing::TestMeter;
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::metrics::data::ResourceMetrics;
+    use opentelemetry_sdk::metrics::PeriodicReader;
     use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 
     /// An exporter that takes `delay` per export (a slow or hanging collector).
@@ -389,6 +493,111 @@ mod tests {
             export_timeout: Duration::from_millis(budget_ms),
             flush_budget: Duration::from_millis(budget_ms),
             warnings: Vec::new(),
+        }
+    }
+
+    /// A collector on 127.0.0.1 that hands each request body to the test and answers 200 after
+    /// `delay` (kept-alive connections, one thread each).
+    fn collector(delay: Duration) -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        std::thread::sleep(delay);
+                        let _ = tx.send((request_line, body));
+                        if writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    /// Each flush is one OTLP request carrying every series, sent by `flush` itself on this
+    /// runtime (a current-thread one, as a worst case: no other thread could send it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_flush_sends_the_series_in_one_request_on_the_functions_runtime() {
+        let (url, requests) = collector(Duration::ZERO);
+        let telemetry = Telemetry::from_config(config(Some(&url), 2_000));
+        assert!(telemetry.is_exporting());
+        for n in 1..=3 {
+            telemetry.start_invocation("pubsub").finish(true);
+            telemetry.flush().await;
+            let (line, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(line.starts_with("POST /v1/metrics "), "{line}");
+            assert!(contains(&body, "faas_invocations_total"), "flush {n}");
+            assert!(
+                contains(&body, "telemetry_flush_failures_total"),
+                "flush {n}"
+            );
+            assert!(requests.try_recv().is_err(), "one request per flush");
+        }
+        telemetry.shutdown().await;
+        // Shutdown pushes what is left once, and the provider stops.
+        let (_, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(contains(&body, "faas_invocations_total"));
+        telemetry.flush().await;
+        assert!(
+            requests.recv_timeout(Duration::from_millis(200)).is_err(),
+            "nothing is sent after shutdown"
+        );
+    }
+
+    /// A collector slower than the budget costs one budget; the cut-off push is not retried, and
+    /// the next flush is not skipped as busy (the export future was dropped, not left running).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_collector_costs_one_budget_and_the_next_flush_still_runs() {
+        let (url, requests) = collector(Duration::from_millis(300));
+        let telemetry = Telemetry::from_config(config(Some(&url), 40));
+        telemetry.start_invocation("pubsub").finish(true);
+        let started = Instant::now();
+        telemetry.flush().await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(250), "flush took {took:?}");
+        let started = Instant::now();
+        telemetry.flush().await;
+        assert!(started.elapsed() < Duration::from_millis(250));
+        // Both requests reached the collector (the first went on in the background): the second
+        // flush was not skipped as busy.
+        for _ in 0..2 {
+            requests.recv_timeout(Duration::from_secs(5)).unwrap();
         }
     }
 
