@@ -4,8 +4,9 @@
 //!   an OpenTelemetry meter provider. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) set, metrics are pushed over OTLP HTTP/protobuf,
 //!   cumulative; without it the instruments work and nothing is exported.
-//! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: off the async
-//!   worker, bounded by `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
+//! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: collected from a
+//!   manual reader and sent in one request on the function's runtime ([`http`]), bounded by
+//!   `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
 //! - [`Telemetry::start_invocation`] records the FaaS invocation metrics (invocations, errors,
 //!   cold starts, duration).
 //! - [`GeneratorMetrics`], [`DispatcherMetrics`] and [`ExecutorMetrics`] derive each function's
