@@ -342,6 +342,7 @@ async fn the_load_harness_completes_every_execution_of_a_small_run() {
             duration: Duration::from_secs(2),
         },
         2,
+        tradeflow_local::chain::ChainConfig::default(),
         Duration::from_secs(120),
         false,
     )

@@ -217,8 +217,9 @@ async fn one_trace_follows_each_signal_through_dispatch_to_its_executions_and_th
         "queues drain"
     );
     chain.stop().await;
-    for t in made.lock().unwrap().iter() {
-        t.shutdown();
+    let made: Vec<Telemetry> = made.lock().unwrap().clone();
+    for t in &made {
+        t.shutdown().await;
     }
 
     let spans: Vec<(String, Span)> = received.lock().unwrap().clone();

@@ -235,7 +235,7 @@ mod tests {
             2
         );
         assert!(started.elapsed() < Duration::from_millis(500));
-        telemetry.shutdown();
+        telemetry.shutdown().await;
     }
 
     /// Collects what the fmt subscriber writes.

@@ -80,7 +80,7 @@ async fn run(invocations: usize, current_thread: bool) -> Result<(), String> {
         flush_ms.push(ms(started.elapsed()));
     }
     let started = Instant::now();
-    telemetry.shutdown();
+    telemetry.shutdown().await;
     let shutdown_ms = ms(started.elapsed());
     println!(
         "{}",

@@ -19,4 +19,13 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// The OTLP endpoint is not plain `http://` (the in-function client speaks only that).
+    #[error(
+        "OTLP endpoint {endpoint} is not http://: the functions export to a collector beside them \
+         (the Lambda collector layer on 127.0.0.1:4318, or a local collector), in plain HTTP"
+    )]
+    UnsupportedEndpoint { endpoint: String },
+    /// The exporter's HTTP client needs the function's Tokio runtime, and there is none.
+    #[error("no Tokio runtime to send OTLP requests on (telemetry must start inside the runtime)")]
+    NoRuntime,
 }

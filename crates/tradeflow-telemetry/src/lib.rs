@@ -4,8 +4,9 @@
 //!   an OpenTelemetry meter provider. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) set, metrics are pushed over OTLP HTTP/protobuf,
 //!   cumulative; without it the instruments work and nothing is exported.
-//! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: off the async
-//!   worker, bounded by `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
+//! - [`Telemetry::flush`] pushes the metrics before Lambda freezes the process: collected from a
+//!   manual reader and sent in one request on the function's runtime ([`http`]), bounded by
+//!   `TELEMETRY_FLUSH_TIMEOUT_MS` (default 50 ms), never failing the invocation.
 //! - [`Traces`] (module [`traces`]): with `OTEL_TRACES_EXPORTER=otlp` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), spans over OTLP to `/v1/traces`, same resource,
 //!   flushed with the metrics: one trace per signal across the generator, the dispatcher and the
@@ -34,6 +35,7 @@ mod error;
 mod executor;
 mod faas;
 mod generator;
+pub mod http;
 mod labels;
 mod telemetry;
 pub mod traces;

@@ -1,20 +1,26 @@
 //! The meter and tracer providers, logging set-up and the per-invocation flush.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
 #[cfg(test)]
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
 use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
 };
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::Sampler;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -25,7 +31,8 @@ use crate::catalogue;
 use crate::config::{TelemetryConfig, TraceSampling};
 use crate::error::TelemetryError;
 use crate::faas::{FaasMetrics, Invocation};
-use crate::traces::{FlushSpanProcessor, Traces};
+use crate::http::OtlpHttpClient;
+use crate::traces::Traces;
 
 /// `reason` label values of `telemetry_flush_failures_total`.
 const FLUSH_FAILURE_REASONS: [&str; 4] = ["timeout", "export_error", "busy", "panic"];
@@ -39,9 +46,13 @@ pub struct Telemetry {
 struct Inner {
     provider: SdkMeterProvider,
     meter: Meter,
-    /// Whether a reader exports anywhere.
+    /// Whether a reader exports anywhere (else `flush` is a no-op).
     exporting: bool,
-    /// The spans; flushed with the metrics (`flush` is a no-op when neither exports).
+    /// The OTLP export, collected and sent by `flush` itself; `None` for a wrapped provider
+    /// ([`Telemetry::from_provider`]), which is force-flushed instead.
+    otlp: Option<OtlpExport>,
+    /// The spans; sent by `flush` before the metrics (`flush` is a no-op when neither
+    /// exports).
     traces: Traces,
     flush_budget: Duration,
     /// Set while a force-flush runs on a blocking thread (it may outlive a timed-out `flush`).
@@ -114,14 +125,22 @@ impl Telemetry {
             tracing::warn!(warning = %warning, "telemetry configuration");
         }
         let mut builder = SdkMeterProvider::builder().with_resource(resource(&config));
-        let mut exporting = false;
+        let mut otlp = None;
         if let Some(endpoint) = &config.metrics_endpoint {
             match build_exporter(endpoint, config.export_timeout) {
                 Ok(exporter) => {
-                    // The interval is the SDK's (OTEL_METRIC_EXPORT_INTERVAL, default 60 s): each
-                    // invocation flushes anyway.
-                    builder = builder.with_reader(PeriodicReader::builder(exporter).build());
-                    exporting = true;
+                    // No periodic reader and no thread of its own: each invocation's flush
+                    // collects and exports on the function's runtime.
+                    let reader = SharedReader(Arc::new(
+                        ManualReader::builder()
+                            .with_temporality(Temporality::Cumulative)
+                            .build(),
+                    ));
+                    builder = builder.with_reader(reader.clone());
+                    otlp = Some(OtlpExport {
+                        reader,
+                        exporter: Arc::new(exporter),
+                    });
                     tracing::debug!(
                         endpoint = %endpoint,
                         export_timeout_ms = config.export_timeout.as_millis() as u64,
@@ -135,17 +154,18 @@ impl Telemetry {
                 ),
             }
         }
+        let exporting = otlp.is_some();
         let traces = match &config.traces_endpoint {
             None => Traces::disabled(),
-            Some(endpoint) => match build_tracer_provider(endpoint, &config) {
-                Ok(provider) => {
+            Some(endpoint) => match build_span_exporter(endpoint, config.export_timeout) {
+                Ok(exporter) => {
                     tracing::debug!(
                         endpoint = %endpoint,
                         parent_based = config.sampling.parent_based,
                         ratio = config.sampling.root_ratio,
                         "exporting traces over OTLP"
                     );
-                    Traces::new(provider)
+                    Traces::otlp(resource(&config), sampler(config.sampling), exporter)
                 }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "traces will not be exported");
@@ -153,22 +173,29 @@ impl Telemetry {
                 }
             },
         };
-        Telemetry::build(builder.build(), exporting, traces, config.flush_budget)
+        Telemetry::build(
+            builder.build(),
+            exporting,
+            otlp,
+            traces,
+            config.flush_budget,
+        )
     }
 
     /// Wraps an existing provider (tests: one with an in-memory exporter). `flush` force-flushes
     /// it within `flush_budget`. No traces ([`Telemetry::with_traces`] adds them).
     pub fn from_provider(provider: SdkMeterProvider, flush_budget: Duration) -> Telemetry {
-        Telemetry::build(provider, true, Traces::disabled(), flush_budget)
+        Telemetry::build(provider, true, None, Traces::disabled(), flush_budget)
     }
 
-    /// The same metrics with `traces` (tests: a tracer provider with an in-memory exporter),
-    /// flushed with them.
+    /// The same metrics with `traces` instead (tests: a tracer provider with an in-memory
+    /// exporter), flushed with them.
     pub fn with_traces(self, traces: Traces) -> Telemetry {
         let inner = &self.inner;
         Telemetry::build(
             inner.provider.clone(),
             inner.exporting,
+            inner.otlp.clone(),
             traces,
             inner.flush_budget,
         )
@@ -177,6 +204,7 @@ impl Telemetry {
     fn build(
         provider: SdkMeterProvider,
         exporting: bool,
+        otlp: Option<OtlpExport>,
         traces: Traces,
         flush_budget: Duration,
     ) -> Telemetry {
@@ -195,6 +223,7 @@ impl Telemetry {
                 provider,
                 meter,
                 exporting,
+                otlp,
                 traces,
                 flush_budget,
                 flushing: Arc::new(AtomicBool::new(false)),
@@ -234,16 +263,22 @@ impl Telemetry {
         Invocation::start(self.inner.faas.clone(), trigger, cold)
     }
 
-    /// Pushes the spans and the metrics now, before Lambda freezes the process.
+    /// Pushes the metrics now, before Lambda freezes the process.
     ///
-    /// The SDK's force-flushes block (HTTP on the span processor's and the reader's threads), so
-    /// they run on a blocking thread, spans first, and this waits at most the flush budget for
-    /// both. It never fails: a timeout or export error
-    /// is logged as a warning and counted in `telemetry_flush_failures_total{reason}`; the time
-    /// spent goes to `telemetry_flush_duration_seconds` (exported with the next flush). If the
-    /// previous flush is still running (a slow collector), this one is skipped (`reason="busy"`)
-    /// rather than queueing behind it. Needs a Tokio runtime with timers (the Lambda runtime's);
-    /// without a runtime it flushes on the calling thread.
+    /// Collects every series (cheap, in memory) and sends them on this runtime, waiting at most
+    /// the flush budget. It never fails: a timeout or export error is logged as a warning and
+    /// counted in `telemetry_flush_failures_total{reason}`; the time spent goes to
+    /// `telemetry_flush_duration_seconds` (exported with the next flush). A request cut off by
+    /// the budget goes on in the background up to the export timeout; the next flush sends the
+    /// cumulative values again, so nothing is lost but that push. Needs a Tokio runtime with
+    /// timers (the Lambda runtime's).
+    ///
+    /// A provider wrapped by [`Telemetry::from_provider`] is force-flushed instead: the SDK's
+    /// force-flush blocks, so it runs on a blocking thread, and if the previous one is still
+    /// running this one is skipped (`reason="busy"`) rather than queueing behind it.
+    ///
+    /// With traces on, the spans ended since the last flush go first, in one request of their
+    /// own, within the same budget; a span export error counts as `export_error`.
     pub async fn flush(&self) {
         let inner = &self.inner;
         if !inner.exporting && !inner.traces.is_enabled() {
@@ -258,42 +293,41 @@ impl Telemetry {
             );
             return;
         }
-        let provider = inner.provider.clone();
-        let exporting = inner.exporting;
-        let traces = inner.traces.clone();
         let flag = FlushingFlag(Arc::clone(&inner.flushing));
-        let flush_all = move || {
-            let spans = traces.force_flush().map_err(|e| format!("spans: {e}"));
-            let metrics = if exporting {
-                provider.force_flush().map_err(|e| format!("metrics: {e}"))
-            } else {
-                Ok(())
-            };
-            match (spans, metrics) {
-                (Ok(()), Ok(())) => Ok(()),
-                (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-                (Err(a), Err(b)) => Err(format!("{a}; {b}")),
-            }
-        };
-        let result = if tokio::runtime::Handle::try_current().is_ok() {
-            let task = tokio::task::spawn_blocking(move || {
+        let result = match &inner.otlp {
+            Some(otlp) => {
                 let _flag = flag;
-                flush_all()
-            });
-            match tokio::time::timeout(inner.flush_budget, task).await {
-                Ok(Ok(result)) => result.map_err(|e| ("export_error", e)),
-                Ok(Err(join)) => Err(("panic", join.to_string())),
-                Err(_) => Err((
-                    "timeout",
-                    format!(
-                        "no answer within the flush budget of {} ms",
-                        inner.flush_budget.as_millis()
-                    ),
-                )),
+                let both = async {
+                    let spans = inner.traces.export().await;
+                    let metrics = otlp.export().await;
+                    match (spans, metrics) {
+                        (Ok(()), metrics) => metrics,
+                        (Err(e), Ok(())) => Err(("export_error", e)),
+                        (Err(e), Err((reason, detail))) => Err((reason, format!("{e}; {detail}"))),
+                    }
+                };
+                match tokio::time::timeout(inner.flush_budget, both).await {
+                    Ok(result) => result,
+                    Err(_) => Err(budget_exceeded(inner.flush_budget)),
+                }
             }
-        } else {
-            let _flag = flag;
-            flush_all().map_err(|e| ("export_error", e))
+            None if !inner.exporting => {
+                // Spans only (metrics export nowhere).
+                let _flag = flag;
+                match tokio::time::timeout(inner.flush_budget, inner.traces.export()).await {
+                    Ok(result) => result.map_err(|e| ("export_error", e)),
+                    Err(_) => Err(budget_exceeded(inner.flush_budget)),
+                }
+            }
+            None => {
+                let spans = tokio::time::timeout(inner.flush_budget, inner.traces.export()).await;
+                let metrics = self.force_flush_provider(flag).await;
+                match spans {
+                    Ok(Ok(())) => metrics,
+                    Ok(Err(e)) => Err(("export_error", e)),
+                    Err(_) => Err(budget_exceeded(inner.flush_budget)),
+                }
+            }
         };
         match result {
             Ok(()) => {
@@ -302,6 +336,27 @@ impl Telemetry {
                     .record(started.elapsed().as_secs_f64(), &[]);
             }
             Err((reason, detail)) => self.flush_failed(started, reason, detail),
+        }
+    }
+
+    /// The SDK's blocking force-flush of a wrapped provider, within the flush budget.
+    async fn force_flush_provider(&self, flag: FlushingFlag) -> Result<(), (&'static str, String)> {
+        let inner = &self.inner;
+        let provider = inner.provider.clone();
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _flag = flag;
+            return provider
+                .force_flush()
+                .map_err(|e| ("export_error", e.to_string()));
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            let _flag = flag;
+            provider.force_flush()
+        });
+        match tokio::time::timeout(inner.flush_budget, task).await {
+            Ok(Ok(result)) => result.map_err(|e| ("export_error", e.to_string())),
+            Ok(Err(join)) => Err(("panic", join.to_string())),
+            Err(_) => Err(budget_exceeded(inner.flush_budget)),
         }
     }
 
@@ -319,13 +374,100 @@ impl Telemetry {
         );
     }
 
-    /// Flushes what is left and stops the exporters (process exit). Blocks for at most about the
-    /// export timeout each; errors are logged. Calling it twice is harmless.
-    pub fn shutdown(&self) {
-        self.inner.traces.shutdown();
-        if let Err(e) = self.inner.provider.shutdown() {
+    /// Flushes what is left and stops the exporter (process exit). Takes at most about the
+    /// flush budget (a wrapped provider: its export timeout); errors are logged. Calling it
+    /// twice is harmless.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        if tokio::time::timeout(inner.flush_budget, inner.traces.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::debug!("last span export at shutdown ran out of the flush budget");
+        }
+        if let Some(otlp) = &inner.otlp {
+            if let Ok(Err((reason, detail))) =
+                tokio::time::timeout(inner.flush_budget, otlp.export()).await
+            {
+                tracing::debug!(reason, error = %detail, "last metrics flush at shutdown");
+            }
+            // A manual reader exports nothing itself: this returns at once.
+            if let Err(e) = inner.provider.shutdown() {
+                tracing::debug!(error = %e, "meter provider shutdown");
+            }
+            return;
+        }
+        let provider = inner.provider.clone();
+        let result = if tokio::runtime::Handle::try_current().is_ok() {
+            match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(join) => Err(join.to_string()),
+            }
+        } else {
+            provider.shutdown().map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
             tracing::debug!(error = %e, "meter provider shutdown");
         }
+    }
+}
+
+fn budget_exceeded(budget: Duration) -> (&'static str, String) {
+    (
+        "timeout",
+        format!(
+            "no answer within the flush budget of {} ms",
+            budget.as_millis()
+        ),
+    )
+}
+
+/// The OTLP half of a provider: a manual reader registered with it, and the exporter that
+/// `flush` sends the reader's collection through.
+#[derive(Clone)]
+struct OtlpExport {
+    reader: SharedReader,
+    exporter: Arc<opentelemetry_otlp::MetricExporter>,
+}
+
+impl OtlpExport {
+    /// Collects every series and sends them (one OTLP request). `Err` is (reason, detail).
+    async fn export(&self) -> Result<(), (&'static str, String)> {
+        let mut metrics = ResourceMetrics::default();
+        self.reader
+            .collect(&mut metrics)
+            .map_err(|e| ("export_error", format!("collecting: {e}")))?;
+        self.exporter
+            .export(&metrics)
+            .await
+            .map_err(|e| ("export_error", e.to_string()))
+    }
+}
+
+/// A [`ManualReader`] the provider registers and `flush` collects from (the provider takes its
+/// readers by value).
+#[derive(Debug, Clone)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
     }
 }
 
@@ -369,25 +511,18 @@ fn resource(config: &TelemetryConfig) -> Resource {
     builder.build()
 }
 
-/// One quick retry (a refused connection or a 503 from a restarting collector).
-fn retry_policy() -> opentelemetry_otlp::RetryPolicy {
-    opentelemetry_otlp::RetryPolicy::recommended()
-        .with_max_retries(1)
-        .with_initial_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(10))
-        .with_max_jitter(Duration::from_millis(2))
-}
-
 /// OTLP HTTP/protobuf, cumulative, `export_timeout` per request and as the retry budget, one
 /// quick retry (a refused connection or a 503 from a restarting collector).
 fn build_exporter(
     endpoint: &str,
     export_timeout: Duration,
 ) -> Result<opentelemetry_otlp::MetricExporter, TelemetryError> {
+    let client = OtlpHttpClient::new(endpoint, export_timeout)?;
     opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(endpoint)
+        .with_http_client(client)
         .with_timeout(export_timeout)
         .with_retry_policy(retry_policy())
         .with_temporality(Temporality::Cumulative)
@@ -398,30 +533,34 @@ fn build_exporter(
         })
 }
 
-/// Spans over OTLP HTTP/protobuf to `endpoint` (the metrics' timeout and retries), kept until
-/// the per-invocation flush exports them on its blocking thread ([`FlushSpanProcessor`]: the
-/// blocking HTTP client never runs on a Tokio worker), with the metrics' resource and
-/// `config.sampling`.
-fn build_tracer_provider(
+/// One quick retry (a refused connection or a 503 from a restarting collector).
+fn retry_policy() -> opentelemetry_otlp::RetryPolicy {
+    opentelemetry_otlp::RetryPolicy::recommended()
+        .with_max_retries(1)
+        .with_initial_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(10))
+        .with_max_jitter(Duration::from_millis(2))
+}
+
+/// Spans over OTLP HTTP/protobuf to `endpoint`, through the same client on the function's
+/// runtime as the metrics, with their timeout and retries.
+fn build_span_exporter(
     endpoint: &str,
-    config: &TelemetryConfig,
-) -> Result<SdkTracerProvider, TelemetryError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    export_timeout: Duration,
+) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
+    let client = OtlpHttpClient::new(endpoint, export_timeout)?;
+    opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(endpoint)
-        .with_timeout(config.export_timeout)
+        .with_http_client(client)
+        .with_timeout(export_timeout)
         .with_retry_policy(retry_policy())
         .build()
         .map_err(|source| TelemetryError::SpanExporter {
             endpoint: endpoint.to_owned(),
             source,
-        })?;
-    Ok(SdkTracerProvider::builder()
-        .with_resource(resource(config))
-        .with_sampler(sampler(config.sampling))
-        .with_span_processor(FlushSpanProcessor::new(exporter))
-        .build())
+        })
 }
 
 /// The SDK sampler of `sampling`.
@@ -445,8 +584,7 @@ fn sampler(sampling: TraceSampling) -> Sampler {
 mod tests {
     use super::*;
     use crate::testing::TestMeter;
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::metrics::data::ResourceMetrics;
+    use opentelemetry_sdk::metrics::PeriodicReader;
     use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 
     /// An exporter that takes `delay` per export (a slow or hanging collector).
@@ -486,6 +624,111 @@ mod tests {
         }
     }
 
+    /// A collector on 127.0.0.1 that hands each request body to the test and answers 200 after
+    /// `delay` (kept-alive connections, one thread each).
+    fn collector(delay: Duration) -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        std::thread::sleep(delay);
+                        let _ = tx.send((request_line, body));
+                        if writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    /// Each flush is one OTLP request carrying every series, sent by `flush` itself on this
+    /// runtime (a current-thread one, as a worst case: no other thread could send it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_flush_sends_the_series_in_one_request_on_the_functions_runtime() {
+        let (url, requests) = collector(Duration::ZERO);
+        let telemetry = Telemetry::from_config(config(Some(&url), 2_000));
+        assert!(telemetry.is_exporting());
+        for n in 1..=3 {
+            telemetry.start_invocation("pubsub").finish(true);
+            telemetry.flush().await;
+            let (line, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(line.starts_with("POST /v1/metrics "), "{line}");
+            assert!(contains(&body, "faas_invocations_total"), "flush {n}");
+            assert!(
+                contains(&body, "telemetry_flush_failures_total"),
+                "flush {n}"
+            );
+            assert!(requests.try_recv().is_err(), "one request per flush");
+        }
+        telemetry.shutdown().await;
+        // Shutdown pushes what is left once, and the provider stops.
+        let (_, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(contains(&body, "faas_invocations_total"));
+        telemetry.flush().await;
+        assert!(
+            requests.recv_timeout(Duration::from_millis(200)).is_err(),
+            "nothing is sent after shutdown"
+        );
+    }
+
+    /// A collector slower than the budget costs one budget; the cut-off push is not retried, and
+    /// the next flush is not skipped as busy (the export future was dropped, not left running).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_collector_costs_one_budget_and_the_next_flush_still_runs() {
+        let (url, requests) = collector(Duration::from_millis(300));
+        let telemetry = Telemetry::from_config(config(Some(&url), 40));
+        telemetry.start_invocation("pubsub").finish(true);
+        let started = Instant::now();
+        telemetry.flush().await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(250), "flush took {took:?}");
+        let started = Instant::now();
+        telemetry.flush().await;
+        assert!(started.elapsed() < Duration::from_millis(250));
+        // Both requests reached the collector (the first went on in the background): the second
+        // flush was not skipped as busy.
+        for _ in 0..2 {
+            requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+    }
+
     #[test]
     fn the_log_filter_reads_rust_log_and_quiets_opentelemetry_by_default() {
         for unset in [None, Some(""), Some("  "), Some("=bad=")] {
@@ -519,7 +762,7 @@ mod tests {
         let started = Instant::now();
         telemetry.flush().await;
         assert!(started.elapsed() < Duration::from_millis(5));
-        telemetry.shutdown();
+        telemetry.shutdown().await;
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -623,7 +866,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         let started = Instant::now();
-        telemetry.shutdown();
+        telemetry.shutdown().await;
         assert!(started.elapsed() < Duration::from_millis(500));
     }
 }

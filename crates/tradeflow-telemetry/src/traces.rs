@@ -12,17 +12,18 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+    SdkTracer, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
 };
 use tradeflow_core::ports::{SpanHandle, Tracer};
 use tradeflow_core::signal::Signal;
@@ -41,6 +42,9 @@ pub struct Traces {
 struct TracesInner {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    /// The OTLP export, sent by the flush itself; `None` for a provider with the SDK's own
+    /// processors ([`Traces::new`]), which is force-flushed instead.
+    otlp: Option<SpanExport>,
 }
 
 impl std::fmt::Debug for Traces {
@@ -57,12 +61,46 @@ impl Traces {
         Traces { inner: None }
     }
 
-    /// Spans from `provider` (its processors export them; [`crate::Telemetry::flush`] flushes
-    /// it with the metrics).
+    /// Spans from `provider` with the SDK's own processors (tests: an in-memory exporter);
+    /// [`crate::Telemetry::flush`] force-flushes it with the metrics.
     pub fn new(provider: SdkTracerProvider) -> Self {
         let tracer = provider.tracer("tradeflow");
         Traces {
-            inner: Some(Arc::new(TracesInner { provider, tracer })),
+            inner: Some(Arc::new(TracesInner {
+                provider,
+                tracer,
+                otlp: None,
+            })),
+        }
+    }
+
+    /// Spans of `resource`, sampled by `sampler`, kept by a [`BufferingProcessor`] and sent
+    /// through `exporter` by each flush.
+    pub(crate) fn otlp(
+        resource: opentelemetry_sdk::Resource,
+        sampler: opentelemetry_sdk::trace::Sampler,
+        mut exporter: opentelemetry_otlp::SpanExporter,
+    ) -> Self {
+        // The SDK hands the resource to its processors' exporters; this one is the flush's.
+        exporter.set_resource(&resource);
+        let buffer = Arc::new(SpanBuffer::default());
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(sampler)
+            .with_span_processor(BufferingProcessor {
+                buffer: Arc::clone(&buffer),
+            })
+            .build();
+        let tracer = provider.tracer("tradeflow");
+        Traces {
+            inner: Some(Arc::new(TracesInner {
+                provider,
+                tracer,
+                otlp: Some(SpanExport {
+                    buffer,
+                    exporter: Arc::new(exporter),
+                }),
+            })),
         }
     }
 
@@ -122,14 +160,48 @@ impl Traces {
             .collect()
     }
 
-    pub(crate) fn force_flush(&self) -> Result<(), String> {
-        match self.provider() {
-            Some(p) => p.force_flush().map_err(|e| e.to_string()),
-            None => Ok(()),
+    /// Sends the spans ended since the last call: the buffered ones in one OTLP request on this
+    /// runtime, or (a provider with the SDK's processors) its force-flush on a blocking thread.
+    pub(crate) async fn export(&self) -> Result<(), String> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        match &inner.otlp {
+            Some(otlp) => {
+                let (spans, dropped) = otlp.buffer.take();
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        max = MAX_BUFFERED_SPANS,
+                        "spans dropped: more ended between two flushes than are kept"
+                    );
+                }
+                if spans.is_empty() {
+                    return Ok(());
+                }
+                otlp.exporter
+                    .export(spans)
+                    .await
+                    .map_err(|e| format!("spans: {e}"))
+            }
+            None => {
+                let provider = inner.provider.clone();
+                match tokio::task::spawn_blocking(move || provider.force_flush()).await {
+                    Ok(result) => result.map_err(|e| format!("spans: {e}")),
+                    Err(join) => Err(format!("spans: {join}")),
+                }
+            }
         }
     }
 
-    pub(crate) fn shutdown(&self) {
+    /// Sends what is left and stops the provider (process exit). Errors are logged.
+    pub(crate) async fn shutdown(&self) {
+        if self.inner.is_none() {
+            return;
+        }
+        if let Err(e) = self.export().await {
+            tracing::debug!(error = %e, "last span export at shutdown");
+        }
         if let Some(p) = self.provider()
             && let Err(e) = p.shutdown()
         {
@@ -173,80 +245,61 @@ impl Tracer for Traces {
 /// Most spans kept between two flushes; more are dropped (and counted in a warning).
 pub const MAX_BUFFERED_SPANS: usize = 2_048;
 
-/// The span processor of the functions: ended spans (sampled ones) wait in memory, and
-/// `force_flush` (the per-invocation flush, already on a blocking thread within its budget)
-/// exports them all in one request on the calling thread. No background thread and no timer: a
-/// Lambda environment is frozen between invocations anyway, and every invocation flushes. At
-/// most [`MAX_BUFFERED_SPANS`] wait; beyond that spans are dropped, never blocking the
-/// handler.
-#[derive(Debug)]
-pub struct FlushSpanProcessor<E: SpanExporter> {
-    exporter: std::sync::Mutex<E>,
-    spans: std::sync::Mutex<Vec<SpanData>>,
-    dropped: std::sync::atomic::AtomicUsize,
+/// Ended spans waiting for the next flush.
+#[derive(Debug, Default)]
+pub(crate) struct SpanBuffer {
+    spans: Mutex<Vec<SpanData>>,
+    dropped: AtomicUsize,
 }
 
-impl<E: SpanExporter> FlushSpanProcessor<E> {
-    pub fn new(exporter: E) -> Self {
-        FlushSpanProcessor {
-            exporter: std::sync::Mutex::new(exporter),
-            spans: std::sync::Mutex::new(Vec::new()),
-            dropped: std::sync::atomic::AtomicUsize::new(0),
-        }
+impl SpanBuffer {
+    /// Everything buffered, and how many spans were dropped since the last take.
+    fn take(&self) -> (Vec<SpanData>, usize) {
+        let spans = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        (spans, self.dropped.swap(0, Ordering::Relaxed))
     }
 }
 
-impl<E: SpanExporter> SpanProcessor for FlushSpanProcessor<E> {
+/// The span processor of the functions: ended spans (sampled ones) wait in memory, at most
+/// [`MAX_BUFFERED_SPANS`] (more are dropped, never blocking the handler), for the
+/// per-invocation flush, which sends them in one request on the function's runtime
+/// ([`crate::Telemetry::flush`]). No background thread and no timer: a Lambda environment is
+/// frozen between invocations, and every invocation flushes.
+#[derive(Debug)]
+pub(crate) struct BufferingProcessor {
+    buffer: Arc<SpanBuffer>,
+}
+
+impl SpanProcessor for BufferingProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
         if !span.span_context.is_sampled() {
             return;
         }
-        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spans = self.buffer.spans.lock().unwrap_or_else(|p| p.into_inner());
         if spans.len() < MAX_BUFFERED_SPANS {
             spans.push(span);
         } else {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Nothing: [`Traces`]' flush takes the buffer and exports it on the runtime.
     fn force_flush(&self) -> OTelSdkResult {
-        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
-        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
-        if dropped > 0 {
-            tracing::warn!(
-                dropped,
-                max = MAX_BUFFERED_SPANS,
-                "spans dropped: more ended between two flushes than are kept"
-            );
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let exporter = self
-            .exporter
-            .lock()
-            .map_err(|_| OTelSdkError::InternalFailure("span exporter lock poisoned".into()))?;
-        futures_executor::block_on(exporter.export(batch))
+        Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
-        let flushed = self.force_flush();
-        let exporter = self
-            .exporter
-            .lock()
-            .map_err(|_| OTelSdkError::InternalFailure("span exporter lock poisoned".into()))?;
-        exporter.shutdown_with_timeout(timeout)?;
-        flushed
+    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
+        Ok(())
     }
+}
 
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        if let Ok(exporter) = self.exporter.get_mut() {
-            exporter.set_resource(resource);
-        }
-    }
+/// The OTLP half of the tracer provider: the buffer its processor fills and the exporter the
+/// flush sends it through.
+struct SpanExport {
+    buffer: Arc<SpanBuffer>,
+    exporter: Arc<opentelemetry_otlp::SpanExporter>,
 }
 
 /// One span of a function ([`Traces::start`]); [`MessageSpan::none`] when traces are off.
@@ -542,13 +595,15 @@ mod tests {
         assert!(Tracer::step(&traces, Some(&context(PARENT)), "bias").is_none());
     }
 
-    /// Spans wait for the flush, which exports them in one batch; an unsampled trace keeps
-    /// nothing; past the cap spans are dropped, never blocking.
+    /// Ended spans wait in the buffer the flush takes; an unsampled trace keeps nothing; past
+    /// the cap spans are dropped and counted, never blocking.
     #[test]
     fn spans_wait_for_the_flush_and_unsampled_ones_are_not_kept() {
-        let exporter = InMemorySpanExporter::default();
+        let buffer = Arc::new(SpanBuffer::default());
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(FlushSpanProcessor::new(exporter.clone()))
+            .with_span_processor(BufferingProcessor {
+                buffer: Arc::clone(&buffer),
+            })
             .build();
         let traces = Traces::new(provider);
         for name in ["a", "b"] {
@@ -561,21 +616,17 @@ mod tests {
         assert!(!child.is_recording(), "the parent's decision is kept");
         assert!(child.context().unwrap().traceparent.ends_with("-00"));
         child.finish("ok", None);
-        assert!(finished(&exporter).is_empty(), "nothing before the flush");
-        traces.force_flush().unwrap();
-        let names: Vec<String> = finished(&exporter)
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect();
-        assert_eq!(names, ["a", "b"]);
-        exporter.reset();
+        let (spans, dropped) = buffer.take();
+        let names: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!((names, dropped), (vec!["a".to_owned(), "b".to_owned()], 0));
+        assert!(buffer.take().0.is_empty(), "taken once");
         for _ in 0..MAX_BUFFERED_SPANS + 5 {
             traces
                 .start("x", SpanKind::Internal, None, Vec::new())
                 .finish("ok", None);
         }
-        traces.force_flush().unwrap();
-        assert_eq!(finished(&exporter).len(), MAX_BUFFERED_SPANS);
+        let (spans, dropped) = buffer.take();
+        assert_eq!((spans.len(), dropped), (MAX_BUFFERED_SPANS, 5));
     }
 
     #[test]

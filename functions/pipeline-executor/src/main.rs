@@ -18,6 +18,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         telemetry.clone(),
     ))
     .await;
-    telemetry.shutdown();
+    telemetry.shutdown().await;
     result
 }

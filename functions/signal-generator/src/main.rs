@@ -10,6 +10,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = tradeflow_aws::lambda_aws_config()?;
     let handler = Handler::from_aws(&sdk, &config, &telemetry).await?;
     let result = lambda_runtime::run(tradeflow_lambda::service(handler, telemetry.clone())).await;
-    telemetry.shutdown();
+    telemetry.shutdown().await;
     result
 }

@@ -305,6 +305,7 @@ pub async fn run_load(
     calls: Option<CallLog>,
     plan: LoadPlan,
     pipelines: usize,
+    mut config: ChainConfig,
     timeout: Duration,
     progress: bool,
 ) -> anyhow::Result<LoadReport> {
@@ -324,7 +325,6 @@ pub async fn run_load(
         }))?;
         store.put_pipeline(&pipeline).await?;
     }
-    let mut config = ChainConfig::default();
     config.executions.record_completions = true;
     let chain = Chain::start(sdk, outputs.clone(), functions, config).await?;
     let queue_url =

@@ -6,6 +6,7 @@
 //! tradeflow-local demo  [--stack NAME] [--watch URL] [--ticks N] [--tick-ms MS] [--start UNIX]
 //!                       [--file PATH|none]   (none: do not seed)
 //! tradeflow-local load  [--stack NAME] [--watch URL] [--signals N] [--pipelines N]   load harness
+//!                       [--rate R --duration-secs D] [--dispatcher-pollers N] [--executor-pollers N]
 //! tradeflow-local soak  [--stack NAME] [--signals N] [--pipelines N] [--seed S] [--tickers N]
 //!                       [--duplicate-rate 0.1] [--crash-rate 0.05] [--transient-rate 0.05]
 //!                       [--dispatcher-crash-rate 0.05] [--deadline-rate 0.02]
@@ -156,6 +157,11 @@ async fn main() -> anyhow::Result<()> {
                     (functions, Some(calls))
                 }
             };
+            // Concurrent invocations per queue: the runner's defaults (1 and 4), or as many as
+            // the template's event source mappings allow (MaximumConcurrency 5 and 10).
+            let mut chain = tradeflow_local::chain::ChainConfig::default();
+            chain.signals.pollers = args.num("dispatcher-pollers", chain.signals.pollers)?;
+            chain.executions.pollers = args.num("executor-pollers", chain.executions.pollers)?;
             let mut report = tradeflow_local::load::run_load(
                 &sdk,
                 &outputs,
@@ -163,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
                 calls,
                 plan,
                 pipelines,
+                chain,
                 Duration::from_secs(args.num("timeout-secs", 600)?),
                 true,
             )
