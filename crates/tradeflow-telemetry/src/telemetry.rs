@@ -46,7 +46,8 @@ pub struct Telemetry {
 struct Inner {
     provider: SdkMeterProvider,
     meter: Meter,
-    /// Whether a reader exports anywhere (else `flush` is a no-op).
+    /// Whether a reader exports anywhere (`flush` is a no-op when it does not and traces are
+    /// off).
     exporting: bool,
     /// The OTLP export, collected and sent by `flush` itself; `None` for a wrapped provider
     /// ([`Telemetry::from_provider`]), which is force-flushed instead.
@@ -277,8 +278,9 @@ impl Telemetry {
     /// force-flush blocks, so it runs on a blocking thread, and if the previous one is still
     /// running this one is skipped (`reason="busy"`) rather than queueing behind it.
     ///
-    /// With traces on, the spans ended since the last flush go first, in one request of their
-    /// own, within the same budget; a span export error counts as `export_error`.
+    /// With traces on, the spans ended since the last flush go in one request of their own, at
+    /// the same time as the metrics and within the same budget; a span export error counts as
+    /// `export_error`.
     pub async fn flush(&self) {
         let inner = &self.inner;
         if !inner.exporting && !inner.traces.is_enabled() {
@@ -298,8 +300,8 @@ impl Telemetry {
             Some(otlp) => {
                 let _flag = flag;
                 let both = async {
-                    let spans = inner.traces.export().await;
-                    let metrics = otlp.export().await;
+                    // Two requests at once: a slow span export does not hold the metrics back.
+                    let (spans, metrics) = tokio::join!(inner.traces.export(), otlp.export());
                     match (spans, metrics) {
                         (Ok(()), metrics) => metrics,
                         (Err(e), Ok(())) => Err(("export_error", e)),
@@ -706,6 +708,38 @@ mod tests {
             requests.recv_timeout(Duration::from_millis(200)).is_err(),
             "nothing is sent after shutdown"
         );
+    }
+
+    /// With traces on, a flush sends the spans ended since the last one in a request of their
+    /// own to `/v1/traces`, beside the metrics' request; nothing when no span ended.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flush_sends_the_spans_in_their_own_request_beside_the_metrics() {
+        let (url, requests) = collector(Duration::ZERO);
+        let traces_url = url.replace("/v1/metrics", "/v1/traces");
+        let mut c = config(Some(&url), 2_000);
+        c.traces_endpoint = Some(traces_url);
+        let telemetry = Telemetry::from_config(c);
+        assert!(telemetry.traces().is_enabled());
+        telemetry
+            .traces()
+            .start("dispatch", opentelemetry::trace::SpanKind::Consumer, None, Vec::new())
+            .finish("dispatched", None);
+        telemetry.flush().await;
+        let mut got: Vec<(String, Vec<u8>)> = (0..2)
+            .map(|_| requests.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        got.sort();
+        assert!(got[0].0.starts_with("POST /v1/metrics "), "{}", got[0].0);
+        assert!(got[1].0.starts_with("POST /v1/traces "), "{}", got[1].0);
+        assert!(contains(&got[1].1, "dispatch") && contains(&got[1].1, "test"));
+        telemetry.flush().await;
+        let (line, _) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(line.starts_with("POST /v1/metrics "), "{line}");
+        assert!(
+            requests.recv_timeout(Duration::from_millis(200)).is_err(),
+            "no span ended: no span request"
+        );
+        telemetry.shutdown().await;
     }
 
     /// A collector slower than the budget costs one budget; the cut-off push is not retried, and
