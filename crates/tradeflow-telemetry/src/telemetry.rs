@@ -722,7 +722,12 @@ mod tests {
         assert!(telemetry.traces().is_enabled());
         telemetry
             .traces()
-            .start("dispatch", opentelemetry::trace::SpanKind::Consumer, None, Vec::new())
+            .start(
+                "dispatch",
+                opentelemetry::trace::SpanKind::Consumer,
+                None,
+                Vec::new(),
+            )
             .finish("dispatched", None);
         telemetry.flush().await;
         let mut got: Vec<(String, Vec<u8>)> = (0..2)
