@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use init_probe::{FLOOR, FUNCTIONS, RuntimeApi, Sample, median};
 
 pub const USAGE: &str = "cargo xtask bench-init [--runs N] [--cold-runs N] [--tls-runs N] \
-                         [--no-build] [--drop-caches] [--write]";
+                         [--no-build] [--drop-caches] [--write] [--compare DIR]";
 
 const BEGIN: &str = "<!-- bench-init:begin -->";
 const END: &str = "<!-- bench-init:end -->";
@@ -46,6 +46,9 @@ struct Options {
     build: bool,
     drop_caches: bool,
     write: bool,
+    /// A directory with other builds of the three functions (e.g. an older commit's
+    /// `target/release`), measured interleaved with ours in the same run.
+    compare: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -56,6 +59,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         build: true,
         drop_caches: false,
         write: false,
+        compare: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -72,6 +76,11 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--no-build" => o.build = false,
             "--drop-caches" => o.drop_caches = true,
             "--write" => o.write = true,
+            "--compare" => {
+                o.compare = Some(PathBuf::from(
+                    it.next().context("--compare needs a directory")?,
+                ));
+            }
             other => bail!("unknown argument {other:?}\nusage: {USAGE}"),
         }
     }
@@ -267,8 +276,16 @@ pub fn main(root: &Path, args: &[String]) -> anyhow::Result<()> {
         build(root)?;
     }
     let release = target_dir(root)?.join("release");
-    let names: Vec<&str> = std::iter::once(FLOOR).chain(FUNCTIONS).collect();
-    let binaries: Vec<PathBuf> = names.iter().map(|n| release.join(n)).collect();
+    let mut names: Vec<&str> = std::iter::once(FLOOR).chain(FUNCTIONS).collect();
+    let mut binaries: Vec<PathBuf> = names.iter().map(|n| release.join(n)).collect();
+    let mut labels: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    if let Some(dir) = &o.compare {
+        for f in FUNCTIONS {
+            names.push(f);
+            binaries.push(dir.join(f));
+            labels.push(format!("{f} ({})", dir.display()));
+        }
+    }
     for b in &binaries {
         if !b.exists() {
             bail!("{} is missing: run without --no-build", b.display());
@@ -340,7 +357,7 @@ pub fn main(root: &Path, args: &[String]) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&ca_file);
     }
 
-    let table = render(&o, &names, &rows, &tls_runs, &machine, &date, &cold_note);
+    let table = render(&o, &labels, &rows, &tls_runs, &machine, &date, &cold_note);
     println!("{table}");
     if o.write {
         let path = root.join("BENCHMARKS.md");
@@ -357,7 +374,7 @@ pub fn main(root: &Path, args: &[String]) -> anyhow::Result<()> {
 
 fn render(
     o: &Options,
-    names: &[&str],
+    names: &[String],
     rows: &[Row],
     tls: &[TlsRun],
     machine: &str,
@@ -373,6 +390,9 @@ fn render(
     if o.drop_caches {
         command.push_str(" --drop-caches");
     }
+    if let Some(dir) = &o.compare {
+        command.push_str(&format!(" --compare {}", dir.display()));
+    }
     t.push_str(&format!(
         "- Command: `{command}` (release builds, `[profile.release]` of the root Cargo.toml, x86_64).\n\
          - Machine: {machine}.\n- Date: {date}.\n\
@@ -386,10 +406,10 @@ fn render(
     t.push_str("| binary | init, warm | min–max | init, cold cache | peak RSS | binary size |\n");
     t.push_str("|---|---:|---:|---:|---:|---:|\n");
     for (name, row) in names.iter().zip(rows) {
-        let label = if *name == FLOOR {
+        let label = if name == FLOOR {
             "minimal `lambda_runtime` (floor)".to_owned()
         } else {
-            (*name).to_owned()
+            name.clone()
         };
         let min = row.warm.iter().copied().fold(f64::INFINITY, f64::min);
         let max = row.warm.iter().copied().fold(0.0, f64::max);
@@ -404,7 +424,7 @@ fn render(
     t.push_str(&format!(
         "| **target per function** | ≤ {TARGET_WARM_MS} ms | | ≤ {TARGET_COLD_MS} ms | ≤ {TARGET_RSS_MIB} MiB | |\n\n"
     ));
-    for (name, row) in names.iter().zip(rows).filter(|(n, _)| **n != FLOOR) {
+    for (name, row) in names.iter().zip(rows).filter(|(n, _)| *n != FLOOR) {
         t.push_str(&format!(
             "- {name}: warm init {}, cold-cache init {}, peak RSS {}.\n",
             verdict(median(&row.warm), TARGET_WARM_MS, "ms"),

@@ -6,7 +6,8 @@
 //! - `bench-init [--runs N] [--cold-runs N] [--tls-runs N] [--no-build] [--drop-caches]
 //!   [--write]`: cold start and peak RSS of the functions' release builds beside a minimal
 //!   `lambda_runtime` binary, on a local Runtime API (see `bench_init.rs`); `--write` updates
-//!   BENCHMARKS.md.
+//!   BENCHMARKS.md; `--compare DIR` also measures the functions built in DIR (another commit's
+//!   `target/release`), interleaved in the same run.
 
 mod bench_init;
 mod observability;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask check-observability [--live PROMETHEUS_URL] [--allowlist FILE] [--verbose]
-       cargo xtask bench-init [--runs N] [--cold-runs N] [--tls-runs N] [--no-build] [--drop-caches] [--write]";
+       cargo xtask bench-init [--runs N] [--cold-runs N] [--tls-runs N] [--no-build] [--drop-caches] [--write] [--compare DIR]";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
