@@ -381,10 +381,17 @@ async fn follow(
             .max_number_of_messages(10)
             .wait_time_seconds(wait as i32)
             .send();
+        // `--for` ends a long poll early; without it only a stop signal does.
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
         let received = tokio::select! {
             r = receive => r.map_err(|e| sdk_error("ReceiveMessage", e))?,
             _ = &mut stop => return Ok(()),
-            _ = tokio::time::sleep(remaining) => return Ok(()),
+            _ = until_deadline => return Ok(()),
         };
         let now = SystemClock.now();
         let mut done = Vec::new();
@@ -594,6 +601,17 @@ mod tests {
         assert!(!f(Some("macd_cross"), None).keeps(&signal));
         assert!(!f(None, Some("NVDA")).keeps(&signal));
         assert!(!f(None, Some("AAPL")).keeps(&serde_json::json!({"unreadable_body": "x"})));
+    }
+
+    #[test]
+    fn durations_are_seconds_or_a_number_with_a_unit() {
+        use crate::cli::parse_duration;
+        for (text, secs) in [("90", 90.0), ("30s", 30.0), ("1.5m", 90.0), ("2h", 7200.0)] {
+            assert_eq!(parse_duration(text).unwrap().as_secs_f64(), secs, "{text}");
+        }
+        for bad in ["", "0", "-5s", "10d", "m", "1e400", "tomorrow"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

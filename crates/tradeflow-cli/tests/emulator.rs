@@ -465,7 +465,10 @@ async fn signals_tail_shows_every_published_signal_matched_or_not_and_leaves_not
         .run(&["pipelines", "create", file.to_str().unwrap()])
         .ok();
     let signals_queue = stack.output("SignalsQueueName");
-    assert_eq!(stack.topic_subscribers().await, std::slice::from_ref(&signals_queue));
+    assert_eq!(
+        stack.topic_subscribers().await,
+        std::slice::from_ref(&signals_queue)
+    );
 
     // Two tails: everything until Ctrl-C, and one NVDA golden_cross then exit.
     let all = stack.start(&["--json", "signals", "tail", "--for", "120s"]);
@@ -613,7 +616,7 @@ async fn a_killed_tails_leftovers_are_removed_by_cleanup_and_live_tails_are_not(
     use aws_sdk_sqs::types::QueueAttributeName;
     let stack = Stack::deploy().await;
     let signals_queue = stack.output("SignalsQueueName");
-    let live = stack.start(&["signals", "tail", "--for", "120s"]);
+    let live = stack.start(&["signals", "tail"]); // no --for: until SIGTERM below
     let killed = stack.start(&["signals", "tail", "--for", "120s"]);
     let killed_pid = killed.pid();
     assert!(
