@@ -776,3 +776,198 @@ async fn tailing_a_stack_without_a_signals_topic_is_one_clear_error() {
     assert!(got.messages()[0].body().unwrap().contains("sig-old"));
     let _ = cfn.delete_stack().stack_name(&name).send().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn dead_letters_are_listed_with_their_reason_and_redriven() {
+    let stack = Stack::deploy().await;
+    // Empty DLQs.
+    let empty = stack.run(&["dlq", "list"]);
+    assert!(
+        empty.ok().contains("signals DLQ") && empty.stdout.contains("empty"),
+        "{}",
+        empty.stdout
+    );
+    assert_eq!(
+        stack.run(&["--json", "dlq", "list"]).json(),
+        serde_json::json!([])
+    );
+    assert!(
+        stack
+            .run(&["dlq", "redrive", "--queue", "signals", "--all"])
+            .ok()
+            .contains("empty: nothing to redrive")
+    );
+    assert!(
+        stack
+            .run(&["dlq", "redrive", "--queue", "signals", "--id", "m-1"])
+            .fails()
+            .contains("no message m-1")
+    );
+
+    stack
+        .dead_letter("SignalsQueueName", r#"{"signal_id": "bad-1"}"#)
+        .await;
+    stack.dead_letter("SignalsQueueName", "not json").await;
+    let request = r#"{"execution_id": "exe-forged", "pipeline_id": "p", "user_id": "u", "ticker": "AAPL",
+        "signal_context": {"signal_id": "s", "signal_type": "rsi_oversold", "source": "x", "timestamp": 1700000000,
+        "tickers": ["AAPL"], "confidence": 80, "signal": "BULLISH"}, "lease_expires_at": 1, "enqueued_at_ms": 1}"#;
+    stack.dead_letter("ExecutionsQueueName", request).await;
+    assert_eq!(stack.depth("SignalsDlqName").await, 2);
+
+    let listed = stack.run(&["--json", "dlq", "list"]).json();
+    let letters = listed.as_array().unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let by_body = |b: &str| {
+        letters
+            .iter()
+            .find(|l| l["body"].as_str().unwrap().contains(b))
+            .unwrap()
+            .clone()
+    };
+    let missing = by_body("bad-1");
+    assert_eq!(missing["queue"], "signals");
+    assert_eq!(missing["verdict"], "rejected");
+    assert!(
+        missing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `signal_type`"),
+        "{missing}"
+    );
+    assert!(missing["receive_count"].as_u64().unwrap() >= 5, "{missing}");
+    assert!(
+        by_body("not json")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("malformed_json")
+    );
+    let forged = by_body("exe-forged");
+    assert_eq!(forged["queue"], "executions");
+    assert!(
+        forged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not derive"),
+        "{forged}"
+    );
+    // Listing leaves them where they were, visible.
+    assert_eq!(stack.depth("SignalsDlqName").await, 2);
+    let table = stack.run(&["dlq", "list", "--queue", "signals"]);
+    assert!(
+        table.ok().contains("2 message(s)") && !table.stdout.contains("executions DLQ"),
+        "{}",
+        table.stdout
+    );
+
+    // Dry run and refusals move nothing.
+    let dry = stack.run(&["dlq", "redrive", "--queue", "signals", "--all", "--dry-run"]);
+    assert!(
+        dry.ok().contains("2 message(s) would move"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        stack
+            .run(&["dlq", "redrive", "--queue", "signals", "--all"])
+            .fails()
+            .contains("--yes")
+    );
+    assert!(
+        stack
+            .run(&["dlq", "redrive", "--queue", "signals", "--id", "nope"])
+            .fails()
+            .contains("no message nope")
+    );
+    assert_eq!(stack.depth("SignalsDlqName").await, 2);
+    assert_eq!(stack.depth("SignalsQueueName").await, 0);
+
+    // One selected message moves; then all of the rest.
+    let id = missing["message_id"].as_str().unwrap();
+    assert!(
+        stack
+            .run(&["dlq", "redrive", "--queue", "signals", "--id", id])
+            .ok()
+            .contains(&format!("moved {id}"))
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || stack
+            .depth("SignalsDlqName")
+            .await
+            == 1)
+        .await
+    );
+    assert_eq!(stack.depth("SignalsQueueName").await, 1);
+    let all = stack
+        .run(&[
+            "--json", "dlq", "redrive", "--queue", "signals", "--all", "--yes",
+        ])
+        .json();
+    assert_eq!(all["moved"].as_array().unwrap().len(), 1);
+    assert_eq!(stack.depth("SignalsDlqName").await, 0);
+    assert_eq!(stack.depth("SignalsQueueName").await, 2);
+    let bodies: Vec<serde_json::Value> = stack
+        .run(&["--json", "dlq", "list", "--queue", "executions"])
+        .json()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(bodies.len(), 1);
+    stack.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn a_backtest_on_a_throwaway_emulator_stack_sees_what_the_in_process_one_sees() {
+    let sdk = common::emulator().await;
+    let args = [
+        "--json",
+        "backtest",
+        "--synthetic",
+        "--from",
+        "2026-01-05T00:00:00Z",
+        "--to",
+        "2026-01-05T03:00:00Z",
+        "--tickers",
+        "AAPL,SPY",
+    ];
+    let in_process = common::tradeflow(&args).json();
+    let mut on_emulator_args = args.to_vec();
+    on_emulator_args.push("--emulator");
+    let on_emulator = common::tradeflow(&on_emulator_args).json();
+    assert_eq!(on_emulator["mode"], "emulator");
+    assert_eq!(in_process["mode"], "in-process");
+    // The same generator on the same bars: the same candles and signals.
+    for key in ["scans", "candles_evaluated", "signals"] {
+        assert_eq!(in_process[key], on_emulator[key], "{key}");
+    }
+    assert!(on_emulator["signals"].as_u64().unwrap() > 0);
+    // Every run completes on both paths (the emulator's batches may split one scan's signals,
+    // so a (pipeline, ticker) can run once more there than in-process).
+    for r in [&in_process, &on_emulator] {
+        let by_status = r["executions_by_status"].as_object().unwrap();
+        assert_eq!(by_status.keys().collect::<Vec<_>>(), ["COMPLETED"], "{r}");
+        assert!(r["orders"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["dead_lettered"], 0);
+    }
+    let runs = |r: &serde_json::Value| r["executions_by_status"]["COMPLETED"].as_u64().unwrap();
+    assert!(
+        runs(&on_emulator) >= runs(&in_process),
+        "{on_emulator}\n{in_process}"
+    );
+    // The throwaway stack is gone.
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let stacks = cfn.describe_stacks().send().await.unwrap();
+    let left: Vec<&str> = stacks
+        .stacks()
+        .iter()
+        .filter(|s| {
+            s.stack_name()
+                .is_some_and(|n| n.starts_with("tradeflow-bt"))
+                && s.stack_status()
+                    != Some(&aws_sdk_cloudformation::types::StackStatus::DeleteComplete)
+        })
+        .filter_map(|s| s.stack_name())
+        .collect();
+    assert!(left.is_empty(), "throwaway stacks left: {left:?}");
+}
