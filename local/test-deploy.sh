@@ -130,6 +130,20 @@ check_functions() {
       --query StackResourceDetail.PhysicalResourceId --output text)" \
     "$(aws lambda get-function-configuration --function-name "$generator" \
       --query Environment.Variables.SIGNALS_QUEUE_URL --output text)"
+  local topic
+  topic="$(stack_output "$stack" SignalsTopicArn)"
+  check "$generator SIGNALS_TOPIC_ARN = the stack's topic (output SignalsTopicArn)" "$topic" \
+    "$(aws lambda get-function-configuration --function-name "$generator" \
+      --query Environment.Variables.SIGNALS_TOPIC_ARN --output text)"
+  check "signals topic -> signals queue, raw delivery" \
+    "sqs tradeflow-$stage-signals true" \
+    "$(aws sns list-subscriptions-by-topic --topic-arn "$topic" --output text \
+      --query 'Subscriptions[].[Protocol, Endpoint, SubscriptionArn]' \
+      | while read -r protocol endpoint arn; do
+        printf '%s %s %s\n' "$protocol" "${endpoint##*:}" \
+          "$(aws sns get-subscription-attributes --subscription-arn "$arn" \
+            --query Attributes.RawMessageDelivery --output text)"
+      done)"
   check "$generator GENERATOR_TICKERS (a value with commas) intact" "AAPL,MSFT,NVDA,TSLA,SPY" \
     "$(aws lambda get-function-configuration --function-name "$generator" \
       --query Environment.Variables.GENERATOR_TICKERS --output text)"

@@ -25,6 +25,13 @@ cost time in proportion to the queue's depth: 58 ms per SendMessageBatch of 10 o
 `time.time()` (what `unix_time_millis()` computes, without the datetimes), and during a send the
 queue's `attributes` are only that one attribute (from the same field).
 
+CloudFormation, two resource types moto 5.2.5 leaves out (it logs "No Moto CloudFormation
+support" and creates nothing): `AWS::SNS::Subscription` (the signals queue's subscription to the
+signals topic, with `RawMessageDelivery`) and `AWS::SQS::QueuePolicy` (the queue's `Policy`
+attribute). Without them the template's topic would deliver to no one on the emulator. Both
+call the same backend methods as the Subscribe and SetQueueAttributes APIs. (moto never checks
+a queue policy: the policy is stored, so tests can read it, and nothing more.)
+
 Usage: the same arguments as moto_server (local/emulator.sh runs it).
 """
 
@@ -191,6 +198,147 @@ def _send_message_cheap(self, *args, **kwargs):
 
 
 sqs_models.SQSBackend.send_message = _send_message_cheap
+
+
+# ---------------------------------------------------------------- CloudFormation
+
+import json  # noqa: E402
+
+from moto.core.common_models import CloudFormationModel  # noqa: E402
+from moto.sns.models import sns_backends  # noqa: E402
+from moto.sqs.models import sqs_backends  # noqa: E402
+
+
+def _true(value):
+    return str(value).lower() == "true"
+
+
+class CfnSnsSubscription(CloudFormationModel):
+    """AWS::SNS::Subscription: Subscribe, then the attributes the template sets."""
+
+    # moto files its models by service, read from the module path.
+    __module__ = "moto.sns.models"
+
+    def __init__(self, arn, account_id, region_name):
+        self.arn = arn
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @property
+    def physical_resource_id(self):
+        return self.arn
+
+    @staticmethod
+    def cloudformation_name_type():
+        return ""
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::SNS::Subscription"
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name):
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    ):
+        props = cloudformation_json["Properties"]
+        backend = sns_backends[account_id][region_name]
+        subscription = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
+        if _true(props.get("RawMessageDelivery", False)):
+            # moto's delivery tests the attribute for truth: only ever set it to "true".
+            backend.set_subscription_attributes(subscription.arn, "RawMessageDelivery", "true")
+        if "FilterPolicy" in props:
+            policy = props["FilterPolicy"]
+            backend.set_subscription_attributes(
+                subscription.arn,
+                "FilterPolicy",
+                policy if isinstance(policy, str) else json.dumps(policy),
+            )
+        return cls(subscription.arn, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    ):
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    def delete(self, account_id, region_name):
+        sns_backends[account_id][region_name].unsubscribe(self.arn)
+
+    def is_created(self):
+        return True
+
+
+class CfnSqsQueuePolicy(CloudFormationModel):
+    """AWS::SQS::QueuePolicy: the `Policy` attribute of each queue (by URL, as `!Ref` gives)."""
+
+    __module__ = "moto.sqs.models"
+
+    def __init__(self, queues, account_id, region_name):
+        self.queues = queues
+        self.account_id = account_id
+        self.region_name = region_name
+        self.id = f"queue-policy-{'-'.join(queues)}"
+
+    @property
+    def physical_resource_id(self):
+        return self.id
+
+    @staticmethod
+    def cloudformation_name_type():
+        return ""
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::SQS::QueuePolicy"
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return False
+
+    @staticmethod
+    def _set(queues, account_id, region_name, policy):
+        backend = sqs_backends[account_id][region_name]
+        for name in queues:
+            backend.set_queue_attributes(name, {"Policy": policy})
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    ):
+        props = cloudformation_json["Properties"]
+        queues = [url.rstrip("/").rsplit("/", 1)[-1] for url in props["Queues"]]
+        document = props["PolicyDocument"]
+        policy = document if isinstance(document, str) else json.dumps(document)
+        cls._set(queues, account_id, region_name, policy)
+        return cls(queues, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    ):
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    def delete(self, account_id, region_name):
+        try:
+            self._set(self.queues, account_id, region_name, "")
+        except Exception:  # the queue went first: nothing left to clear
+            pass
+
+    def is_created(self):
+        return True
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
 }
 
 /// `!GetAtt X.Arn` -> X; `!Sub "${X.Arn}/index/I"` (an index of table X) -> `X/index/I`;
-/// `!Ref P` (an ARN given as parameter P) -> `param:P`.
+/// `!Ref P` (an ARN given as parameter P) -> `param:P`; `!Ref T` (a resource whose `Ref` is its
+/// ARN, the signals topic) -> `param:T` here, T once [`resolve_refs`] has seen the template.
 fn arn_of(value: &Value) -> String {
     if let Some(parameter) = tagged(value, "Ref") {
         return format!("param:{parameter}");
@@ -137,6 +138,17 @@ fn conditional(statement: &Value) -> Option<(&str, &Value)> {
     Some((parts[0].as_str().unwrap(), &parts[1]))
 }
 
+/// `param:X` -> X where X is a resource of the template (not a parameter).
+fn resolve_refs(template: &Value, grants: Grants) -> Grants {
+    grants
+        .into_iter()
+        .map(|(action, resource)| match resource.strip_prefix("param:") {
+            Some(id) if !template["Resources"][id].is_null() => (action, id.to_owned()),
+            _ => (action, resource),
+        })
+        .collect()
+}
+
 /// Role logical id -> its (action, resource logical id) grants, the statements under a
 /// condition left out (the test stack deploys with every parameter at its default, where
 /// those conditions are false: [`conditional_grants`] checks them).
@@ -154,7 +166,10 @@ fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
                 }
             }
         }
-        roles.insert(id.as_str().unwrap().to_owned(), grants);
+        roles.insert(
+            id.as_str().unwrap().to_owned(),
+            resolve_refs(template, grants),
+        );
     }
     roles
 }
@@ -238,7 +253,17 @@ fn logical_ids(template: &Value, stack: &TestStack) -> HashMap<String, String> {
     let mut ids = HashMap::new();
     for (key, output) in template["Outputs"].as_mapping().unwrap() {
         let value = &output["Value"];
-        // `!Ref <Table>` is a table's name, `!GetAtt <Queue>.QueueName` a queue's.
+        // `!Ref <Table>` is a table's name, `!Ref <Topic>` a topic's ARN (named by its last
+        // part, as the recorded calls are), `!GetAtt <Queue>.QueueName` a queue's name.
+        if let (Some(topic), Ok(arn)) = (
+            tagged(value, "Ref")
+                .filter(|r| template["Resources"][*r]["Type"].as_str() == Some("AWS::SNS::Topic")),
+            stack.outputs.get(key.as_str().unwrap()),
+        ) {
+            let name = arn.rsplit(':').next().unwrap_or(arn);
+            ids.insert(format!("topic:{name}"), topic.to_owned());
+            continue;
+        }
         let logical = tagged(value, "Ref").map(|t| ("table", t)).or_else(|| {
             tagged(value, "GetAtt")
                 .and_then(|a| a.strip_suffix(".QueueName"))
@@ -478,7 +503,7 @@ async fn each_role_grants_exactly_the_calls_its_function_makes() {
         let published = generator_calls
             .grants()
             .iter()
-            .any(|(action, _)| action == "sqs:SendMessage");
+            .any(|(action, _)| action == "sns:Publish");
         if published {
             break;
         }

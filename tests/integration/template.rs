@@ -782,3 +782,73 @@ fn generator_scans_neither_overlap_nor_replay_stale_schedule_events() {
     assert!(number(&c["MaximumEventAgeInSeconds"]) <= 60.0);
     assert_eq!(number(&c["MaximumRetryAttempts"]), 0.0);
 }
+
+/// The signals topic fans out to the signals queue with raw delivery (the dispatcher receives
+/// the generator's body and attributes unchanged), the queue lets only that topic send through
+/// SNS, the generator publishes there and may call nothing else on it, the CLI finds the topic
+/// in the outputs, and a failed delivery pages.
+#[test]
+fn the_signals_topic_delivers_raw_to_the_signals_queue_and_only_it_may_send() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let e = Evaluated::new(&template, &with_code(&[]));
+    let topics = e.resources("AWS::SNS::Topic");
+    assert_eq!(topics.keys().collect::<Vec<_>>(), ["SignalsTopic"]);
+    // A standard topic: the dispatcher's queue is a standard queue.
+    assert!(topics["SignalsTopic"].get("FifoTopic").is_none());
+
+    let subscriptions = e.resources("AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    let s = subscriptions.values().next().unwrap();
+    assert_eq!(s["TopicArn"].as_str(), Some("<Ref SignalsTopic>"));
+    assert_eq!(s["Protocol"].as_str(), Some("sqs"));
+    assert_eq!(s["Endpoint"].as_str(), Some("<GetAtt SignalsQueue.Arn>"));
+    assert_eq!(s["RawMessageDelivery"].as_bool(), Some(true));
+
+    let policies = e.resources("AWS::SQS::QueuePolicy");
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let p = policies.values().next().unwrap();
+    assert_eq!(
+        p["Queues"],
+        Value::Sequence(vec![Value::String("<Ref SignalsQueue>".into())])
+    );
+    let statements = p["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let st = &statements[0];
+    assert_eq!(st["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        st["Principal"]["Service"].as_str(),
+        Some("sns.amazonaws.com")
+    );
+    assert_eq!(st["Action"].as_str(), Some("sqs:SendMessage"));
+    assert_eq!(st["Resource"].as_str(), Some("<GetAtt SignalsQueue.Arn>"));
+    assert_eq!(
+        st["Condition"]["ArnEquals"]["aws:SourceArn"].as_str(),
+        Some("<Ref SignalsTopic>"),
+        "only the signals topic may send through SNS"
+    );
+
+    let generator = env_of(&e.functions()["GeneratorFunction"]);
+    assert_eq!(generator["SIGNALS_TOPIC_ARN"], "<Ref SignalsTopic>");
+    assert_eq!(generator["SIGNALS_QUEUE_URL"], "<Ref SignalsQueue>");
+    // The dispatcher reads the queue as before and knows nothing of the topic.
+    let dispatcher = env_of(&e.functions()["DispatcherFunction"]);
+    assert!(!dispatcher.contains_key("SIGNALS_TOPIC_ARN"));
+
+    let outputs = e.value(&template["Outputs"]).unwrap();
+    assert_eq!(
+        outputs["SignalsTopicArn"]["Value"].as_str(),
+        Some("<Ref SignalsTopic>")
+    );
+    assert!(outputs["SignalsTopicArn"].get("Condition").is_none());
+
+    let alarms = alarms(&template);
+    let failed = alarms_on(
+        &alarms,
+        "AWS/SNS",
+        "NumberOfNotificationsFailed",
+        "TopicName",
+        "<GetAtt SignalsTopic.TopicName>",
+    );
+    assert_eq!(failed.len(), 1);
+    assert_eq!(number(&failed[0]["Threshold"]), 0.0);
+}

@@ -1,5 +1,8 @@
 //! One trace per signal across the three functions: the real handlers on the emulator, exporting
-//! spans over OTLP/HTTP (the real exporter) to a receiver this test runs, which decodes them.
+//! spans over OTLP/HTTP (the real exporter) to a receiver this test runs, which decodes them. The
+//! signals take the deployed path: the generator publishes to the signals topic, whose raw
+//! subscription delivers them (and their trace context, as message attributes) to the signals
+//! queue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

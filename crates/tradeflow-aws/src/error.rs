@@ -23,7 +23,7 @@ pub enum ErrorClass {
     Permanent,
 }
 
-/// Error codes (DynamoDB and SQS, JSON and query protocols) that mean "try again later".
+/// Error codes (DynamoDB, SQS and SNS, JSON and query protocols) that mean "try again later".
 const TRANSIENT_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -34,6 +34,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestThrottledException",
     "TooManyRequestsException",
     "KmsThrottled",
+    // SNS: ThrottledException, KMSThrottlingException
+    "Throttled",
+    "KMSThrottling",
     "InternalServerError",
     "InternalFailure",
     "InternalError",
@@ -107,7 +110,7 @@ pub enum SdkErrorKind {
     Service,
 }
 
-/// Classifies an SDK error of any DynamoDB or SQS operation.
+/// Classifies an SDK error of any DynamoDB, SQS or SNS operation.
 pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> ErrorClass {
     let kind = match err {
         SdkError::ConstructionFailure(_) => SdkErrorKind::Construction,
@@ -180,6 +183,8 @@ mod tests {
             "RequestLimitExceeded",
             "InternalServerError",
             "AWS.SimpleQueueService.RequestThrottled",
+            "Throttled",
+            "KMSThrottling",
         ] {
             assert_eq!(
                 classify_parts(SdkErrorKind::Service, Some(code), Some(400)),
@@ -203,6 +208,9 @@ mod tests {
             "AccessDeniedException",
             "AWS.SimpleQueueService.NonExistentQueue",
             "UnrecognizedClientException",
+            "NotFound",
+            "AuthorizationError",
+            "InvalidParameter",
         ] {
             assert_eq!(
                 classify_parts(SdkErrorKind::Service, Some(code), Some(400)),

@@ -4,7 +4,7 @@
 //!
 //! One store per table ([`DynamoPipelineStore`], [`DynamoLeaseStore`], [`DynamoExecutionStore`],
 //! [`DynamoOrderStore`], [`DynamoCursorStore`]), the end of a run across three of them in one
-//! transaction ([`DynamoRunLedger`]), and one queue type ([`SqsQueue`]). Items carry the
+//! transaction ([`DynamoRunLedger`]), a queue ([`SqsQueue`]) and a topic ([`SnsTopic`]) to send to. Items carry the
 //! domain types' serde field names, mapped by `serde_dynamo` ([`item`]); SDK errors are classified into the ports' transient
 //! and permanent errors ([`error`]); conditional-check failures are outcomes, never errors.
 //!
@@ -15,6 +15,7 @@ mod dynamo;
 pub mod error;
 pub mod item;
 pub mod market;
+mod sns;
 mod sqs;
 pub mod tls;
 
@@ -24,12 +25,15 @@ pub use dynamo::{
     LEASE_TTL_GRACE_SECS, Listed, PIPELINE_UPDATES_INDEX, RUN_SHARDS, StoredLease, UndecodableItem,
 };
 pub use error::{AdapterError, ErrorClass};
+pub use sns::SnsTopic;
 pub use sqs::{SqsQueue, resolve_queue_url, trace_attributes};
 
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_dynamodb;
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_secretsmanager;
+/// Re-exported so callers build clients with the same SDK versions.
+pub use aws_sdk_sns;
 /// Re-exported so callers build clients with the same SDK versions.
 pub use aws_sdk_sqs;
 
@@ -54,9 +58,10 @@ pub enum AwsConfigError {
 }
 
 /// The endpoint variables the functions' clients read.
-const ENDPOINT_VARIABLES: [&str; 3] = [
+const ENDPOINT_VARIABLES: [&str; 4] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SNS",
     "AWS_ENDPOINT_URL_DYNAMODB",
 ];
 

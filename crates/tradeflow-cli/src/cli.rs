@@ -41,7 +41,7 @@ pub enum Command {
         after_help = "Example:\n  tradeflow pipelines create my-pipeline.yaml && tradeflow pipelines list"
     )]
     Pipelines(PipelinesCmd),
-    /// Send signals to the chain and watch the signals it processes
+    /// Send signals to the chain and watch every signal published
     #[command(
         subcommand,
         after_help = "Example:\n  tradeflow signals send --type rsi_oversold --ticker AAPL --confidence 80 --timeframe 5"
@@ -122,19 +122,72 @@ pub struct PipelineFileArgs {
 #[derive(Debug, Subcommand)]
 pub enum SignalsCmd {
     /// Send one signal (from flags) or the signals of a JSON file, validated as the dispatcher will
+    /// (published to the stack's signals topic, so tails see it; straight to the signals queue on
+    /// a stack without one)
     #[command(
         after_help = "Examples:\n  tradeflow signals send --type rsi_oversold --ticker AAPL --direction BULLISH --confidence 80 --timeframe 5\n  tradeflow signals send --file signals.json"
     )]
     Send(SendArgs),
-    /// Follow the signals the chain processes (the signal of each new execution), until Ctrl-C
-    #[command(after_help = "Example:\n  tradeflow signals tail --type rsi_oversold")]
-    Tail {
-        /// Only signals of this type
-        #[arg(long = "type")]
-        signal_type: Option<String>,
-        #[command(flatten)]
-        follow: FollowArgs,
-    },
+    /// Follow every signal published to the stack's signals topic, live: the generator's and
+    /// `signals send`'s, whether or not a pipeline matches it (until Ctrl-C, --count or --for)
+    #[command(after_help = TAIL_HELP)]
+    Tail(TailArgs),
+}
+
+const TAIL_HELP: &str = "Examples:
+  tradeflow signals tail --ticker AAPL --type rsi_oversold
+  tradeflow --json signals tail --count 5 --for 10m
+  tradeflow signals tail --cleanup
+
+How it works: the tail creates a temporary SQS queue (tradeflow-tail-..., tagged with the stack,
+messages kept 5 minutes), lets the signals topic send to it and subscribes it with raw delivery,
+so it receives every signal exactly as the signals queue does, without taking any from the
+dispatcher. On exit, Ctrl-C or SIGTERM it unsubscribes and deletes the queue. If it is killed
+(kill -9, a lost machine) the queue and its subscription stay; `signals tail --cleanup` removes
+those of this stack whose tail has not been seen for 5 minutes (a running tail marks its queue
+every minute), or find them with `aws sqs list-queues --queue-name-prefix tradeflow-tail-`.";
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Only signals of this type
+    #[arg(long = "type")]
+    pub signal_type: Option<String>,
+    /// Only signals for this ticker (one of the signal's tickers)
+    #[arg(long)]
+    pub ticker: Option<String>,
+    /// Stop after printing this many signals
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Stop after this long: seconds, or a number with s, m or h (e.g. 90, 30s, 10m)
+    #[arg(long = "for", value_parser = parse_duration)]
+    pub for_duration: Option<std::time::Duration>,
+    /// Remove the queues and subscriptions of tails of this stack that were killed, and exit
+    #[arg(long, conflicts_with_all = ["signal_type", "ticker", "count", "for_duration"])]
+    pub cleanup: bool,
+}
+
+/// `90`, `90s`, `1.5m`, `2h`: a positive duration.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unit {other:?}: use s, m or h (e.g. 30s, 10m)")),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: expected e.g. 90, 30s, 10m or 2h"))?;
+    let secs = value * scale;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 31_536_000.0) {
+        return Err(format!("{text:?}: must be positive and at most a year"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Args)]

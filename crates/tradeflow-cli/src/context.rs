@@ -9,9 +9,13 @@ use tradeflow_local::stack::StackOutputs;
 use crate::cli::Global;
 use crate::output::Output;
 
+/// The stack output naming the signals topic.
+pub const SIGNALS_TOPIC_OUTPUT: &str = "SignalsTopicArn";
+
 /// A connected command: the SDK clients and the stack's outputs.
 pub struct Ctx {
     pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub stack: StackOutputs,
     pub out: Output,
@@ -34,6 +38,7 @@ impl Ctx {
         let stack = StackOutputs::load(&cfn, stack_name).await?;
         Ok(Ctx {
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             stack,
             out: Output::new(global.json),
@@ -42,6 +47,15 @@ impl Ctx {
 
     pub fn output(&self, key: &str) -> anyhow::Result<String> {
         Ok(self.stack.get(key)?.to_owned())
+    }
+
+    /// The stack's signals topic (output `SignalsTopicArn`), `None` for a stack deployed before
+    /// the topic existed (its generator sends straight to the signals queue).
+    pub fn signals_topic(&self) -> Option<&str> {
+        self.stack
+            .outputs
+            .get(SIGNALS_TOPIC_OUTPUT)
+            .map(String::as_str)
     }
 
     pub fn pipelines(&self) -> anyhow::Result<DynamoPipelineStore> {

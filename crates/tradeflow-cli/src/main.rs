@@ -11,6 +11,7 @@ mod output;
 mod pipelines;
 mod records;
 mod signals;
+mod tail;
 
 use std::process::ExitCode;
 

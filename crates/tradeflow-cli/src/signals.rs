@@ -12,12 +12,13 @@ use crate::output::{Output, short_error};
 pub async fn run(global: &Global, cmd: SignalsCmd) -> anyhow::Result<()> {
     match cmd {
         SignalsCmd::Send(args) => send(global, &args).await,
-        SignalsCmd::Tail {
-            signal_type,
-            follow,
-        } => {
+        SignalsCmd::Tail(args) => {
             let ctx = Ctx::connect(global).await?;
-            crate::records::tail_signals(&ctx, signal_type.as_deref(), &follow).await
+            if args.cleanup {
+                crate::tail::cleanup(&ctx).await
+            } else {
+                crate::tail::tail(&ctx, &args).await
+            }
         }
     }
 }
@@ -86,22 +87,35 @@ async fn send(global: &Global, args: &SendArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let ctx = Ctx::connect(global).await?;
-    let url = ctx.queue_url("SignalsQueueName").await?;
-    let queue = tradeflow_aws::SqsQueue::new(ctx.sqs.clone(), url);
+    // As the generator: to the signals topic (which delivers to the signals queue and to any
+    // `signals tail`), or straight to the queue on a stack deployed before the topic.
+    let (sender, target): (Box<dyn QueueSender>, &str) = match ctx.signals_topic() {
+        Some(arn) => (
+            Box::new(tradeflow_aws::SnsTopic::new(ctx.sns.clone(), arn)),
+            "the signals topic",
+        ),
+        None => {
+            let url = ctx.queue_url("SignalsQueueName").await?;
+            (
+                Box::new(tradeflow_aws::SqsQueue::new(ctx.sqs.clone(), url)),
+                "the signals queue",
+            )
+        }
+    };
     let messages: Vec<OutgoingMessage> = bodies
         .into_iter()
         .enumerate()
         .map(|(i, body)| OutgoingMessage::new(format!("s{i}"), body))
         .collect();
     for chunk in messages.chunks(tradeflow_core::ports::MAX_BATCH) {
-        let failed = queue
+        let failed = sender
             .send_batch(chunk)
             .await
             .map_err(|e| anyhow::anyhow!("{}", short_error(&e)))
-            .context("sending to the signals queue")?;
+            .with_context(|| format!("sending to {target}"))?;
         if let Some(f) = failed.first() {
             bail!(
-                "the signals queue refused {} of the signals ({}, first: entry {})",
+                "{target} refused {} of the signals ({}, first: entry {})",
                 failed.len(),
                 f.code,
                 f.id

@@ -300,15 +300,7 @@ async fn a_signal_sent_with_the_cli_shows_up_as_executions_orders_and_in_the_tai
         "--for",
         "25",
     ]);
-    let signal_tail = stack.spawn(&[
-        "--json",
-        "signals",
-        "tail",
-        "--interval",
-        "0.5",
-        "--for",
-        "25",
-    ]);
+    let signal_tail = stack.spawn(&["--json", "signals", "tail", "--for", "25s"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let chain = start_chain(&stack).await;
@@ -451,8 +443,338 @@ async fn a_signal_sent_with_the_cli_shows_up_as_executions_orders_and_in_the_tai
         .collect();
     assert_eq!(signals.len(), 1, "{signals:?}");
     assert_eq!(signals[0]["signal_id"], "sig-cli-1");
-    assert_eq!(signals[0]["tickers"], serde_json::json!(["AAPL", "MSFT"]));
+    let tickers: Vec<&str> = signals[0]["tickers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ticker"].as_str().unwrap())
+        .collect();
+    assert_eq!(tickers, ["AAPL", "MSFT"]);
     stack.delete().await;
+}
+
+/// The gap of issue 12: `signals tail` shows what the generator produces, live, whether a
+/// pipeline matches it or not: through a queue of its own subscribed to the signals topic,
+/// which it removes on Ctrl-C and on reaching `--count`.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn signals_tail_shows_every_published_signal_matched_or_not_and_leaves_nothing_behind() {
+    let stack = Stack::deploy().await;
+    let file = temp_file("p.yaml", PIPELINE);
+    stack
+        .run(&["pipelines", "create", file.to_str().unwrap()])
+        .ok();
+    let signals_queue = stack.output("SignalsQueueName");
+    assert_eq!(
+        stack.topic_subscribers().await,
+        std::slice::from_ref(&signals_queue)
+    );
+
+    // Two tails: everything until Ctrl-C, and one NVDA golden_cross then exit.
+    let all = stack.start(&["--json", "signals", "tail", "--for", "120s"]);
+    let nvda = stack.start(&[
+        "signals",
+        "tail",
+        "--ticker",
+        "nvda",
+        "--type",
+        "golden_cross",
+        "--count",
+        "1",
+        "--for",
+        "120s",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(20), async || stack
+            .topic_subscribers()
+            .await
+            .len()
+            == 3)
+        .await,
+        "both tails subscribed: {:?}",
+        stack.topic_subscribers().await
+    );
+    assert_eq!(stack.tail_queues().await.len(), 2);
+
+    let chain = start_chain(&stack).await;
+    let t = (now() - 60).to_string();
+    let send = |id: &'static str, kind: &'static str, ticker: &'static str| {
+        let t = t.clone();
+        let stack = &stack;
+        async move {
+            stack
+                .run(&[
+                    "signals",
+                    "send",
+                    "--id",
+                    id,
+                    "--type",
+                    kind,
+                    "--ticker",
+                    ticker,
+                    "--confidence",
+                    "80",
+                    "--timeframe",
+                    "5",
+                    "--timestamp",
+                    &t,
+                ])
+                .ok()
+                .to_owned()
+        }
+    };
+    send("sig-match", "rsi_oversold", "AAPL").await;
+    send("sig-nomatch", "golden_cross", "NVDA").await;
+    // The generator's handler, once per tick until it has produced something (synthetic data).
+    let mut generated = 0;
+    let mut tick = now();
+    for _ in 0..30 {
+        let summary = chain.fire_generator(tick).await.unwrap();
+        generated += summary["signals_sent"].as_u64().unwrap();
+        if generated > 0 {
+            break;
+        }
+        tick += 300;
+    }
+    assert!(
+        generated > 0,
+        "the generator produced no signal in 30 scans"
+    );
+    assert!(chain.wait_idle(Duration::from_secs(60)).await.unwrap());
+    chain.stop().await;
+
+    // The dispatcher got them all through the topic: the matching one ran, the other did not.
+    let executions = stack
+        .run(&["--json", "executions", "list", "--limit", "0"])
+        .json();
+    let by_signal = |id: &str| {
+        executions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["signal_context"]["signal_id"] == id)
+            .count()
+    };
+    assert_eq!(by_signal("sig-match"), 1, "{executions:?}");
+    assert_eq!(by_signal("sig-nomatch"), 0, "{executions:?}");
+
+    // The tail printed all of them: the two sent and every one the generator published.
+    let expected = 2 + generated as usize;
+    assert!(
+        eventually(Duration::from_secs(30), async || all.lines().len()
+            >= expected)
+        .await,
+        "expected {expected} signals, got {:?}",
+        all.lines()
+    );
+    all.signal("INT");
+    let (code, lines, stderr) = all.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), expected, "{printed:?}");
+    let ids: Vec<&str> = printed
+        .iter()
+        .map(|s| s["signal_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"sig-match") && ids.contains(&"sig-nomatch"),
+        "{ids:?}"
+    );
+    let from_generator = printed
+        .iter()
+        .filter(|s| s["source"] != "tradeflow-cli")
+        .count();
+    assert_eq!(from_generator as u64, generated, "{printed:?}");
+
+    // The filtered tail printed the NVDA golden_cross only, then stopped by itself.
+    let (code, lines, stderr) = nvda.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(lines.len(), 2, "header and one row: {lines:?}");
+    assert!(lines[0].starts_with("SIGNAL") && lines[0].ends_with("DISPATCH"));
+    assert!(
+        lines[1].starts_with("sig-nomatch  golden_cross  NVDA  BULLISH  80.0  5  tradeflow-cli")
+            && lines[1].ends_with("valid"),
+        "{}",
+        lines[1]
+    );
+    assert!(stderr.contains("tradeflow-tail-"), "{stderr}");
+
+    // Both tails removed their queue and subscription.
+    assert_eq!(stack.topic_subscribers().await, [signals_queue]);
+    assert!(stack.tail_queues().await.is_empty());
+    stack.delete().await;
+}
+
+/// A killed tail leaves its queue and subscription; `--cleanup` removes those not marked for
+/// 5 minutes (and subscriptions whose queue is gone) and leaves live tails alone.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn a_killed_tails_leftovers_are_removed_by_cleanup_and_live_tails_are_not() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let stack = Stack::deploy().await;
+    let signals_queue = stack.output("SignalsQueueName");
+    let live = stack.start(&["signals", "tail"]); // no --for: until SIGTERM below
+    let killed = stack.start(&["signals", "tail", "--for", "120s"]);
+    let killed_pid = killed.pid();
+    assert!(
+        eventually(Duration::from_secs(20), async || stack
+            .topic_subscribers()
+            .await
+            .len()
+            == 3)
+        .await
+    );
+    killed.signal("KILL");
+    let _ = killed.wait(Duration::from_secs(10));
+    let mut queues = stack.tail_queues().await;
+    queues.sort();
+    assert_eq!(queues.len(), 2, "kill -9 leaves the queue: {queues:?}");
+    let url_of = async |name: &str| {
+        tradeflow_aws::resolve_queue_url(&stack.sqs, name)
+            .await
+            .unwrap()
+    };
+    for name in &queues {
+        let url = url_of(name).await;
+        let tags = stack
+            .sqs
+            .list_queue_tags()
+            .queue_url(&url)
+            .send()
+            .await
+            .unwrap()
+            .tags
+            .unwrap();
+        assert_eq!(tags["tradeflow:stack"], stack.name);
+        assert_eq!(tags["tradeflow:purpose"], "signals-tail");
+        let attrs = stack
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            attrs.attributes().unwrap()[&QueueAttributeName::MessageRetentionPeriod],
+            "300"
+        );
+    }
+
+    // Both were marked just now: nothing is stale yet.
+    let kept = stack
+        .run(&["--json", "signals", "tail", "--cleanup"])
+        .json();
+    assert_eq!(kept["removed_queues"], serde_json::json!([]));
+    assert_eq!(kept["live_tails"], 2);
+
+    // Age the killed tail's mark by 10 minutes, as if it had been killed then.
+    let killed_queue = queues
+        .iter()
+        .find(|q| q.ends_with(&format!("-{killed_pid}")))
+        .unwrap()
+        .clone();
+    stack
+        .sqs
+        .tag_queue()
+        .queue_url(url_of(&killed_queue).await)
+        .tags("tradeflow:seen", (now() - 600).to_string())
+        .send()
+        .await
+        .unwrap();
+    // And a subscription to a tail queue that is already gone (deleted by hand, not
+    // unsubscribed).
+    let sns = aws_sdk_sns::Client::new(&stack.sdk);
+    let orphan = format!(
+        "arn:aws:sqs:us-east-1:123456789012:tradeflow-tail-{}-gone-1",
+        stack.stage
+    );
+    sns.subscribe()
+        .topic_arn(stack.output("SignalsTopicArn"))
+        .protocol("sqs")
+        .endpoint(&orphan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stack.topic_subscribers().await.len(), 4);
+
+    let cleaned = stack
+        .run(&["--json", "signals", "tail", "--cleanup"])
+        .json();
+    assert_eq!(cleaned["removed_queues"], serde_json::json!([killed_queue]));
+    assert_eq!(cleaned["removed_subscriptions"], 2, "{cleaned}");
+    assert_eq!(cleaned["live_tails"], 1);
+    let live_queue: Vec<String> = queues.into_iter().filter(|q| *q != killed_queue).collect();
+    assert_eq!(stack.tail_queues().await, live_queue);
+    let mut expected = vec![signals_queue.clone(), live_queue[0].clone()];
+    expected.sort();
+    assert_eq!(stack.topic_subscribers().await, expected);
+
+    // The live tail still ends cleanly (SIGTERM as from a process manager).
+    live.signal("TERM");
+    let (code, _, stderr) = live.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stack.tail_queues().await.is_empty());
+    assert_eq!(stack.topic_subscribers().await, [signals_queue]);
+    stack.delete().await;
+}
+
+/// A stack deployed before the signals topic: one clear line, exit 1, nothing created.
+#[tokio::test]
+#[ignore = "needs the AWS emulator (AWS_ENDPOINT_URL); local/test.sh runs it"]
+async fn tailing_a_stack_without_a_signals_topic_is_one_clear_error() {
+    let sdk = common::emulator().await;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let name = format!("tradeflow-notopic{}x{:x}", std::process::id(), now());
+    let template = format!(
+        "Resources:\n  SignalsQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: {name}-signals\nOutputs:\n  SignalsQueueName:\n    Value: !GetAtt SignalsQueue.QueueName\n"
+    );
+    cfn.create_stack()
+        .stack_name(&name)
+        .template_body(template)
+        .send()
+        .await
+        .unwrap();
+    let err = common::tradeflow(&["--stack", &name, "signals", "tail", "--for", "5s"])
+        .fails()
+        .to_owned();
+    assert!(
+        err.contains(&format!(
+            "stack {name} has no signals topic (output SignalsTopicArn)"
+        )),
+        "{err}"
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let left = sqs
+        .list_queues()
+        .queue_name_prefix(format!("tradeflow-tail-{}", &name["tradeflow-".len()..]))
+        .send()
+        .await
+        .unwrap();
+    assert!(left.queue_urls().is_empty(), "{left:?}");
+    // `signals send` still works there: straight to the queue, as before the topic.
+    let sent = common::tradeflow(&[
+        "--stack",
+        &name,
+        "signals",
+        "send",
+        "--id",
+        "sig-old",
+        "--type",
+        "rsi_oversold",
+        "--ticker",
+        "AAPL",
+    ]);
+    assert_eq!(sent.ok(), "sent signal sig-old (rsi_oversold AAPL)\n");
+    let url = tradeflow_aws::resolve_queue_url(&sqs, &format!("{name}-signals"))
+        .await
+        .unwrap();
+    let got = sqs.receive_message().queue_url(&url).send().await.unwrap();
+    assert!(got.messages()[0].body().unwrap().contains("sig-old"));
+    let _ = cfn.delete_stack().stack_name(&name).send().await;
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! signal-generator: on each scheduled event, scan every (ticker, timeframe) stream and send the
-//! new signals to the signals queue.
+//! signal-generator: on each scheduled event, scan every (ticker, timeframe) stream and publish
+//! the new signals to the signals topic (`SIGNALS_TOPIC_ARN`), which delivers them to the
+//! signals queue; without a topic, straight to the signals queue (`SIGNALS_QUEUE_URL`).
 //!
 //! The scan logic is [`tradeflow_core::generate`], everything around an invocation is
 //! [`tradeflow_lambda`]'s; this crate maps the scheduled event (its `time` is the scan's "now"),
@@ -12,7 +13,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use tradeflow_core::detectors::detectors_from_json;
 use tradeflow_core::generate::{Generator, GeneratorConfig, ScanReport};
-use tradeflow_core::ports::QueueDepth;
+use tradeflow_core::ports::{QueueDepth, QueueSender};
 use tradeflow_core::signal::{MAX_FUTURE_SECS, MIN_TIMESTAMP};
 use tradeflow_core::vocab::{Ticker, Timeframe};
 use tradeflow_lambda::{ConfigError, Deadline, Function, MarketSource, Settings};
@@ -22,8 +23,13 @@ pub const FUNCTION_NAME: &str = "signal-generator";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// URL or name of the signals queue.
+    /// URL or name of the signals queue: where signals go when there is no topic, and whose
+    /// depth is published either way.
     pub signals_queue: String,
+    /// ARN of the signals topic (`SIGNALS_TOPIC_ARN`, optional): when set, signals are
+    /// published there (the topic delivers them to the signals queue and to any other
+    /// subscriber, such as `tradeflow signals tail`) instead of sent to the queue.
+    pub signals_topic: Option<String>,
     pub cursors_table: String,
     pub market: MarketSource,
     pub tickers: Vec<Ticker>,
@@ -55,6 +61,7 @@ impl Config {
         if let Some(url) = s.optional("EXECUTIONS_DLQ_URL") {
             dlqs.push(("executions", url));
         }
+        let signals_topic = s.optional("SIGNALS_TOPIC_ARN");
         let signals_queue = s.required("SIGNALS_QUEUE_URL");
         let mut queues = vec![("signals", signals_queue.clone())];
         if let Some(url) = s.optional("EXECUTIONS_QUEUE_URL") {
@@ -62,6 +69,7 @@ impl Config {
         }
         let config = Config {
             signals_queue,
+            signals_topic,
             cursors_table: s.required("CURSORS_TABLE"),
             market: MarketSource::from_settings(&mut s),
             tickers: s.list(
@@ -84,6 +92,22 @@ impl Config {
             s.problem(format!("GENERATOR_FAMILY_PARAMS: {e}"));
         }
         s.finish(config)
+    }
+}
+
+/// Where the generator sends its signals: the topic when one is configured, else the queue.
+fn signal_sender(
+    sdk: &aws_config::SdkConfig,
+    topic_arn: Option<&str>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+) -> Arc<dyn QueueSender> {
+    match topic_arn {
+        Some(arn) => Arc::new(tradeflow_aws::SnsTopic::new(
+            tradeflow_aws::aws_sdk_sns::Client::new(sdk),
+            arn,
+        )),
+        None => Arc::new(tradeflow_aws::SqsQueue::new(sqs, queue_url)),
     }
 }
 
@@ -199,7 +223,7 @@ impl Handler {
                 dynamo,
                 config.cursors_table.clone(),
             )),
-            Arc::new(tradeflow_aws::SqsQueue::new(sqs, signals_url)),
+            signal_sender(sdk, config.signals_topic.as_deref(), sqs, signals_url),
             detectors_from_json(&config.family_params)?,
             GeneratorConfig {
                 tickers: config.tickers.clone(),
@@ -406,7 +430,20 @@ mod tests {
         assert_eq!(c.timeframes, vec![Timeframe::M5, Timeframe::H1]);
         assert_eq!(c.dlqs, vec![("signals", "d".to_owned())]);
         assert_eq!(c.queues, vec![("signals", "q".to_owned())]);
+        assert_eq!(c.signals_topic, None, "no topic: signals go to the queue");
         assert_eq!(c.family_params, "");
+        let topic = HashMap::from([
+            ("SIGNALS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+            ("SIGNALS_QUEUE_URL", "q"),
+            ("CURSORS_TABLE", "c"),
+        ]);
+        let c = Config::from_lookup(|k| topic.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(
+            c.signals_topic.as_deref(),
+            Some("arn:aws:sns:us-east-1:1:t")
+        );
+        // The queue stays required with a topic: its depth is published either way.
+        assert_eq!(c.queues, vec![("signals", "q".to_owned())]);
         let tuned = HashMap::from([
             ("SIGNALS_QUEUE_URL", "q"),
             ("CURSORS_TABLE", "c"),

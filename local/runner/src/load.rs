@@ -49,6 +49,10 @@ pub struct EmulatorCapacity {
     pub message_round_trips_per_sec: f64,
     /// Conditional PutItems a second (`attribute_not_exists`), 8 in flight like the functions.
     pub conditional_writes_per_sec: f64,
+    /// TransactWriteItems a second of three conditional puts each (the size of the executor's
+    /// end-of-run transaction: execution, order, lease), 8 in flight. `None`: not measured
+    /// (the bound then prices a transaction as one conditional write).
+    pub transactions_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,21 +104,34 @@ impl LoadReport {
     }
 
     /// Executions a second the emulator could carry if it did nothing but this chain's raw
-    /// operations: per execution, its DynamoDB writes (from the recorded calls) at the measured
-    /// conditional-write rate, plus two message round trips (its signal's share and its
-    /// execution request) at the measured message rate. `None` without both measurements.
+    /// operations: per execution, its DynamoDB requests (from the recorded calls) at the
+    /// measured conditional-write rate, its transactions at the measured transaction rate, plus
+    /// its message round trips (its share of its signal and its execution request) at the
+    /// measured message rate. `None` without the measurements.
     pub fn emulator_bound(&self) -> Option<f64> {
         let capacity = self.emulator?;
         let calls = self.aws_calls.as_ref()?;
         let completed = self.completed.max(1) as f64;
-        let writes: usize = calls
-            .iter()
-            .filter(|(op, _)| op.starts_with("dynamodb:") && !op.ends_with("Scan"))
-            .map(|(_, n)| n)
-            .sum();
-        let writes_per_execution = writes as f64 / completed;
+        let count = |keep: &dyn Fn(&str) -> bool| -> f64 {
+            calls
+                .iter()
+                .filter(|(op, _)| keep(op))
+                .map(|(_, n)| *n as f64)
+                .sum::<f64>()
+                / completed
+        };
+        let transactions = count(&|op| op == "dynamodb:TransactWriteItems");
+        let writes = count(&|op| {
+            op.starts_with("dynamodb:")
+                && !op.ends_with("Scan")
+                && op != "dynamodb:TransactWriteItems"
+        });
         let messages_per_execution = 1.0 + 1.0 / self.pipelines.max(1) as f64;
-        let seconds = writes_per_execution / capacity.conditional_writes_per_sec
+        let transaction_rate = capacity
+            .transactions_per_sec
+            .unwrap_or(capacity.conditional_writes_per_sec);
+        let seconds = writes / capacity.conditional_writes_per_sec
+            + transactions / transaction_rate
             + messages_per_execution / capacity.message_round_trips_per_sec;
         Some(1.0 / seconds)
     }
@@ -150,10 +167,13 @@ impl LoadReport {
     pub fn capacity_lines(&self) -> String {
         match (self.emulator, self.emulator_bound()) {
             (Some(c), Some(bound)) => format!(
-                "emulator raw capacity: {:.0} message round trips/s, {:.0} conditional writes/s; \
+                "emulator raw capacity: {:.0} message round trips/s, {:.0} conditional writes/s, \
+                 {} three-item transactions/s; \
                  that bounds this chain at {bound:.1} executions/s; measured {:.1} = {:.0} % of it",
                 c.message_round_trips_per_sec,
                 c.conditional_writes_per_sec,
+                c.transactions_per_sec
+                    .map_or_else(|| "(not measured)".to_owned(), |t| format!("{t:.0}")),
                 self.throughput(),
                 100.0 * self.throughput() / bound
             ),
@@ -288,10 +308,85 @@ pub async fn measure_emulator(
             }
         }
     }
+    let transactions_per_sec = Some(measure_transactions(&dynamo, &table, window).await?);
     Ok(EmulatorCapacity {
         message_round_trips_per_sec,
         conditional_writes_per_sec,
+        transactions_per_sec,
     })
+}
+
+/// TransactWriteItems of three conditional puts each on `table` for `window`, 8 in flight; the
+/// items (keys no run uses) are deleted afterwards.
+async fn measure_transactions(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    window: Duration,
+) -> anyhow::Result<f64> {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let dynamo = dynamo.clone();
+        let table = table.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut keys = Vec::new();
+            while started.elapsed() < window {
+                let mut items = Vec::new();
+                for k in 0..3 {
+                    let key = format!("capacity-tx-{worker}-{}-{k}", keys.len());
+                    let put = Put::builder()
+                        .table_name(&table)
+                        .item("lease_key", AttributeValue::S(key.clone()))
+                        .condition_expression("attribute_not_exists(lease_key)")
+                        .build();
+                    let Ok(put) = put else { return (0, keys) };
+                    items.push(TransactWriteItem::builder().put(put).build());
+                    keys.push(key);
+                }
+                let done = dynamo
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await;
+                if done.is_err() {
+                    break;
+                }
+            }
+            (keys.len() / 3, keys)
+        }));
+    }
+    let mut transactions = 0usize;
+    let mut keys = Vec::new();
+    for t in tasks {
+        if let Ok((n, k)) = t.await {
+            transactions += n;
+            keys.extend(k);
+        }
+    }
+    let per_sec = transactions as f64 / started.elapsed().as_secs_f64();
+    for chunk in keys.chunks(25) {
+        let deletes = chunk
+            .iter()
+            .filter_map(|key| {
+                let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .key("lease_key", AttributeValue::S(key.clone()))
+                    .build()
+                    .ok()?;
+                Some(
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .delete_request(delete)
+                        .build(),
+                )
+            })
+            .collect::<Vec<_>>();
+        dynamo
+            .batch_write_item()
+            .request_items(table, deletes)
+            .send()
+            .await?;
+    }
+    Ok(per_sec)
 }
 
 /// Runs the load on a deployed (empty) stack with `functions`. Every signal has its own ticker,
@@ -519,8 +614,32 @@ mod tests {
             emulator: Some(EmulatorCapacity {
                 message_round_trips_per_sec: 300.0,
                 conditional_writes_per_sec: 150.0,
+                transactions_per_sec: None,
             }),
         }
+    }
+
+    /// With the transaction rate measured, each TransactWriteItems is priced at it: 200 writes
+    /// at 150/s (1.33 s) + 100 transactions at 50/s (2 s) + 150 round trips at 300/s (0.5 s)
+    /// = 3.83 s for 100 executions: 26.1 executions/s.
+    #[test]
+    fn a_measured_transaction_rate_prices_the_transactions() {
+        let mut r = report(
+            100,
+            &[
+                ("dynamodb:PutItem", 100),
+                ("dynamodb:UpdateItem", 100),
+                ("dynamodb:TransactWriteItems", 100),
+                ("sqs:SendMessageBatch", 15),
+            ],
+        );
+        if let Some(c) = r.emulator.as_mut() {
+            c.transactions_per_sec = Some(50.0);
+        }
+        let bound = r.emulator_bound().unwrap_or_default();
+        let expected = 100.0 / (200.0 / 150.0 + 2.0 + 0.5);
+        assert!((bound - expected).abs() < 1e-9, "{bound} vs {expected}");
+        assert!(r.capacity_lines().contains("50 three-item transactions/s"));
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl StackOutputs {
         ] {
             env.insert(var, self.get(output)?.to_owned());
         }
+        // The generator publishes to the signals topic when the stack has one (as on AWS), so
+        // the local chain runs the same path: topic -> raw subscription -> signals queue.
+        if let Some(arn) = self.outputs.get("SignalsTopicArn") {
+            env.insert("SIGNALS_TOPIC_ARN", arn.clone());
+        }
         Ok(env)
     }
 }

@@ -241,3 +241,128 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
     }
     false
 }
+
+/// A `tradeflow` process running beside the test: its stdout lines as they come.
+pub struct Child {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Child {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `INT`, `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end (at most `timeout`): its exit code, stdout lines, stderr.
+    pub fn wait(mut self, timeout: Duration) -> (Option<i32>, Vec<String>, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the process did not end within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
+        (status.code(), self.lines(), stderr)
+    }
+}
+
+impl Stack {
+    /// `tradeflow --stack <this stack> args...` as a process of its own, stdout read line by line.
+    pub fn start(&self, args: &[&str]) -> Child {
+        use std::io::{BufRead, Read};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tradeflow"))
+            .arg("--stack")
+            .arg(&self.name)
+            .args(args)
+            .env_remove("TRADEFLOW_STACK")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => sink.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Child {
+            child,
+            lines,
+            reader: Some(reader),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The endpoints (queue names) of the subscriptions of the stack's signals topic.
+    pub async fn topic_subscribers(&self) -> Vec<String> {
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        let out = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(self.output("SignalsTopicArn"))
+            .send()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = out
+            .subscriptions()
+            .iter()
+            .map(|s| s.endpoint().unwrap().rsplit(':').next().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The tail queues of this stack (`tradeflow-tail-<stage>-...`).
+    pub async fn tail_queues(&self) -> Vec<String> {
+        let out = self
+            .sqs
+            .list_queues()
+            .queue_name_prefix(format!("tradeflow-tail-{}-", self.stage))
+            .send()
+            .await
+            .unwrap();
+        out.queue_urls()
+            .iter()
+            .map(|u| u.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    }
+}
