@@ -46,9 +46,9 @@ struct Options {
     build: bool,
     drop_caches: bool,
     write: bool,
-    /// A directory with other builds of the three functions (e.g. an older commit's
-    /// `target/release`), measured interleaved with ours in the same run.
-    compare: Option<PathBuf>,
+    /// Directories with other builds of the three functions (e.g. an older commit's
+    /// `target/release`), measured interleaved with ours in the same run (repeatable).
+    compare: Vec<PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -59,7 +59,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         build: true,
         drop_caches: false,
         write: false,
-        compare: None,
+        compare: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -77,7 +77,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--drop-caches" => o.drop_caches = true,
             "--write" => o.write = true,
             "--compare" => {
-                o.compare = Some(PathBuf::from(
+                o.compare.push(PathBuf::from(
                     it.next().context("--compare needs a directory")?,
                 ));
             }
@@ -279,7 +279,7 @@ pub fn main(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut names: Vec<&str> = std::iter::once(FLOOR).chain(FUNCTIONS).collect();
     let mut binaries: Vec<PathBuf> = names.iter().map(|n| release.join(n)).collect();
     let mut labels: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    if let Some(dir) = &o.compare {
+    for dir in &o.compare {
         for f in FUNCTIONS {
             names.push(f);
             binaries.push(dir.join(f));
@@ -390,7 +390,7 @@ fn render(
     if o.drop_caches {
         command.push_str(" --drop-caches");
     }
-    if let Some(dir) = &o.compare {
+    for dir in &o.compare {
         command.push_str(&format!(" --compare {}", dir.display()));
     }
     t.push_str(&format!(
