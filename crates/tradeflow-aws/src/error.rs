@@ -168,6 +168,35 @@ pub(crate) fn queue_permanent(operation: &'static str, source: impl Into<BoxErro
     }
 }
 
+/// The limits every batch send checks before its call (SQS `SendMessageBatch`, SNS
+/// `PublishBatch`: the same 10 entries and 256 KiB): `Ok(false)` for an empty batch (nothing to
+/// send), `Ok(true)` to send, a permanent error past either limit.
+pub(crate) fn check_batch(
+    operation: &'static str,
+    messages: &[tradeflow_core::ports::OutgoingMessage],
+) -> Result<bool, QueueError> {
+    if messages.is_empty() {
+        return Ok(false);
+    }
+    if messages.len() > tradeflow_core::ports::MAX_BATCH {
+        return Err(queue_permanent(
+            operation,
+            AdapterError::BatchTooLarge(messages.len()),
+        ));
+    }
+    let bytes: usize = messages
+        .iter()
+        .map(tradeflow_core::ports::OutgoingMessage::wire_bytes)
+        .sum();
+    if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
+        return Err(queue_permanent(
+            operation,
+            AdapterError::BatchTooLong(bytes),
+        ));
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

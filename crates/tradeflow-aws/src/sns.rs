@@ -8,9 +8,9 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use tradeflow_core::error::QueueError;
-use tradeflow_core::ports::{FailedEntry, MAX_BATCH, OutgoingMessage, QueueSender};
+use tradeflow_core::ports::{FailedEntry, OutgoingMessage, QueueSender};
 
-use crate::error::{AdapterError, queue_error, queue_permanent};
+use crate::error::{AdapterError, check_batch, queue_error, queue_permanent};
 
 /// The operation name in errors.
 const PUBLISH_BATCH: &str = "PublishBatch";
@@ -89,21 +89,8 @@ impl QueueSender for SnsTopic {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<FailedEntry>, QueueError> {
-        if messages.is_empty() {
+        if !check_batch(PUBLISH_BATCH, messages)? {
             return Ok(Vec::new());
-        }
-        if messages.len() > MAX_BATCH {
-            return Err(queue_permanent(
-                PUBLISH_BATCH,
-                AdapterError::BatchTooLarge(messages.len()),
-            ));
-        }
-        let bytes: usize = messages.iter().map(OutgoingMessage::wire_bytes).sum();
-        if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
-            return Err(queue_permanent(
-                PUBLISH_BATCH,
-                AdapterError::BatchTooLong(bytes),
-            ));
         }
         let entries = messages.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
         let output = self

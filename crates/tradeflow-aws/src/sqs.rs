@@ -6,10 +6,10 @@ use aws_sdk_sqs::error::BuildError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use tradeflow_core::error::QueueError;
-use tradeflow_core::ports::{FailedEntry, MAX_BATCH, OutgoingMessage, QueueDepth, QueueSender};
+use tradeflow_core::ports::{FailedEntry, OutgoingMessage, QueueDepth, QueueSender};
 use tradeflow_core::trace::TraceContext;
 
-use crate::error::{AdapterError, queue_error, queue_permanent};
+use crate::error::{AdapterError, check_batch, queue_error, queue_permanent};
 
 /// One SQS queue, addressed by URL.
 #[derive(Debug, Clone)]
@@ -92,21 +92,8 @@ impl QueueSender for SqsQueue {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<FailedEntry>, QueueError> {
-        if messages.is_empty() {
+        if !check_batch("SendMessageBatch", messages)? {
             return Ok(Vec::new());
-        }
-        if messages.len() > MAX_BATCH {
-            return Err(queue_permanent(
-                "SendMessageBatch",
-                AdapterError::BatchTooLarge(messages.len()),
-            ));
-        }
-        let bytes: usize = messages.iter().map(OutgoingMessage::wire_bytes).sum();
-        if bytes > tradeflow_core::publish::MAX_BATCH_BYTES {
-            return Err(queue_permanent(
-                "SendMessageBatch",
-                AdapterError::BatchTooLong(bytes),
-            ));
         }
         let entries = messages
             .iter()
