@@ -54,7 +54,6 @@ cd "$REPO_ROOT"
 log "cargo lambda build --release $flag --output-format zip ${packages[*]} --lambda-dir $lambda_dir"
 start=$(date +%s)
 cargo lambda build --release "$flag" --output-format zip "${packages[@]}" --lambda-dir "$lambda_dir"
-elapsed=$(($(date +%s) - start))
 
 for fn in "${FUNCTIONS[@]}"; do
   [[ -f $lambda_dir/$fn/bootstrap.zip ]] || die "missing $lambda_dir/$fn/bootstrap.zip after the build"
@@ -88,12 +87,16 @@ if command -v advzip > /dev/null 2>&1; then
       || python3 -c 'import sys, zipfile; assert zipfile.ZipFile(sys.argv[1]).testzip() is None' \
         "$lambda_dir/$fn/bootstrap.zip" \
       || die "$lambda_dir/$fn/bootstrap.zip does not test clean after advzip"
+    # Lambda runs `bootstrap` as is: its exec bit must survive the rewrite.
+    python3 -c 'import sys, zipfile; i = zipfile.ZipFile(sys.argv[1]).getinfo("bootstrap"); sys.exit(0 if (i.external_attr >> 16) & 0o111 else 1)' \
+      "$lambda_dir/$fn/bootstrap.zip" || die "$lambda_dir/$fn/bootstrap.zip: bootstrap lost its exec bit"
   done
   log "recompressed the zips with advzip -z -3 (7-Zip deflate)"
 else
   log "advzip not found: the zips keep cargo-lambda's compression (~3 % larger)"
 fi
 
+elapsed=$(($(date +%s) - start))
 log "built ${#FUNCTIONS[@]} zips ($arch) in ${elapsed} s under $lambda_dir"
 # The size table on stdout (Markdown, pasted into BENCHMARKS.md as is).
 python3 - "$lambda_dir" "$arch" "${FUNCTIONS[@]}" <<'PY'

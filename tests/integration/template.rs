@@ -787,6 +787,23 @@ fn generator_scans_neither_overlap_nor_replay_stale_schedule_events() {
 /// the generator's body and attributes unchanged), the queue lets only that topic send through
 /// SNS, the generator publishes there and may call nothing else on it, the CLI finds the topic
 /// in the outputs, and a failed delivery pages.
+/// A stack update from the queue-only template must not hand the generator its topic before
+/// the queue is subscribed and allowed to receive: SNS takes a publish with no subscriber.
+#[test]
+fn the_generator_is_updated_only_after_the_queue_is_subscribed() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let depends: Vec<&str> = template["Resources"]["GeneratorFunction"]["DependsOn"]
+        .as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for needed in ["SignalsTopicToQueue", "SignalsQueuePolicy"] {
+        assert!(
+            depends.contains(&needed),
+            "GeneratorFunction DependsOn {depends:?}"
+        );
+    }
+}
+
 #[test]
 fn the_signals_topic_delivers_raw_to_the_signals_queue_and_only_it_may_send() {
     let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();

@@ -247,14 +247,15 @@ async fn one_trace_follows_each_signal_through_dispatch_to_its_executions_and_th
             .collect()
     };
 
-    // The generator: one root span per signal sent, named by type and ticker.
+    // The generator: one root span per signal sent, named by type (the ticker an attribute).
     let signals = named("signal ");
     assert_eq!(signals.len() as u64, sent, "one span per signal");
     for s in &signals {
         assert!(s.parent_span_id.is_empty(), "a signal starts its trace");
         assert_eq!(service_of[&s.span_id], "signal-generator");
         let kind = attr(s, "tradeflow.signal.type").unwrap();
-        assert_eq!(s.name, format!("signal {kind} AAPL"));
+        assert_eq!(s.name, format!("signal {kind}"));
+        assert_eq!(attr(s, "tradeflow.signal.ticker").as_deref(), Some("AAPL"));
         assert!(attr(s, "tradeflow.signal.id").is_some());
         assert_eq!(attr(s, "tradeflow.status").as_deref(), Some("sent"));
     }

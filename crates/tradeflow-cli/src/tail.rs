@@ -176,13 +176,19 @@ impl Tap {
     /// Unsubscribes and deletes the queue; an error names what is left and how to remove it.
     async fn close(self, ctx: &Ctx) -> anyhow::Result<()> {
         let mut left = Vec::new();
-        if let Some(arn) = &self.subscription_arn {
-            if let Err(e) = ctx.sns.unsubscribe().subscription_arn(arn).send().await {
-                left.push(format!(
-                    "subscription {arn} ({})",
-                    sdk_error("Unsubscribe", e)
-                ));
-            }
+        if let Some(arn) = &self.subscription_arn
+            && let Err(e) = ctx.sns.unsubscribe().subscription_arn(arn).send().await
+        {
+            // Keep the queue: a subscription whose queue is gone fails every delivery (and
+            // pages through the delivery-failure alarm); a queue left behind only costs its
+            // deliveries until `--cleanup`, and its 5-minute retention bounds what it holds.
+            bail!(
+                "could not remove the tail's subscription {arn} ({}); its queue {} is kept so \
+                 deliveries keep succeeding: `tradeflow signals tail --cleanup` removes both \
+                 once it is 5 minutes stale",
+                sdk_error("Unsubscribe", e),
+                self.name
+            );
         }
         if let Err(e) = ctx.sqs.delete_queue().queue_url(&self.url).send().await {
             left.push(format!(
@@ -463,7 +469,42 @@ pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
             break;
         }
     }
+    // The topic's subscriptions to tail queues, first: a stale queue's subscription is removed
+    // before the queue, so no delivery ever goes to a queue that is gone (SQS may still answer
+    // for a deleted queue for up to 60 s, so "queue gone" cannot be checked right after).
+    let mut tail_subscriptions: Vec<(String, String)> = Vec::new(); // (queue name, arn)
+    if let Some(topic_arn) = ctx.signals_topic() {
+        let mut token = None;
+        loop {
+            let page = ctx
+                .sns
+                .list_subscriptions_by_topic()
+                .topic_arn(topic_arn)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListSubscriptionsByTopic", e))?;
+            for s in page.subscriptions() {
+                let queue = s
+                    .endpoint()
+                    .and_then(|e| e.rsplit(':').next())
+                    .unwrap_or("");
+                if s.protocol() == Some("sqs")
+                    && queue.starts_with(QUEUE_PREFIX)
+                    && let Some(arn) = s.subscription_arn()
+                {
+                    tail_subscriptions.push((queue.to_owned(), arn.to_owned()));
+                }
+            }
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let mut failures = Vec::new();
     let mut removed_queues = Vec::new();
+    let mut removed_subscriptions = 0usize;
     let mut live = 0usize;
     for url in urls {
         let tags: HashMap<String, String> =
@@ -479,61 +520,50 @@ pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
             live += 1;
             continue;
         }
-        ctx.sqs
-            .delete_queue()
-            .queue_url(&url)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DeleteQueue", e))
-            .with_context(|| format!("deleting the stale tail queue {url}"))?;
-        removed_queues.push(url.rsplit('/').next().unwrap_or(&url).to_owned());
-    }
-    let mut removed_subscriptions = 0usize;
-    if let Some(topic_arn) = ctx.signals_topic() {
-        let mut token = None;
-        let mut subscriptions = Vec::new();
-        loop {
-            let page = ctx
-                .sns
-                .list_subscriptions_by_topic()
-                .topic_arn(topic_arn)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| sdk_error("ListSubscriptionsByTopic", e))?;
-            subscriptions.extend(page.subscriptions().iter().cloned());
-            token = page.next_token;
-            if token.is_none() {
-                break;
+        let name = url.rsplit('/').next().unwrap_or(&url).to_owned();
+        let mut unsubscribed = true;
+        for (_, arn) in tail_subscriptions.iter().filter(|(q, _)| *q == name) {
+            match ctx.sns.unsubscribe().subscription_arn(arn).send().await {
+                Ok(_) => removed_subscriptions += 1,
+                Err(e) => {
+                    unsubscribed = false;
+                    failures.push(format!(
+                        "subscription {arn}: {}",
+                        sdk_error("Unsubscribe", e)
+                    ));
+                }
             }
         }
-        for s in subscriptions {
-            let queue = s
-                .endpoint()
-                .and_then(|e| e.rsplit(':').next())
-                .unwrap_or("");
-            if s.protocol() != Some("sqs") || !queue.starts_with(QUEUE_PREFIX) {
-                continue;
-            }
-            let exists = match ctx.sqs.get_queue_url().queue_name(queue).send().await {
-                Ok(_) => true,
-                Err(e) => !e.code().is_some_and(|c| {
-                    c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist")
-                }),
-            };
-            if exists {
-                continue;
-            }
-            if let Some(arn) = s.subscription_arn() {
-                ctx.sns
-                    .unsubscribe()
-                    .subscription_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Unsubscribe", e))
-                    .with_context(|| format!("removing the stale subscription {arn}"))?;
-                removed_subscriptions += 1;
-            }
+        if !unsubscribed {
+            // Its queue stays while it is subscribed (see above); the next run tries again.
+            continue;
+        }
+        match ctx.sqs.delete_queue().queue_url(&url).send().await {
+            Ok(_) => removed_queues.push(name),
+            Err(e) => failures.push(format!("queue {url}: {}", sdk_error("DeleteQueue", e))),
+        }
+    }
+    // Subscriptions whose queue is already gone (a tail killed before it could clean up, and a
+    // queue deleted by hand): every delivery to them fails.
+    for (queue, arn) in &tail_subscriptions {
+        if removed_queues.contains(queue) {
+            continue;
+        }
+        let exists = match ctx.sqs.get_queue_url().queue_name(queue).send().await {
+            Ok(_) => true,
+            Err(e) => !e
+                .code()
+                .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist")),
+        };
+        if exists {
+            continue;
+        }
+        match ctx.sns.unsubscribe().subscription_arn(arn).send().await {
+            Ok(_) => removed_subscriptions += 1,
+            Err(e) => failures.push(format!(
+                "subscription {arn}: {}",
+                sdk_error("Unsubscribe", e)
+            )),
         }
     }
     if ctx.out.json {
@@ -551,6 +581,13 @@ pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
         for q in &removed_queues {
             println!("  {q}");
         }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} removal(s) failed (run `tradeflow signals tail --cleanup` again): {}",
+            failures.len(),
+            failures.join("; ")
+        );
     }
     Ok(())
 }

@@ -58,6 +58,8 @@ struct Inner {
     flush_budget: Duration,
     /// Set while a force-flush runs on a blocking thread (it may outlive a timed-out `flush`).
     flushing: Arc<AtomicBool>,
+    /// Set by `shutdown`: later flushes do nothing (the readers are closed).
+    shut_down: AtomicBool,
     /// Set by the first invocation of the process (cold start).
     invoked: AtomicBool,
     faas: FaasMetrics,
@@ -228,6 +230,7 @@ impl Telemetry {
                 traces,
                 flush_budget,
                 flushing: Arc::new(AtomicBool::new(false)),
+                shut_down: AtomicBool::new(false),
                 invoked: AtomicBool::new(false),
                 faas,
                 flush_duration,
@@ -280,10 +283,13 @@ impl Telemetry {
     ///
     /// With traces on, the spans ended since the last flush go in one request of their own, at
     /// the same time as the metrics and within the same budget; a span export error counts as
-    /// `export_error`.
+    /// `export_error`. Unlike the cumulative metrics, spans are sent once: those of a failed or
+    /// cut-off span export are dropped (counted, and logged as the flush failure). After
+    /// [`Telemetry::shutdown`] this does nothing.
     pub async fn flush(&self) {
         let inner = &self.inner;
-        if !inner.exporting && !inner.traces.is_enabled() {
+        if !inner.exporting && !inner.traces.is_enabled() || inner.shut_down.load(Ordering::Acquire)
+        {
             return;
         }
         let started = Instant::now();
@@ -376,23 +382,30 @@ impl Telemetry {
         );
     }
 
-    /// Flushes what is left and stops the exporter (process exit). Takes at most about the
-    /// flush budget (a wrapped provider: its export timeout); errors are logged. Calling it
-    /// twice is harmless.
+    /// Flushes what is left and stops the exporters (process exit). Takes at most about the
+    /// flush budget (spans and metrics are sent at the same time; a wrapped provider: its export
+    /// timeout); errors are logged. Calling it twice is harmless, and flushes after it do
+    /// nothing.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        if tokio::time::timeout(inner.flush_budget, inner.traces.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::debug!("last span export at shutdown ran out of the flush budget");
+        if inner.shut_down.swap(true, Ordering::AcqRel) {
+            return;
         }
-        if let Some(otlp) = &inner.otlp {
-            if let Ok(Err((reason, detail))) =
-                tokio::time::timeout(inner.flush_budget, otlp.export()).await
-            {
+        let metrics = async {
+            match &inner.otlp {
+                Some(otlp) => otlp.export().await,
+                None => Ok(()),
+            }
+        };
+        let last = async { tokio::join!(inner.traces.shutdown(), metrics) };
+        match tokio::time::timeout(inner.flush_budget, last).await {
+            Err(_) => tracing::debug!("last export at shutdown ran out of the flush budget"),
+            Ok((_, Err((reason, detail)))) => {
                 tracing::debug!(reason, error = %detail, "last metrics flush at shutdown");
             }
+            Ok(_) => {}
+        }
+        if inner.otlp.is_some() {
             // A manual reader exports nothing itself: this returns at once.
             if let Err(e) = inner.provider.shutdown() {
                 tracing::debug!(error = %e, "meter provider shutdown");

@@ -1,7 +1,7 @@
 //! Spans: the tracer provider beside the meter provider, the W3C trace context to and from the
 //! plain [`TraceContext`] a message carries, and the spans of the three functions.
 //!
-//! One trace per signal: `signal <type> <ticker>` (generator, the root) → `dispatch` (dispatcher,
+//! One trace per signal: `signal <type>` (generator, the root) → `dispatch` (dispatcher,
 //! one per signal message) → `execute` (executor, one per execution request) → `step <name>`
 //! (one per pipeline step). Each function starts its span as a child of the context its message
 //! came with, and sends its own span's context with the messages it causes.
@@ -217,7 +217,8 @@ impl Tracer for Traces {
         let tickers: Vec<&str> = signal.tickers.iter().map(|t| t.ticker.as_str()).collect();
         let tickers = tickers.join(",");
         let span = self.start(
-            format!("signal {} {tickers}", signal.signal_type),
+            // The tickers go in an attribute: a span name stays low-cardinality.
+            format!("signal {}", signal.signal_type),
             SpanKind::Producer,
             None,
             vec![

@@ -173,7 +173,7 @@ pub struct Handler {
 
 impl Handler {
     /// The handler around `generator`, which opens a span per signal sent when `telemetry`
-    /// traces (`signal <type> <ticker>`, its context sent with the signal).
+    /// traces (`signal <type>`, its context sent with the signal).
     pub fn new(
         generator: Generator,
         dlqs: Vec<(&'static str, Arc<dyn QueueDepth>)>,

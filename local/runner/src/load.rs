@@ -308,7 +308,7 @@ pub async fn measure_emulator(
             }
         }
     }
-    let transactions_per_sec = Some(measure_transactions(&dynamo, &table, window).await?);
+    let transactions_per_sec = measure_transactions(&dynamo, &table, window).await?;
     Ok(EmulatorCapacity {
         message_round_trips_per_sec,
         conditional_writes_per_sec,
@@ -316,13 +316,13 @@ pub async fn measure_emulator(
     })
 }
 
-/// TransactWriteItems of three conditional puts each on `table` for `window`, 8 in flight; the
-/// items (keys no run uses) are deleted afterwards.
+/// TransactWriteItems of three conditional puts each on `table` for `window`, 8 in flight, a
+/// second; `None` when not one succeeded. The items (keys no run uses) are deleted afterwards.
 async fn measure_transactions(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
     window: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Option<f64>> {
     use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -330,30 +330,37 @@ async fn measure_transactions(
         let dynamo = dynamo.clone();
         let table = table.to_owned();
         tasks.push(tokio::spawn(async move {
-            let mut keys = Vec::new();
+            // Keys of the transactions that succeeded (a failed one wrote nothing).
+            let mut written: Vec<String> = Vec::new();
+            let mut done = 0usize;
             while started.elapsed() < window {
-                let mut items = Vec::new();
-                for k in 0..3 {
-                    let key = format!("capacity-tx-{worker}-{}-{k}", keys.len());
-                    let put = Put::builder()
-                        .table_name(&table)
-                        .item("lease_key", AttributeValue::S(key.clone()))
-                        .condition_expression("attribute_not_exists(lease_key)")
-                        .build();
-                    let Ok(put) = put else { return (0, keys) };
-                    items.push(TransactWriteItem::builder().put(put).build());
-                    keys.push(key);
-                }
-                let done = dynamo
+                let keys: Vec<String> = (0..3)
+                    .map(|k| format!("capacity-tx-{worker}-{done}-{k}"))
+                    .collect();
+                let items = keys
+                    .iter()
+                    .map(|key| {
+                        Put::builder()
+                            .table_name(&table)
+                            .item("lease_key", AttributeValue::S(key.clone()))
+                            .condition_expression("attribute_not_exists(lease_key)")
+                            .build()
+                            .map(|put| TransactWriteItem::builder().put(put).build())
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                let Ok(items) = items else { break };
+                let sent = dynamo
                     .transact_write_items()
                     .set_transact_items(Some(items))
                     .send()
                     .await;
-                if done.is_err() {
+                if sent.is_err() {
                     break;
                 }
+                done += 1;
+                written.extend(keys);
             }
-            (keys.len() / 3, keys)
+            (done, written)
         }));
     }
     let mut transactions = 0usize;
@@ -364,7 +371,7 @@ async fn measure_transactions(
             keys.extend(k);
         }
     }
-    let per_sec = transactions as f64 / started.elapsed().as_secs_f64();
+    let per_sec = (transactions > 0).then(|| transactions as f64 / started.elapsed().as_secs_f64());
     for chunk in keys.chunks(25) {
         let deletes = chunk
             .iter()
