@@ -18,6 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 FUNCTIONS=(signal-generator trigger-dispatcher pipeline-executor)
+ADVANCECOMP_VERSION=2.5-1
 
 arch=arm64
 case "${1:-}" in
@@ -73,10 +74,15 @@ if ! command -v advzip > /dev/null 2>&1 && command -v apt-get > /dev/null 2>&1; 
     apt_get=(sudo -n apt-get)
   fi
   if ((${#apt_get[@]})); then
-    log "installing advancecomp (advzip) with apt-get"
-    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends advancecomp > /dev/null 2>&1 \
-      || { "${apt_get[@]}" update -qq > /dev/null \
-        && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends advancecomp > /dev/null; } \
+    # Pinned to Debian 12's version; another release's mirror has another one, taken then with
+    # a log line (the recompression is the same deflate either way).
+    log "installing advancecomp=$ADVANCECOMP_VERSION (advzip) with apt-get"
+    apt_install() {
+      DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends "$1" > /dev/null 2>&1
+    }
+    apt_install "advancecomp=$ADVANCECOMP_VERSION" \
+      || { "${apt_get[@]}" update -qq > /dev/null 2>&1 && apt_install "advancecomp=$ADVANCECOMP_VERSION"; } \
+      || { log "advancecomp $ADVANCECOMP_VERSION not on this mirror; installing its version" && apt_install advancecomp; } \
       || log "could not install advancecomp"
   fi
 fi
