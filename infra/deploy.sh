@@ -26,6 +26,8 @@
 # CollectorLayerArn, MetricsEndpoint, AmpWorkspaceArn, MetricsAuthSecretArn, see
 # docs/observability.md "On AWS"). Parameters not given take the template's
 # default, on an update too: the command line is the whole configuration of the stage.
+# Except LegacyExecutionIdsBefore, which deploy keeps from one update to the next (and sets
+# once on a stack created before it: legacy_ids_cutover below).
 #   infra/deploy.sh deploy prod MetricsBackend=amp \
 #     CollectorLayerArn=arn:aws:lambda:REGION:ACCOUNT:layer:opentelemetry-collector-arm64-VERSION:1 \
 #     AmpWorkspaceArn=arn:aws:aps:REGION:ACCOUNT:workspace/ws-ID \
@@ -153,6 +155,35 @@ stack_deploy() {
   fi
 }
 
+# stack_parameter KEY: the deployed stack's value of parameter KEY, empty when it has none.
+stack_parameter() {
+  local value
+  value="$(aws cloudformation describe-stacks --stack-name "$STACK" --output text \
+    --query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue | [0]")"
+  [[ $value == None ]] && value=""
+  printf '%s' "$value"
+}
+
+# legacy_ids_cutover: the LegacyExecutionIdsBefore this deploy sets (see the template): 0 for a
+# new stack (every signal gets the two-half execution ids; given explicitly so the stack lists
+# it whatever lists default values); the stack's own
+# value once it has one; and for a stack created before the parameter (its dispatcher made the
+# legacy ids), two days from now: past the stamp of any signal the old dispatcher could have
+# taken (stamps more than a day ahead are rejected), so a redelivered or redriven signal keeps
+# the ids of the executions it may already have.
+legacy_ids_cutover() {
+  local value
+  case "$(stack_status)" in
+    NONE | ROLLBACK_COMPLETE | ROLLBACK_FAILED | DELETE_COMPLETE) printf 0; return 0 ;;
+  esac
+  value="$(stack_parameter LegacyExecutionIdsBefore)"
+  if [[ -z $value ]]; then
+    value=$(($(date +%s) + 2 * 86400))
+    log "$STACK predates the two-half execution ids: signals stamped before $value ($(date -u -d "@$value" '+%F %T UTC')) keep the legacy ids (LegacyExecutionIdsBefore)"
+  fi
+  printf '%s' "$value"
+}
+
 # ---------------------------------------------------------------- code
 build_zips() {
   [[ $(grep -c "Architectures: \[$ARCH\]" "$TEMPLATE") == "${#CODE_KEYS[@]}" ]] \
@@ -221,6 +252,12 @@ cmd_deploy() {
     aws s3 cp --only-show-errors "$zip" "s3://$bucket/$s3key"
     params+=("$key=$s3key")
   done
+  local arg cutover given=0
+  for arg in "$@"; do [[ $arg == LegacyExecutionIdsBefore=* ]] && given=1; done
+  if ((!given)); then
+    cutover="$(legacy_ids_cutover)"
+    params+=("LegacyExecutionIdsBefore=$cutover")
+  fi
   stack_deploy "${params[@]}" "$@"
   log "deployed $STACK in $((SECONDS - start)) s"
   cmd_status
@@ -229,6 +266,10 @@ cmd_deploy() {
 cmd_update_code() {
   local key name endpoint=() region=()
   [[ $(stack_status) != NONE ]] || die "no stack $STACK; run '$0 deploy $STAGE' first"
+  # Code of the two-half execution ids onto a stack whose dispatcher made the legacy ones: only
+  # `deploy` sets the cutover that keeps a redelivered signal's ids (legacy_ids_cutover).
+  [[ -n $(stack_parameter LegacyExecutionIdsBefore) ]] \
+    || die "$STACK predates the two-half execution ids; run '$0 deploy $STAGE' once (it sets LegacyExecutionIdsBefore), then update-code works"
   build_zips
   [[ -n ${AWS_ENDPOINT_URL:-} ]] && endpoint=(--endpoint-url "$AWS_ENDPOINT_URL")
   [[ -n ${AWS_REGION:-} ]] && region=(--region "$AWS_REGION")

@@ -31,6 +31,7 @@ bash local/setup.sh
 source local/env.sh
 
 STAGE=deploytest
+OLD_STAGE=deploytestold # a stack created before LegacyExecutionIdsBefore (step 6)
 DEPLOY=(bash infra/deploy.sh)
 LOGS="$STATE_DIR/test-deploy"
 mkdir -p "$LOGS"
@@ -62,6 +63,7 @@ cleanup() {
   if ((started_emulator)); then
     # Leave nothing behind even after a failed check (best effort, quiet).
     SKIP_BUILD=1 "${DEPLOY[@]}" destroy "$STAGE" --delete-data --yes >/dev/null 2>&1 || true
+    SKIP_BUILD=1 "${DEPLOY[@]}" destroy "$OLD_STAGE" --delete-data --yes >/dev/null 2>&1 || true
     bash local/emulator.sh stop >/dev/null 2>&1 || true
   fi
   exit $rc
@@ -252,6 +254,16 @@ check "generator code = the built zip" "$(stat -c %s target/lambda/arm64/signal-
   "$(aws lambda get-function-configuration --function-name "tradeflow-$STAGE-signal-generator" --query CodeSize --output text)"
 check_functions "$STAGE"
 check_triggers "$STAGE"
+# stack_cutover STAGE: the stack's LegacyExecutionIdsBefore and the dispatcher's variable.
+stack_cutover() {
+  printf '%s %s' \
+    "$(aws cloudformation describe-stacks --stack-name "tradeflow-$1" --output text \
+      --query "Stacks[0].Parameters[?ParameterKey=='LegacyExecutionIdsBefore'].ParameterValue | [0]")" \
+    "$(aws lambda get-function-configuration --function-name "tradeflow-$1-trigger-dispatcher" \
+      --output text --query Environment.Variables.LEGACY_EXECUTION_IDS_BEFORE)"
+}
+check "a new stack gives every signal the two-half execution ids (LegacyExecutionIdsBefore 0)" "0 0" \
+  "$(stack_cutover "$STAGE")"
 check "source queues redrive after 5 receives" "5 5" \
   "$(for q in signals executions; do aws sqs get-queue-attributes --queue-url \
     "$(aws sqs get-queue-url --queue-name "tradeflow-$STAGE-$q" --query QueueUrl --output text)" \
@@ -278,6 +290,7 @@ for fn in signal-generator trigger-dispatcher pipeline-executor; do
     "$(aws lambda get-function-configuration --function-name "tradeflow-$STAGE-$fn" --output text --query \
       '[Environment.Variables.OTEL_EXPORTER_OTLP_ENDPOINT, Environment.Variables.OPENTELEMETRY_COLLECTOR_CONFIG_URI, Environment.Variables.TRADEFLOW_METRICS_ENDPOINT, Environment.Variables.TRADEFLOW_STAGE]' | tr '\t' ' ')"
 done
+check "an update keeps LegacyExecutionIdsBefore 0" "0 0" "$(stack_cutover "$STAGE")"
 
 step "3. infra/deploy.sh update-code $STAGE (cargo lambda deploy, code only)"
 if run update-code env SKIP_BUILD=1 "${DEPLOY[@]}" update-code "$STAGE"; then ok "update-code $STAGE exits 0"; else bad "update-code $STAGE (log: $LOGS/update-code.log)"; fi
@@ -308,6 +321,44 @@ fi
 if run destroy-data "${DEPLOY[@]}" destroy "$STAGE" --delete-data --yes; then ok "destroy --delete-data --yes exits 0"; else bad "destroy --delete-data --yes (log: $LOGS/destroy-data.log)"; fi
 GONE_TABLES=(pipelines leases cursors executions orders)
 check_gone "$STAGE"
+
+step "6. infra/deploy.sh on a stack created before the two-half execution ids"
+# The stack as the previous template made it: no LegacyExecutionIdsBefore, a dispatcher that
+# made the legacy ids.
+python3 - "$TEMPLATE" "$LOGS/template-before-two-half-ids.yaml" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+t, n = re.subn(r"\n  LegacyExecutionIdsBefore:\n(?:    .*\n)+", "\n", t)
+t, m = re.subn(r"\n +LEGACY_EXECUTION_IDS_BEFORE: .*", "", t)
+assert (n, m) == (1, 1), (n, m)
+open(sys.argv[2], "w").write(t)
+PY
+aws cloudformation create-stack --stack-name "tradeflow-$OLD_STAGE" \
+  --template-body "file://$LOGS/template-before-two-half-ids.yaml" --capabilities CAPABILITY_IAM \
+  --parameters "ParameterKey=Stage,ParameterValue=$OLD_STAGE" ParameterKey=DeployFunctions,ParameterValue=false >/dev/null \
+  && aws cloudformation wait stack-create-complete --stack-name "tradeflow-$OLD_STAGE" \
+  && ok "stack tradeflow-$OLD_STAGE created from the template before LegacyExecutionIdsBefore" \
+  || bad "could not create tradeflow-$OLD_STAGE from the earlier template"
+if run update-code-old env SKIP_BUILD=1 "${DEPLOY[@]}" update-code "$OLD_STAGE"; then
+  bad "update-code onto a stack before the two-half ids should be refused"
+else
+  grep -q "predates the two-half execution ids; run .* deploy $OLD_STAGE' once" "$LOGS/update-code-old.log" \
+    && ok "update-code refused: the stack predates the two-half ids, deploy sets the cutover" \
+    || bad "update-code failed without saying why (log: $LOGS/update-code-old.log)"
+fi
+before=$(date +%s)
+if run deploy-old env SKIP_BUILD=1 "${DEPLOY[@]}" deploy "$OLD_STAGE"; then ok "deploy $OLD_STAGE exits 0"; else bad "deploy $OLD_STAGE (log: $LOGS/deploy-old.log)"; fi
+after=$(date +%s)
+read -r cutover env_cutover <<<"$(stack_cutover "$OLD_STAGE")"
+[[ $cutover =~ ^[0-9]+$ ]] && ((cutover >= before + 2 * 86400 && cutover <= after + 2 * 86400)) \
+  && ok "the first deploy sets LegacyExecutionIdsBefore two days ahead ($cutover)" \
+  || bad "LegacyExecutionIdsBefore = '$cutover', want $((before + 2 * 86400))..$((after + 2 * 86400))"
+check "the dispatcher gets the cutover" "$cutover" "$env_cutover"
+grep -q "predates the two-half execution ids: signals stamped before $cutover" "$LOGS/deploy-old.log" \
+  && ok "deploy says it set the cutover" || bad "deploy did not log the cutover (log: $LOGS/deploy-old.log)"
+if run deploy-old-again env SKIP_BUILD=1 "${DEPLOY[@]}" deploy "$OLD_STAGE"; then ok "deploy $OLD_STAGE again exits 0"; else bad "deploy $OLD_STAGE again (log: $LOGS/deploy-old-again.log)"; fi
+check "a later deploy keeps the cutover" "$cutover $cutover" "$(stack_cutover "$OLD_STAGE")"
+if run destroy-old "${DEPLOY[@]}" destroy "$OLD_STAGE" --delete-data --yes; then ok "destroy $OLD_STAGE --delete-data --yes exits 0"; else bad "destroy $OLD_STAGE (log: $LOGS/destroy-old.log)"; fi
 
 printf '\ntimings:'; printf ' %s;' "${timings[@]}"; printf '\n'
 printf 'logs: %s\n' "$LOGS"

@@ -7,11 +7,16 @@
 //! - the index build (median of up to 5 builds, wall time);
 //! - matching alone: [`PipelineIndex::for_each_hit`] over every signal;
 //! - matching and the de-duplication per (pipeline, ticker) of each batch, nothing built;
-//! - the whole in-memory dispatch path: [`fan_out`] per batch (matching, de-duplication,
-//!   execution ids, leases and requests) and each request's JSON body;
-//! - per execution of the whole path, the cost of one execution id and one request body;
-//! - the old index and fan-out (`benches/support/legacy.rs`), same data; the two whole paths are
-//!   measured in interleaved passes, so both see the same heap and cache state;
+//! - the whole in-memory dispatch path: [`fan_out`] per batch (matching, de-duplication, the
+//!   signal's half of the execution ids) and, for every fan-out, its execution id and request
+//!   (what the dispatcher claims and sends);
+//! - the same and each request's JSON body, which the dispatcher builds only once a lease is
+//!   claimed;
+//! - per execution, the cost of one execution id (from the cached halves, and as one SHA-256 the
+//!   old way) and one request body;
+//! - the old index and fan-out (`benches/support/legacy.rs`), same data; the old whole path and
+//!   ours with bodies (the same work) are measured in interleaved passes, so both see the same
+//!   heap and cache state;
 //! - the order-free pair checksum of the data's README, which must equal the README's value
 //!   (the run fails otherwise).
 //!
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use bench_data::{BATCH, SIZES};
 use tradeflow_core::dispatch::fan_out;
-use tradeflow_core::ids::execution_id;
+use tradeflow_core::ids::legacy_execution_id;
 use tradeflow_core::matching::PipelineIndex;
 use tradeflow_core::signal::Signal;
 
@@ -235,13 +240,18 @@ fn match_and_dedup(index: &PipelineIndex, signals: &[Signal]) -> u64 {
     kept
 }
 
-/// The dispatcher's in-memory work for one batch: fan-outs and their request bodies. Returns
-/// (matches before de-duplication, executions).
-fn dispatch_batch(index: &PipelineIndex, batch: &[(usize, Signal)]) -> (u64, u64) {
+/// The dispatcher's in-memory work for one batch: fan-outs, and the execution id and request of
+/// each (with its JSON body when `bodies`). Returns (matches before de-duplication, executions).
+fn dispatch_batch(index: &PipelineIndex, batch: &[(usize, Signal)], bodies: bool) -> (u64, u64) {
     let out = fan_out(index, black_box(batch), NOW_MS);
     let mut bytes = 0;
     for f in &out.fanouts {
-        bytes += f.request.to_json().len();
+        let request = out.request(f).expect("a fan-out of this index");
+        if bodies {
+            bytes += request.to_json().len();
+        } else {
+            black_box(&request);
+        }
     }
     black_box(bytes);
     let executions = out.fanouts.len() as u64;
@@ -275,9 +285,9 @@ fn main() {
     );
     println!();
     println!(
-        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs, checksum | matching + dedup: signals/s | whole path: signals/s (signals) | matches/s | executions/s | executions per signal |"
+        "| pipelines | index build | matching alone: signals/s | matches/s | (pipeline, signal) pairs, checksum | matching + dedup: signals/s | whole path: signals/s | matches/s | executions/s | executions per signal | with bodies: signals/s (signals) |"
     );
-    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut breakdown = Vec::new();
     let mut comparison = Vec::new();
     for &n in &options.sizes {
@@ -330,28 +340,48 @@ fn main() {
             || match_and_dedup(&index, &signals),
         );
 
-        // The whole path at 100,000 pipelines takes over a minute per pass of 10,000 signals:
-        // it runs on the first WHOLE_PATH_SIGNALS_AT_100K.
-        let whole_signals = if n >= 100_000 {
+        // The whole path, every signal.
+        let all_batches = bench_data::batches(&signals);
+        let mut per_pass = (0, 0);
+        let (whole_time, _) = measure(
+            &options,
+            |step| {
+                let b = &all_batches[step % all_batches.len()];
+                black_box(dispatch_batch(&index, b, false));
+            },
+            || {
+                per_pass = all_batches.iter().fold((0, 0), |(m, e), b| {
+                    let (bm, be) = dispatch_batch(&index, b, false);
+                    (m + bm, e + be)
+                });
+                per_pass.1
+            },
+        );
+        let (whole_matches, executions) = per_pass;
+        assert_eq!(
+            whole_matches, hits,
+            "the dispatch path matched as matching alone"
+        );
+        assert_eq!(executions, kept, "the dispatch path de-duplicated alike");
+
+        // With JSON bodies, against the old code (which built every body): at 100,000 pipelines
+        // a pass of 10,000 signals takes over a minute, so both run on the first
+        // WHOLE_PATH_SIGNALS_AT_100K.
+        let body_signals = if n >= 100_000 {
             WHOLE_PATH_SIGNALS_AT_100K
         } else {
             signals.len()
         };
-        let whole_hits = if whole_signals == signals.len() {
-            hits
-        } else {
-            match_all(&index, &signals[..whole_signals])
-        };
-        let batches = bench_data::batches(&signals[..whole_signals]);
-        let mut per_pass = (0, 0);
+        let batches = bench_data::batches(&signals[..body_signals]);
+        let mut body_executions = 0;
         let mut old_executions = 0;
-        let (whole_time, old_whole_time) = measure_pair(
+        let (bodies_time, old_whole_time) = measure_pair(
             &options,
             || {
-                per_pass = batches.iter().fold((0, 0), |(m, e), b| {
-                    let (bm, be) = dispatch_batch(&index, b);
-                    (m + bm, e + be)
-                });
+                body_executions = batches
+                    .iter()
+                    .map(|b| dispatch_batch(&index, b, true).1)
+                    .sum();
             },
             || {
                 old_executions = batches
@@ -364,20 +394,35 @@ fn main() {
         let sample: Vec<_> = batches
             .iter()
             .take(1_000 / BATCH)
-            .flat_map(|b| fan_out(&index, b, NOW_MS).fanouts)
+            .map(|b| fan_out(&index, b, NOW_MS))
             .collect();
+        let sample_len: u64 = sample.iter().map(|o| o.fanouts.len() as u64).sum();
         let (id_time, _) = measure(
             &options,
             |_| {},
             || {
                 sample
                     .iter()
-                    .map(|f| {
-                        let r = &f.request;
-                        execution_id(
-                            &r.pipeline_id,
-                            r.ticker.as_str(),
-                            &r.signal_context.signal_id,
+                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
+                    .map(|(o, f)| {
+                        black_box(o.execution_id(f)).map_or(0, |id| id.as_str().len()) as u64
+                    })
+                    .sum()
+            },
+        );
+        let (old_id_time, _) = measure(
+            &options,
+            |_| {},
+            || {
+                sample
+                    .iter()
+                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
+                    .filter_map(|(o, f)| o.request(f))
+                    .map(|r| {
+                        legacy_execution_id(
+                            &r.pipeline.pipeline_id,
+                            r.entry.ticker.as_str(),
+                            &r.signal.signal_id,
                         )
                         .len() as u64
                     })
@@ -390,27 +435,23 @@ fn main() {
             || {
                 sample
                     .iter()
-                    .map(|f| f.request.to_json().len() as u64)
+                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
+                    .filter_map(|(o, f)| o.request(f))
+                    .map(|r| r.to_json().len() as u64)
                     .sum()
             },
         );
-        let (whole_matches, executions) = per_pass;
         let ns_per = |d: Duration, count: u64| d.as_secs_f64() * 1e9 / count.max(1) as f64;
         breakdown.push(format!(
-            "| {} | {:.0} ns | {:.0} ns | {:.0} ns |",
+            "| {} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns |",
             thousands(n as f64),
             ns_per(whole_time, executions),
-            ns_per(id_time, sample.len() as u64),
-            ns_per(body_time, sample.len() as u64),
+            ns_per(bodies_time, body_executions),
+            ns_per(id_time, sample_len),
+            ns_per(old_id_time, sample_len),
+            ns_per(body_time, sample_len),
         ));
         drop(sample);
-        assert_eq!(
-            whole_matches, whole_hits,
-            "the dispatch path matched as matching alone"
-        );
-        if whole_signals == signals.len() {
-            assert_eq!(executions, kept, "the dispatch path de-duplicated alike");
-        }
 
         // The old path, same data, same run.
         let (old_match_time, old_hits) = measure(
@@ -419,7 +460,7 @@ fn main() {
             || signals.iter().map(|s| old.matches(s).len() as u64).sum(),
         );
         assert_eq!(old_hits, hits, "the old index matched alike");
-        let old_dedup_signals = &signals[..whole_signals];
+        let old_dedup_signals = &signals[..body_signals];
         let (old_dedup_time, _) = measure(
             &options,
             |_| {},
@@ -430,24 +471,29 @@ fn main() {
                     .sum()
             },
         );
-        assert_eq!(old_executions, executions, "the old path fanned out alike");
+        assert_eq!(
+            old_executions, body_executions,
+            "the old path fanned out alike"
+        );
         drop(old);
-        let whole_rate = per_second(whole_signals as u64, whole_time);
-        let old_whole_rate = per_second(whole_signals as u64, old_whole_time);
+        let signal_count = signals.len() as u64;
+        let whole_rate = per_second(signal_count, whole_time);
+        let bodies_rate = per_second(body_signals as u64, bodies_time);
+        let old_whole_rate = per_second(body_signals as u64, old_whole_time);
         comparison.push(format!(
-            "| {} | {} | {} | {} | {} ({}) | {} | {:.1}× |",
+            "| {} | {} | {} | {} | {} ({}) | {} | {:.1}× | {} |",
             thousands(n as f64),
             millis(old_build),
             thousands(per_second(signals.len() as u64, old_match_time)),
             thousands(per_second(old_dedup_signals.len() as u64, old_dedup_time)),
             thousands(old_whole_rate),
-            thousands(whole_signals as f64),
+            thousands(body_signals as f64),
+            thousands(bodies_rate),
+            bodies_rate / old_whole_rate,
             thousands(whole_rate),
-            whole_rate / old_whole_rate,
         ));
-        let signal_count = signals.len() as u64;
         println!(
-            "| {} | {} | {} | {} | {}, {checksum:016x} (= README) | {} | {} ({}) | {} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {}, {checksum:016x} (= README) | {} | {} | {} | {} | {:.1} | {} ({}) |",
             thousands(n as f64),
             millis(build),
             thousands(per_second(signal_count, match_time)),
@@ -455,19 +501,22 @@ fn main() {
             thousands(pairs as f64),
             thousands(per_second(signal_count, dedup_time)),
             thousands(whole_rate),
-            thousands(whole_signals as f64),
             thousands(per_second(whole_matches, whole_time)),
             thousands(per_second(executions, whole_time)),
-            executions as f64 / whole_signals as f64,
+            executions as f64 / signal_count as f64,
+            thousands(bodies_rate),
+            thousands(body_signals as f64),
         );
     }
     println!();
     println!(
-        "Per execution of the whole path (its time over its executions), and the part of it one execution id (SHA-256) and one request body (JSON) take, measured alone on the executions of the first 1,000 signals:"
+        "Per execution (a path's time over its executions), and what one execution id (from the cached halves; one SHA-256 over all three parts, the old way) and one request body (JSON) cost measured alone, on the executions of the first 1,000 signals:"
     );
     println!();
-    println!("| pipelines | whole path | execution id | request body |");
-    println!("|---:|---:|---:|---:|");
+    println!(
+        "| pipelines | whole path | with bodies | execution id | execution id, old way | request body |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
     for row in breakdown {
         println!("{row}");
     }
@@ -477,9 +526,9 @@ fn main() {
     );
     println!();
     println!(
-        "| pipelines | old index build | old matching alone | old matching + dedup | old whole path (signals) | whole path now | speed-up |"
+        "| pipelines | old index build | old matching alone | old matching + dedup | old whole path, with bodies (signals) | now, with bodies | speed-up | now, whole path |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in comparison {
         println!("{row}");
     }

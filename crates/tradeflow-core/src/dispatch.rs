@@ -17,7 +17,8 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::deadline::Deadline;
 use crate::error::{StoreError, error_chain};
-use crate::execution::{ExecutionRequest, SignalContext};
+use crate::execution::RequestView;
+use crate::ids::{ExecutionId, ExecutionIdPart};
 use crate::matching::{Hit, PipelineIndex};
 use crate::pipeline::Pipeline;
 use crate::ports::{
@@ -26,7 +27,7 @@ use crate::ports::{
 };
 use crate::publish::{RetryPolicy, send_all};
 use crate::signal::Signal;
-use crate::vocab::InboundMessage;
+use crate::vocab::{InboundMessage, Ticker};
 
 /// Labels of the infrastructure failures a message can fail with (not poison).
 pub const INFRA_FAILURE_LABELS: [&str; 3] = ["pipeline_store", "lease_store", "execution_queue"];
@@ -46,6 +47,14 @@ pub struct DispatcherConfig {
     /// batch of 20 signals x 100 matching pipelines (2,000 claims and 2,000 marks at ~5-10 ms)
     /// would pass the function's 30 s timeout.
     pub claim_concurrency: usize,
+    /// Signals stamped before this (Unix seconds) keep the legacy execution ids
+    /// ([`crate::ids::legacy_execution_id`]): a dispatcher of before the two-half ids may have
+    /// claimed or sent their executions under those, and a redelivery, a retry or a redrive of
+    /// the signal must find the same execution. `infra/deploy.sh` sets it, on the first update of
+    /// a stack deployed before, to two days after the update (past any signal the old version
+    /// could have taken: timestamps more than a day ahead are rejected). 0: every signal gets
+    /// the two-half ids.
+    pub legacy_execution_ids_before: i64,
 }
 
 /// Default of [`DispatcherConfig::claim_concurrency`]: far below DynamoDB's per-partition limits
@@ -59,6 +68,7 @@ impl Default for DispatcherConfig {
             full_reload_interval: Duration::from_secs(15 * 60),
             send_retry: RetryPolicy::default(),
             claim_concurrency: DEFAULT_CLAIM_CONCURRENCY,
+            legacy_execution_ids_before: 0,
         }
     }
 }
@@ -136,104 +146,205 @@ pub struct Dispatcher {
     cache: tokio::sync::Mutex<Option<CachedIndex>>,
 }
 
-/// One execution to start: the lease to claim and the request to send for one (pipeline, ticker)
-/// of a batch.
-#[derive(Debug, Clone, PartialEq)]
+/// One execution to start for one (pipeline, ticker) of a batch, as decided in memory: which
+/// signal of the batch and which of its matches. Its execution id, lease and request are derived
+/// through the batch's [`FanOuts`] when they are needed (the lease when it is claimed, the
+/// request's body when it is sent), so deciding a fan-out allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FanOut {
     /// Index in the batch of the message whose signal triggered it.
-    pub message_index: usize,
-    pub lease: Lease,
-    pub request: ExecutionRequest,
+    message: u32,
+    /// Position of that signal in the `signals` given to [`fan_out`].
+    signal: u32,
+    hit: Hit,
     /// The lease was already this execution's: an earlier delivery of the message may have sent
     /// the request (see [`ClaimOutcome::Reclaimed`]). `false` from [`fan_out`].
     pub sent_before: bool,
 }
 
-/// What [`fan_out`] makes of a batch.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FanOuts {
+/// What [`fan_out`] makes of a batch: its fan-outs, and what derives their ids, leases and
+/// requests (the index, the signals, and the signal's half of the execution ids of each
+/// (signal, ticker), hashed once however many pipelines the signal reaches).
+#[derive(Debug, Clone)]
+pub struct FanOuts<'a> {
+    index: &'a PipelineIndex,
+    signals: &'a [(usize, Signal)],
+    now: i64,
+    now_ms: i64,
+    /// Signals stamped before this get legacy execution ids
+    /// ([`DispatcherConfig::legacy_execution_ids_before`]).
+    legacy_before: i64,
+    /// Where each signal's parts start in `parts` (one per ticker of the signal); only signals
+    /// with a match and the two-half ids have theirs.
+    part_start: Vec<u32>,
+    parts: Vec<ExecutionIdPart>,
     /// One per (pipeline, ticker) of the batch, in signal order, then as
     /// [`PipelineIndex::for_each_hit`] lists them.
     pub fanouts: Vec<FanOut>,
-    /// Matches dropped because an earlier signal of the batch had the same (pipeline, ticker).
+    /// Matches dropped because an earlier signal of the batch had the same (pipeline, ticker)
+    /// ([`FanOuts::dropped`] lists them).
     pub deduplicated: usize,
-    /// Those dropped matches, as (position in `signals`, hit): when the kept fan-out of a pair
+}
+
+impl FanOut {
+    /// Index in the batch of the message whose signal triggered it.
+    pub fn message_index(&self) -> usize {
+        self.message as usize
+    }
+}
+
+impl<'a> FanOuts<'a> {
+    /// The matches dropped as same-pair duplicates, as fan-outs: when the kept fan-out of a pair
     /// finds the lease held by one of them (an earlier delivery claimed it and failed before
-    /// sending), that one is sent instead ([`Dispatcher::dispatch`]).
-    pub dropped: Vec<(usize, Hit)>,
+    /// sending), that one is sent instead ([`Dispatcher::dispatch`]). Matched again here rather
+    /// than kept by [`fan_out`]: at 100,000 pipelines a batch drops tens of thousands, and only
+    /// a held lease needs them.
+    pub fn dropped(&self) -> Vec<FanOut> {
+        let mut seen = self.index.pair_set();
+        let mut dropped = Vec::new();
+        for (n, (message_index, signal)) in self.signals.iter().enumerate() {
+            self.index.for_each_hit(signal, |hit| {
+                if !seen.insert(hit.pair) {
+                    dropped.push(FanOut {
+                        message: *message_index as u32,
+                        signal: n as u32,
+                        hit,
+                        sent_before: false,
+                    });
+                }
+            });
+        }
+        dropped
+    }
+
+    fn signal(&self, f: &FanOut) -> Option<&'a Signal> {
+        self.signals.get(f.signal as usize).map(|(_, s)| s)
+    }
+
+    pub fn pipeline(&self, f: &FanOut) -> Option<&'a Pipeline> {
+        self.index.hit_pipeline(f.hit).map(|p| p.as_ref())
+    }
+
+    pub fn ticker(&self, f: &FanOut) -> Option<&'a Ticker> {
+        Some(&self.signal(f)?.tickers.get(f.hit.ticker as usize)?.ticker)
+    }
+
+    /// Its execution id ([`crate::ids::execution_id`] of its pipeline, ticker and signal), from
+    /// the two cached halves: no hashing, no allocation.
+    pub fn execution_id(&self, f: &FanOut) -> Option<ExecutionId> {
+        let signal = self.signal(f)?;
+        if signal.timestamp < self.legacy_before {
+            let pipeline = self.pipeline(f)?;
+            let ticker = self.ticker(f)?;
+            return Some(ExecutionId::legacy(
+                &pipeline.pipeline_id,
+                ticker.as_str(),
+                &signal.signal_id,
+            ));
+        }
+        let start = *self.part_start.get(f.signal as usize)? as usize;
+        let signal_part = self.parts.get(start + f.hit.ticker as usize)?;
+        let slot = self.index.slot(f.hit)?;
+        Some(ExecutionId::new(&slot.execution_part, signal_part))
+    }
+
+    /// When its lease runs out: its pipeline's `max_runtime_secs` after the batch's time.
+    fn expires_at(&self, f: &FanOut) -> Option<i64> {
+        Some(self.now + i64::from(self.index.slot(f.hit)?.max_runtime_secs))
+    }
+
+    /// The lease to claim for it.
+    pub fn lease(&self, f: &FanOut) -> Option<Lease> {
+        Some(Lease {
+            pipeline_id: self.pipeline(f)?.pipeline_id.clone(),
+            ticker: self.ticker(f)?.clone(),
+            execution_id: self.execution_id(f)?.as_str().to_owned(),
+            expires_at: self.expires_at(f)?,
+        })
+    }
+
+    /// Its execution request, borrowing the pipeline and the signal.
+    pub fn request(&self, f: &FanOut) -> Option<RequestView<'a>> {
+        let pipeline = self.index.hit_pipeline(f.hit)?;
+        let signal = self.signal(f)?;
+        let ts = signal.tickers.get(f.hit.ticker as usize)?;
+        Some(RequestView {
+            execution_id: self.execution_id(f)?,
+            pipeline,
+            signal,
+            entry: ts,
+            lease_expires_at: self.expires_at(f)?,
+            enqueued_at_ms: self.now_ms,
+        })
+    }
 }
 
 /// Step 3 of [`Dispatcher::dispatch`], in memory: matches each signal (`(message index, signal)`,
-/// in batch order), keeps the first match of each (pipeline, ticker), and builds its lease and
-/// execution request, the lease running out `max_runtime_secs` after `now_ms`.
+/// in batch order), keeps the first match of each (pipeline, ticker), and decides its fan-out,
+/// the lease running out `max_runtime_secs` after `now_ms`.
 ///
-/// De-duplication is by [`crate::matching::PairId`] in a bit set, and the pipeline, ticker and
-/// signal are read only for the matches that survive it, so a duplicate costs a bit test.
-pub fn fan_out(index: &PipelineIndex, signals: &[(usize, Signal)], now_ms: i64) -> FanOuts {
-    let now = now_ms.div_euclid(1000);
-    let mut out = FanOuts::default();
-    // First the survivors, as indices (the signal's position in `signals` and its hit); then one
-    // allocation for all their fan-outs.
+/// De-duplication is by [`crate::matching::PairId`] in a bit set; a fan-out is a few integers,
+/// and the only hashing is the signal's half of the execution ids, once per ticker of a signal
+/// with a match (the pipeline's half is the index's). So a duplicate costs a bit test, and a
+/// fan-out a push.
+pub fn fan_out<'a>(
+    index: &'a PipelineIndex,
+    signals: &'a [(usize, Signal)],
+    now_ms: i64,
+) -> FanOuts<'a> {
+    fan_out_with_legacy_ids(index, signals, now_ms, i64::MIN)
+}
+
+/// [`fan_out`], the signals stamped before `legacy_before` (Unix seconds) getting legacy
+/// execution ids ([`DispatcherConfig::legacy_execution_ids_before`]).
+pub fn fan_out_with_legacy_ids<'a>(
+    index: &'a PipelineIndex,
+    signals: &'a [(usize, Signal)],
+    now_ms: i64,
+    legacy_before: i64,
+) -> FanOuts<'a> {
+    let mut out = FanOuts {
+        index,
+        signals,
+        now: now_ms.div_euclid(1000),
+        now_ms,
+        legacy_before,
+        part_start: vec![u32::MAX; signals.len()],
+        parts: Vec::new(),
+        fanouts: Vec::new(),
+        deduplicated: 0,
+    };
     let mut seen = index.pair_set();
-    let mut survivors: Vec<(usize, Hit)> = Vec::new();
-    for (n, (_, signal)) in signals.iter().enumerate() {
+    for (n, (message_index, signal)) in signals.iter().enumerate() {
+        let mut hits = false;
         index.for_each_hit(signal, |hit| {
+            hits = true;
+            let f = FanOut {
+                message: *message_index as u32,
+                signal: n as u32,
+                hit,
+                sent_before: false,
+            };
             if seen.insert(hit.pair) {
-                survivors.push((n, hit));
+                out.fanouts.push(f);
             } else {
                 out.deduplicated += 1;
-                out.dropped.push((n, hit));
             }
         });
-    }
-    out.fanouts.reserve_exact(survivors.len());
-    for (n, hit) in survivors {
-        if let Some(f) = build_fan_out(index, signals, n, hit, now, now_ms) {
-            out.fanouts.push(f);
+        if hits
+            && signal.timestamp >= legacy_before
+            && let Some(start) = out.part_start.get_mut(n)
+        {
+            *start = out.parts.len() as u32;
+            out.parts.extend(
+                signal
+                    .tickers
+                    .iter()
+                    .map(|ts| crate::ids::signal_part(ts.ticker.as_str(), &signal.signal_id)),
+            );
         }
     }
     out
-}
-
-/// The fan-out of one match: `signals[n]`'s `hit`.
-fn build_fan_out(
-    index: &PipelineIndex,
-    signals: &[(usize, Signal)],
-    n: usize,
-    hit: Hit,
-    now: i64,
-    now_ms: i64,
-) -> Option<FanOut> {
-    let (message_index, signal) = signals.get(n)?;
-    let pipeline = index.pipeline(hit.pair)?;
-    let ts = signal.tickers.get(hit.ticker)?;
-    let execution_id =
-        crate::ids::execution_id(&pipeline.pipeline_id, ts.ticker.as_str(), &signal.signal_id);
-    let expires_at = now + i64::from(pipeline.max_runtime_secs);
-    Some(FanOut {
-        message_index: *message_index,
-        lease: Lease {
-            pipeline_id: pipeline.pipeline_id.clone(),
-            ticker: ts.ticker.clone(),
-            execution_id: execution_id.clone(),
-            expires_at,
-        },
-        request: ExecutionRequest {
-            execution_id,
-            pipeline_id: pipeline.pipeline_id.clone(),
-            user_id: pipeline.user_id.clone(),
-            ticker: ts.ticker.clone(),
-            signal_context: SignalContext::of_ticker(
-                signal,
-                &ts.ticker,
-                ts.confidence.value(),
-                ts.signal,
-            ),
-            lease_expires_at: expires_at,
-            enqueued_at_ms: now_ms,
-        },
-        sent_before: false,
-    })
 }
 
 impl Dispatcher {
@@ -363,15 +474,16 @@ impl Dispatcher {
         };
 
         // 3. Match and fan out, one execution per (pipeline, ticker) per batch.
-        let FanOuts {
-            fanouts,
-            deduplicated,
-            dropped,
-        } = fan_out(&index, &signals, now_ms);
-        report.deduplicated = deduplicated;
-        report.matched = fanouts.len();
-        for f in &fanouts {
-            if let Some(n) = report.matched_by_message.get_mut(f.message_index) {
+        let plan = fan_out_with_legacy_ids(
+            &index,
+            &signals,
+            now_ms,
+            self.config.legacy_execution_ids_before,
+        );
+        report.deduplicated = plan.deduplicated;
+        report.matched = plan.fanouts.len();
+        for f in &plan.fanouts {
+            if let Some(n) = report.matched_by_message.get_mut(f.message_index()) {
                 *n += 1;
             }
         }
@@ -379,39 +491,40 @@ impl Dispatcher {
         let phase = std::time::Instant::now();
         // 4. Claim a lease per fan-out, `claim_concurrency` at a time (results in fan-out order).
         let concurrency = self.config.claim_concurrency.max(1);
-        let claims: Vec<(FanOut, Result<ClaimOutcome, StoreError>)> = stream::iter(fanouts)
-            .map(|f| async move {
-                let outcome = self.leases.claim(&f.lease, now).await;
-                (f, outcome)
+        let leased: Vec<(FanOut, Lease)> = plan
+            .fanouts
+            .iter()
+            .filter_map(|f| Some((*f, plan.lease(f)?)))
+            .collect();
+        let claims: Vec<(FanOut, Lease, Result<ClaimOutcome, StoreError>)> = stream::iter(leased)
+            .map(|(f, lease)| async move {
+                let outcome = self.leases.claim(&lease, now).await;
+                (f, lease, outcome)
             })
             .buffered(concurrency)
             .collect()
             .await;
-        let mut to_send: Vec<FanOut> = Vec::new();
+        let mut to_send: Vec<(FanOut, Lease)> = Vec::new();
         // Pairs whose lease is held by another execution, and by which.
-        let mut held_by: Vec<(FanOut, String)> = Vec::new();
-        for (mut f, outcome) in claims {
+        let mut held_by: Vec<(Lease, String)> = Vec::new();
+        for (mut f, lease, outcome) in claims {
             match outcome {
-                Ok(ClaimOutcome::Claimed) => to_send.push(f),
+                Ok(ClaimOutcome::Claimed) => to_send.push((f, lease)),
                 Ok(ClaimOutcome::Reclaimed) => {
                     f.sent_before = true;
-                    to_send.push(f);
+                    to_send.push((f, lease));
                 }
                 Ok(ClaimOutcome::AlreadyEnqueued) => report.already_enqueued += 1,
                 Ok(ClaimOutcome::Held { execution_id, .. }) => {
                     report.skipped_running += 1;
-                    if !dropped.is_empty() {
-                        held_by.push((f, execution_id));
+                    if plan.deduplicated > 0 {
+                        held_by.push((lease, execution_id));
                     }
                 }
                 Err(e) => report.failures.push(infra_failure(
-                    &messages[f.message_index],
+                    &messages[f.message_index()],
                     "lease_store",
-                    &format!(
-                        "claiming lease {}: {}",
-                        f.lease.execution_id,
-                        error_chain(&e)
-                    ),
+                    &format!("claiming lease {}: {}", lease.execution_id, error_chain(&e)),
                 )),
             }
         }
@@ -420,34 +533,40 @@ impl Dispatcher {
         // an earlier delivery of its message claimed the lease and failed before sending. That
         // fan-out is the one to send (the lease says it runs); dropping it would leave the pair
         // held with nothing queued until the lease ran out.
+        let dropped = if held_by.is_empty() {
+            Vec::new()
+        } else {
+            plan.dropped()
+        };
         for (kept, holder) in held_by {
-            let Some(f) = dropped
+            let Some((f, lease)) = dropped
                 .iter()
-                .filter(|(_, hit)| {
-                    index.pipeline(hit.pair).map(|p| &p.pipeline_id)
-                        == Some(&kept.lease.pipeline_id)
+                .filter(|d| {
+                    plan.pipeline(d).map(|p| &p.pipeline_id) == Some(&kept.pipeline_id)
+                        && plan.ticker(d) == Some(&kept.ticker)
+                        && plan
+                            .execution_id(d)
+                            .is_some_and(|id| id == *holder.as_str())
                 })
-                .filter_map(|&(n, hit)| build_fan_out(&index, &signals, n, hit, now, now_ms))
-                .find(|d| d.lease.execution_id == holder && d.lease.ticker == kept.lease.ticker)
+                .find_map(|d| Some((*d, plan.lease(d)?)))
             else {
                 continue;
             };
-            match self.leases.claim(&f.lease, now).await {
+            match self.leases.claim(&lease, now).await {
                 Ok(ClaimOutcome::Claimed | ClaimOutcome::Reclaimed) => {
-                    to_send.push(FanOut {
-                        sent_before: true,
-                        ..f
-                    });
+                    to_send.push((
+                        FanOut {
+                            sent_before: true,
+                            ..f
+                        },
+                        lease,
+                    ));
                 }
                 Ok(ClaimOutcome::AlreadyEnqueued | ClaimOutcome::Held { .. }) => {}
                 Err(e) => report.failures.push(infra_failure(
-                    &messages[f.message_index],
+                    &messages[f.message_index()],
                     "lease_store",
-                    &format!(
-                        "claiming lease {}: {}",
-                        f.lease.execution_id,
-                        error_chain(&e)
-                    ),
+                    &format!("claiming lease {}: {}", lease.execution_id, error_chain(&e)),
                 )),
             }
         }
@@ -455,32 +574,35 @@ impl Dispatcher {
         let claims_ms = phase.elapsed().as_secs_f64() * 1000.0;
         let phase = std::time::Instant::now();
         // 5. Send the claimed requests, 10 per call, retrying failed entries. Each carries the
-        // trace context of the message whose signal triggered it.
+        // trace context of the message whose signal triggered it. Bodies are built only now, for
+        // the claimed fan-outs.
         let outgoing: Vec<OutgoingMessage> = to_send
             .iter()
             .enumerate()
-            .map(|(n, f)| OutgoingMessage {
+            .map(|(n, (f, _))| OutgoingMessage {
                 id: format!("e{n}"),
-                body: f.request.to_json(),
-                trace: messages.get(f.message_index).and_then(|m| m.trace.clone()),
+                body: plan.request(f).map(|r| r.to_json()).unwrap_or_default(),
+                trace: messages
+                    .get(f.message_index())
+                    .and_then(|m| m.trace.clone()),
             })
             .collect();
-        let by_entry: HashMap<String, &FanOut> = to_send
+        let by_entry: HashMap<String, &(FanOut, Lease)> = to_send
             .iter()
             .enumerate()
             .map(|(n, f)| (format!("e{n}"), f))
             .collect();
         let sent = send_all(self.executions.as_ref(), outgoing, self.config.send_retry).await;
-        let mut unsent: Vec<&FanOut> = Vec::new();
+        let mut unsent: Vec<&Lease> = Vec::new();
         for u in &sent.undelivered {
-            if let Some(f) = by_entry.get(&u.id) {
+            if let Some((f, lease)) = by_entry.get(&u.id) {
                 report.failures.push(infra_failure(
-                    &messages[f.message_index],
+                    &messages[f.message_index()],
                     "execution_queue",
-                    &format!("sending {}: {}", f.request.execution_id, u.reason),
+                    &format!("sending {}: {}", lease.execution_id, u.reason),
                 ));
                 if !u.maybe_sent && !f.sent_before {
-                    unsent.push(f);
+                    unsent.push(lease);
                 }
             }
         }
@@ -492,13 +614,13 @@ impl Dispatcher {
         // could let a newer signal's run overlap. The redelivery of its message finds the lease
         // still its own and sends it again (the executor drops the duplicate).
         stream::iter(unsent)
-            .for_each_concurrent(concurrency, |f| async move {
+            .for_each_concurrent(concurrency, |lease| async move {
                 if let Err(e) = self
                     .leases
-                    .release(&f.lease.pipeline_id, &f.lease.ticker, &f.lease.execution_id)
+                    .release(&lease.pipeline_id, &lease.ticker, &lease.execution_id)
                     .await
                 {
-                    tracing::warn!(execution_id = %f.request.execution_id, error = %error_chain(&e), "could not release the lease of an unsent request; it expires by itself");
+                    tracing::warn!(execution_id = %lease.execution_id, error = %error_chain(&e), "could not release the lease of an unsent request; it expires by itself");
                 }
             })
             .await;
@@ -508,8 +630,8 @@ impl Dispatcher {
         // drops the duplicate.
         report.enqueued += sent.sent.len();
         for id in &sent.sent {
-            if let Some(f) = by_entry.get(id)
-                && let Some(n) = report.enqueued_by_message.get_mut(f.message_index)
+            if let Some((f, _)) = by_entry.get(id)
+                && let Some(n) = report.enqueued_by_message.get_mut(f.message_index())
             {
                 *n += 1;
             }
@@ -559,6 +681,7 @@ fn infra_failure(m: &InboundMessage, label: &'static str, reason: &str) -> Messa
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::execution::{ExecutionRequest, SignalContext};
     use crate::fakes::*;
     use crate::pipeline::Pipeline;
     use serde_json::json;
@@ -631,6 +754,85 @@ mod tests {
             .iter()
             .map(|b| ExecutionRequest::parse(b).unwrap())
             .collect()
+    }
+
+    /// A fan-out's id, lease and request, derived from the batch's cached halves and borrowed
+    /// data, are the canonical ones: the id is `ids::execution_id` of its pipeline, ticker and
+    /// signal, and the body is byte for byte the owned request's JSON and parses as the executor
+    /// reads it. Duplicates are dropped with the same derivation.
+    #[test]
+    fn fan_outs_derive_the_canonical_id_lease_and_request() {
+        let mut p2 = pipeline("p2", &["AAPL", "MSFT"], json!([]));
+        p2.max_runtime_secs = 77;
+        p2.user_id = "u2".into();
+        let index = PipelineIndex::new(vec![
+            pipeline("p1", &["AAPL"], json!([{"signal_type": "rsi_oversold"}])),
+            p2,
+        ]);
+        let mut with_meta: serde_json::Value =
+            serde_json::from_str(&body("s2", &[("MSFT", 61.5), ("AAPL", 70.0)])).unwrap();
+        with_meta["metadata"]["rsi"] = json!(27.25);
+        let signals: Vec<(usize, Signal)> = vec![
+            (3, Signal::parse(&body("s1", &[("AAPL", 80.0)])).unwrap()),
+            (5, Signal::parse(&with_meta.to_string()).unwrap()),
+        ];
+        let now_ms = T0 * 1000 + 250;
+        let plan = fan_out(&index, &signals, now_ms);
+        let mut seen = Vec::new();
+        for f in &plan.fanouts {
+            let (message_index, signal) = &signals[f.signal as usize];
+            assert_eq!(f.message_index(), *message_index);
+            let pipeline = plan.pipeline(f).unwrap();
+            let ts = &signal.tickers[f.hit.ticker as usize];
+            let id = crate::ids::execution_id(
+                &pipeline.pipeline_id,
+                ts.ticker.as_str(),
+                &signal.signal_id,
+            );
+            assert_eq!(plan.execution_id(f).unwrap().as_str(), id);
+            let lease = plan.lease(f).unwrap();
+            assert_eq!(
+                lease,
+                Lease {
+                    pipeline_id: pipeline.pipeline_id.clone(),
+                    ticker: ts.ticker.clone(),
+                    execution_id: id.clone(),
+                    expires_at: T0 + i64::from(pipeline.max_runtime_secs),
+                }
+            );
+            let view = plan.request(f).unwrap();
+            let owned = ExecutionRequest {
+                execution_id: id,
+                pipeline_id: pipeline.pipeline_id.clone(),
+                user_id: pipeline.user_id.clone(),
+                ticker: ts.ticker.clone(),
+                signal_context: SignalContext::of_ticker(
+                    signal,
+                    &ts.ticker,
+                    ts.confidence.value(),
+                    ts.signal,
+                ),
+                lease_expires_at: lease.expires_at,
+                enqueued_at_ms: now_ms,
+            };
+            assert_eq!(view.to_owned(), owned);
+            assert_eq!(view.to_json(), owned.to_json());
+            assert_eq!(ExecutionRequest::parse(&view.to_json()).unwrap(), owned);
+            seen.push((pipeline.pipeline_id.clone(), ts.ticker.to_string()));
+        }
+        // s1: p1 and p2 on AAPL; s2: p2 on MSFT (p1 has no MSFT), AAPL dropped for both.
+        assert_eq!(
+            seen,
+            [("p1", "AAPL"), ("p2", "AAPL"), ("p2", "MSFT")]
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+        );
+        assert_eq!(plan.deduplicated, 2);
+        assert_eq!(plan.dropped().len(), 2);
+        for d in &plan.dropped() {
+            assert_eq!(d.signal, 1);
+            let id = crate::ids::execution_id(&plan.pipeline(d).unwrap().pipeline_id, "AAPL", "s2");
+            assert_eq!(plan.execution_id(d).unwrap().as_str(), id);
+        }
     }
 
     /// A lease store whose every call takes `delay` and that records how many calls were in
@@ -1063,6 +1265,104 @@ mod tests {
         );
         assert_eq!((r.enqueued, r.skipped_running), (1, 1));
         assert_eq!(w.leases.get("p1", &aapl).unwrap().lease.execution_id, held);
+    }
+
+    /// The dispatcher of `w`'s stores with the legacy-id cutover at `legacy_before`.
+    fn with_cutover(w: &World, legacy_before: i64) -> Dispatcher {
+        Dispatcher::new(
+            w.pipelines.clone(),
+            w.leases.clone(),
+            w.queue.clone(),
+            w.clock.clone(),
+            DispatcherConfig {
+                legacy_execution_ids_before: legacy_before,
+                ..DispatcherConfig::default()
+            },
+        )
+    }
+
+    /// Signals stamped before the cutover keep the execution ids the previous version gave
+    /// them; from the cutover on they get the two-half ids. Both run (the executor takes both).
+    #[tokio::test]
+    async fn signals_of_before_the_cutover_keep_their_legacy_execution_ids() {
+        let w = world(vec![pipeline("p1", &["AAPL", "MSFT"], json!([]))]);
+        let d = with_cutover(&w, T0 + 1);
+        let r = d
+            .dispatch(
+                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.enqueued, 1);
+        let d = with_cutover(&w, T0);
+        let r = d
+            .dispatch(
+                &[msg("m2", body("s2", &[("MSFT", 80.0)]))],
+                Deadline::none(),
+            )
+            .await;
+        assert_eq!(r.enqueued, 1);
+        let ids: Vec<String> = sent_requests(&w.queue)
+            .into_iter()
+            .map(|r| r.execution_id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                crate::ids::legacy_execution_id("p1", "AAPL", "s1"),
+                crate::ids::execution_id("p1", "MSFT", "s2"),
+            ]
+        );
+    }
+
+    /// The upgrade hazard the cutover is for: the previous version claimed a lease under the
+    /// legacy id and failed before sending; the signal is redelivered to this version. With the
+    /// cutover past the signal's stamp, the redelivery finds its own lease and sends the
+    /// execution under that id. Without it (cutover 0) the lease looks held by another execution:
+    /// the signal would be skipped and the pair stay held until the lease ran out.
+    #[tokio::test]
+    async fn a_lease_the_previous_version_claimed_is_sent_under_its_legacy_id() {
+        for (cutover, sent) in [(T0 + 2 * 86_400, true), (0, false)] {
+            let w = world(vec![pipeline("p1", &["AAPL"], json!([]))]);
+            let aapl = crate::vocab::Ticker::parse("AAPL").unwrap();
+            let legacy = crate::ids::legacy_execution_id("p1", "AAPL", "s1");
+            let claimed = w
+                .leases
+                .claim(
+                    &Lease {
+                        pipeline_id: "p1".into(),
+                        ticker: aapl.clone(),
+                        execution_id: legacy.clone(),
+                        expires_at: T0 + 900,
+                    },
+                    T0,
+                )
+                .await
+                .unwrap();
+            assert_eq!(claimed, ClaimOutcome::Claimed);
+            let r = with_cutover(&w, cutover)
+                .dispatch(
+                    &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
+                    Deadline::none(),
+                )
+                .await;
+            assert!(r.failures.is_empty(), "{:?}", r.failures);
+            let ids: Vec<String> = sent_requests(&w.queue)
+                .into_iter()
+                .map(|r| r.execution_id)
+                .collect();
+            if sent {
+                assert_eq!(ids, vec![legacy.clone()], "cutover {cutover}");
+                assert_eq!((r.enqueued, r.skipped_running), (1, 0));
+            } else {
+                assert!(ids.is_empty(), "cutover {cutover}: {ids:?}");
+                assert_eq!((r.enqueued, r.skipped_running), (0, 1));
+            }
+            assert_eq!(
+                w.leases.get("p1", &aapl).unwrap().lease.execution_id,
+                legacy
+            );
+        }
     }
 
     #[tokio::test]

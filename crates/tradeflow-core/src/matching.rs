@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::ids::ExecutionIdPart;
 use crate::pipeline::Pipeline;
 use crate::signal::Signal;
 use crate::vocab::{Direction, SignalType, Ticker, Timeframe};
@@ -47,7 +48,11 @@ impl PairId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
     pub pair: PairId,
-    pub ticker: usize,
+    /// Position of the ticker in `signal.tickers` (a signal fits one 256 KB message).
+    pub ticker: u32,
+    /// The pair's pipeline's slot ([`PipelineIndex::slot`]), carried by the postings so a fan-out
+    /// reaches its pipeline's data in one read.
+    slot: u32,
 }
 
 /// A subscription's filters: its timeframe (if any) and minimum confidence (0 when none: every
@@ -65,14 +70,29 @@ const NO_FILTER: u32 = 0;
 #[derive(Debug, Clone, Copy)]
 struct Posting {
     pair: u32,
+    slot: u32,
     filter: u32,
+}
+
+/// What a fan-out needs of an indexed pipeline besides its ids: the pipeline's half of its
+/// execution ids ([`crate::ids::pipeline_part`], hashed once here rather than once per
+/// execution) and its maximum runtime (the lease's length). At 100,000 pipelines a signal fans
+/// out to thousands of pipelines scattered over megabytes; aligned to 32 bytes, each is one
+/// cache line to read.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
+pub struct Slot {
+    pub execution_part: ExecutionIdPart,
+    pub max_runtime_secs: u32,
 }
 
 /// The cached, indexed set of active signal-triggered pipelines.
 #[derive(Debug, Default)]
 pub struct PipelineIndex {
+    /// The pipelines, in the order given (less the ones left out), and each one's [`Slot`].
     pipelines: Vec<Arc<Pipeline>>,
-    /// Slot in `pipelines` of each pair.
+    slots: Vec<Slot>,
+    /// Slot in `slots` of each pair.
     pair_pipeline: Vec<u32>,
     /// Interned tickers and signal types.
     ticker_ids: HashMap<Ticker, u32>,
@@ -82,8 +102,8 @@ pub struct PipelineIndex {
     /// Postings by (ticker id, type id), sorted by pair; a pipeline with several subscriptions
     /// of one type has adjacent postings of the same pair.
     typed: HashMap<(u32, u32), Box<[Posting]>>,
-    /// Pairs of the pipelines that take every signal type, by ticker id, sorted.
-    any_type: Vec<Box<[u32]>>,
+    /// (pair, slot) of the pipelines that take every signal type, by ticker id, sorted.
+    any_type: Vec<Box<[(u32, u32)]>>,
 }
 
 /// Bit set of [`PairId`]s: de-duplicates (pipeline, ticker) fan-outs without hashing or
@@ -135,10 +155,10 @@ impl PipelineIndex {
         let mut filter_ids: HashMap<(Option<Timeframe>, u64), u32> = HashMap::new();
         filter_ids.insert((None, 0.0f64.to_bits()), NO_FILTER);
         let mut typed: HashMap<(u32, u32), Vec<Posting>> = HashMap::new();
-        let mut any_type: Vec<Vec<u32>> = Vec::new();
+        let mut any_type: Vec<Vec<(u32, u32)>> = Vec::new();
         let mut subs: Vec<(u32, u32)> = Vec::new();
         for pipeline in pipelines {
-            let slot = index.pipelines.len() as u32;
+            let slot = index.slots.len() as u32;
             subs.clear();
             for s in &pipeline.signal_subscriptions {
                 let next = index.type_ids.len() as u32;
@@ -172,16 +192,20 @@ impl PipelineIndex {
                 }
                 if subs.is_empty() {
                     if let Some(list) = any_type.get_mut(ticker_id as usize) {
-                        list.push(pair);
+                        list.push((pair, slot));
                     }
                 }
                 for &(type_id, filter) in &subs {
                     typed
                         .entry((ticker_id, type_id))
                         .or_default()
-                        .push(Posting { pair, filter });
+                        .push(Posting { pair, slot, filter });
                 }
             }
+            index.slots.push(Slot {
+                execution_part: crate::ids::pipeline_part(&pipeline.pipeline_id),
+                max_runtime_secs: pipeline.max_runtime_secs,
+            });
             index.pipelines.push(Arc::new(pipeline));
         }
         index.typed = typed
@@ -219,6 +243,17 @@ impl PipelineIndex {
         self.pipelines.get(slot as usize)
     }
 
+    /// The [`Slot`] of `hit`'s pipeline (`None` only for a hit of another index).
+    pub fn slot(&self, hit: Hit) -> Option<&Slot> {
+        self.slots.get(hit.slot as usize)
+    }
+
+    /// The pipeline of `hit` (`None` only for a hit of another index). Reads only the index's
+    /// own length: what is read of the pipeline is read where it is used.
+    pub fn hit_pipeline(&self, hit: Hit) -> Option<&Arc<Pipeline>> {
+        self.pipelines.get(hit.slot as usize)
+    }
+
     /// The pipeline at `slot` (see [`PipelineIndex::pipeline_slot`]).
     pub fn pipeline_at(&self, slot: usize) -> Option<&Arc<Pipeline>> {
         self.pipelines.get(slot)
@@ -242,18 +277,19 @@ impl PipelineIndex {
             let typed: &[Posting] = type_id
                 .and_then(|t| self.typed.get(&(ticker_id, t)))
                 .map_or(&[], |v| v);
-            let any: &[u32] = self.any_type.get(ticker_id as usize).map_or(&[], |v| v);
+            let any: &[(u32, u32)] = self.any_type.get(ticker_id as usize).map_or(&[], |v| v);
             let confidence = ts.confidence.value();
-            let hit = |pair: u32| Hit {
+            let hit = |(pair, slot): (u32, u32)| Hit {
                 pair: PairId(pair),
-                ticker: position,
+                ticker: position as u32,
+                slot,
             };
             // Merge the two sorted lists (their pipelines are disjoint: a pipeline with
             // subscriptions is only in `typed`, one without only in `any`).
             let mut any = any.iter().copied().peekable();
             let mut i = 0;
             while let Some(first) = typed.get(i) {
-                let pair = first.pair;
+                let (pair, slot) = (first.pair, first.slot);
                 let mut accepted = false;
                 while let Some(p) = typed.get(i)
                     && p.pair == pair
@@ -262,13 +298,13 @@ impl PipelineIndex {
                     i += 1;
                 }
                 while let Some(&a) = any.peek()
-                    && a < pair
+                    && a.0 < pair
                 {
                     f(hit(a));
                     any.next();
                 }
                 if accepted {
-                    f(hit(pair));
+                    f(hit((pair, slot)));
                 }
             }
             for a in any {
@@ -299,9 +335,10 @@ impl PipelineIndex {
     pub fn matches(&self, signal: &Signal) -> Vec<Match> {
         let mut out = Vec::new();
         self.for_each_hit(signal, |hit| {
-            let (Some(pipeline), Some(ts)) =
-                (self.pipeline(hit.pair), signal.tickers.get(hit.ticker))
-            else {
+            let (Some(pipeline), Some(ts)) = (
+                self.pipeline(hit.pair),
+                signal.tickers.get(hit.ticker as usize),
+            ) else {
                 return;
             };
             out.push(Match {

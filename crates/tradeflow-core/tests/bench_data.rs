@@ -62,11 +62,14 @@ fn check(n: usize) {
             .fanouts
             .iter()
             .map(|f| {
-                assert_eq!(f.lease.execution_id, f.request.execution_id);
+                let request = out.request(f).unwrap();
+                let id = out.execution_id(f).unwrap();
+                assert_eq!(out.lease(f).unwrap().execution_id, id.as_str());
+                assert_eq!(request.execution_id, id);
                 (
-                    f.message_index,
-                    f.request.execution_id.clone(),
-                    f.request.signal_context.confidence,
+                    f.message_index(),
+                    id.as_str().to_owned(),
+                    request.signal_context().confidence,
                 )
             })
             .collect();

@@ -24,6 +24,9 @@ pub struct Config {
     /// URL or name of the executions queue (a name is resolved at start-up).
     pub executions_queue: String,
     pub pipeline_cache_ttl: Duration,
+    /// `LEGACY_EXECUTION_IDS_BEFORE` (Unix seconds, default 0): signals stamped before it keep
+    /// the legacy execution ids (see `DispatcherConfig::legacy_execution_ids_before`).
+    pub legacy_execution_ids_before: i64,
 }
 
 impl Config {
@@ -42,6 +45,11 @@ impl Config {
                 30u64,
                 str::parse::<u64>,
             )),
+            legacy_execution_ids_before: s.parsed(
+                "LEGACY_EXECUTION_IDS_BEFORE",
+                0i64,
+                str::parse::<i64>,
+            ),
         };
         s.finish(config)
     }
@@ -84,6 +92,7 @@ impl Handler {
             Arc::new(SystemClock),
             DispatcherConfig {
                 cache_ttl: config.pipeline_cache_ttl,
+                legacy_execution_ids_before: config.legacy_execution_ids_before,
                 ..DispatcherConfig::default()
             },
         );
@@ -627,15 +636,29 @@ mod tests {
             ("LEASES_TABLE", "l"),
             ("EXECUTIONS_QUEUE_URL", "q"),
             ("PIPELINE_CACHE_TTL_SECS", "5"),
+            ("LEGACY_EXECUTION_IDS_BEFORE", "1765000000"),
         ]);
         let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
         assert_eq!(c.pipeline_cache_ttl, Duration::from_secs(5));
-        let bad = HashMap::from([("PIPELINE_CACHE_TTL_SECS", "soon")]);
-        assert!(
-            Config::from_lookup(|k| bad.get(k).map(|v| (*v).to_owned()))
-                .unwrap_err()
-                .to_string()
-                .contains("PIPELINE_CACHE_TTL_SECS")
-        );
+        assert_eq!(c.legacy_execution_ids_before, 1_765_000_000);
+        let env = HashMap::from([
+            ("PIPELINES_TABLE", "p"),
+            ("LEASES_TABLE", "l"),
+            ("EXECUTIONS_QUEUE_URL", "q"),
+        ]);
+        let c = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.legacy_execution_ids_before, 0);
+        for (var, value) in [
+            ("PIPELINE_CACHE_TTL_SECS", "soon"),
+            ("LEGACY_EXECUTION_IDS_BEFORE", "tomorrow"),
+        ] {
+            let bad = HashMap::from([(var, value)]);
+            assert!(
+                Config::from_lookup(|k| bad.get(k).map(|v| (*v).to_owned()))
+                    .unwrap_err()
+                    .to_string()
+                    .contains(var)
+            );
+        }
     }
 }

@@ -381,6 +381,7 @@ pub async fn run_soak(
         Arc::new(SystemClock),
         DispatcherConfig {
             cache_ttl: dconf.pipeline_cache_ttl,
+            legacy_execution_ids_before: dconf.legacy_execution_ids_before,
             ..DispatcherConfig::default()
         },
     );

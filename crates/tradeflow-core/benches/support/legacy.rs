@@ -122,7 +122,7 @@ pub fn dispatch_batch(
             if !seen.insert(key) {
                 continue;
             }
-            let execution_id = tradeflow_core::ids::execution_id(
+            let execution_id = tradeflow_core::ids::legacy_execution_id(
                 &m.pipeline.pipeline_id,
                 m.ticker.as_str(),
                 &signal.signal_id,
