@@ -41,7 +41,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bench_data::{BATCH, SIZES};
-use tradeflow_core::dispatch::fan_out;
+use tradeflow_core::dispatch::{FanOut, FanOuts, fan_out};
 use tradeflow_core::ids::legacy_execution_id;
 use tradeflow_core::matching::PipelineIndex;
 use tradeflow_core::signal::Signal;
@@ -180,6 +180,26 @@ fn measure_pair(
         ours_times[ours_times.len() / 2],
         old_times[old_times.len() / 2],
     )
+}
+
+/// The median time of a pass of `cost` over every fan-out of `sample`.
+fn over_fan_outs(
+    options: &Options,
+    sample: &[FanOuts],
+    cost: impl Fn(&FanOuts, &FanOut) -> u64,
+) -> Duration {
+    measure(
+        options,
+        |_| {},
+        || {
+            sample
+                .iter()
+                .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
+                .map(|(o, f)| cost(o, f))
+                .sum()
+        },
+    )
+    .0
 }
 
 /// Signals the whole path runs on at 100,000 pipelines (all 10,000 below).
@@ -397,50 +417,22 @@ fn main() {
             .map(|b| fan_out(&index, b, NOW_MS))
             .collect();
         let sample_len: u64 = sample.iter().map(|o| o.fanouts.len() as u64).sum();
-        let (id_time, _) = measure(
-            &options,
-            |_| {},
-            || {
-                sample
-                    .iter()
-                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
-                    .map(|(o, f)| {
-                        black_box(o.execution_id(f)).map_or(0, |id| id.as_str().len()) as u64
-                    })
-                    .sum()
-            },
-        );
-        let (old_id_time, _) = measure(
-            &options,
-            |_| {},
-            || {
-                sample
-                    .iter()
-                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
-                    .filter_map(|(o, f)| o.request(f))
-                    .map(|r| {
-                        legacy_execution_id(
-                            &r.pipeline.pipeline_id,
-                            r.entry.ticker.as_str(),
-                            &r.signal.signal_id,
-                        )
-                        .len() as u64
-                    })
-                    .sum()
-            },
-        );
-        let (body_time, _) = measure(
-            &options,
-            |_| {},
-            || {
-                sample
-                    .iter()
-                    .flat_map(|o| o.fanouts.iter().map(move |f| (o, f)))
-                    .filter_map(|(o, f)| o.request(f))
-                    .map(|r| r.to_json().len() as u64)
-                    .sum()
-            },
-        );
+        let id_time = over_fan_outs(&options, &sample, |o, f| {
+            black_box(o.execution_id(f)).map_or(0, |id| id.as_str().len()) as u64
+        });
+        let old_id_time = over_fan_outs(&options, &sample, |o, f| {
+            o.request(f).map_or(0, |r| {
+                legacy_execution_id(
+                    &r.pipeline.pipeline_id,
+                    r.entry.ticker.as_str(),
+                    &r.signal.signal_id,
+                )
+                .len() as u64
+            })
+        });
+        let body_time = over_fan_outs(&options, &sample, |o, f| {
+            o.request(f).map_or(0, |r| r.to_json().len() as u64)
+        });
         let ns_per = |d: Duration, count: u64| d.as_secs_f64() * 1e9 / count.max(1) as f64;
         breakdown.push(format!(
             "| {} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns |",

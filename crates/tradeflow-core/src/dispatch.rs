@@ -1286,22 +1286,13 @@ mod tests {
     #[tokio::test]
     async fn signals_of_before_the_cutover_keep_their_legacy_execution_ids() {
         let w = world(vec![pipeline("p1", &["AAPL", "MSFT"], json!([]))]);
-        let d = with_cutover(&w, T0 + 1);
-        let r = d
-            .dispatch(
-                &[msg("m1", body("s1", &[("AAPL", 80.0)]))],
-                Deadline::none(),
-            )
-            .await;
-        assert_eq!(r.enqueued, 1);
-        let d = with_cutover(&w, T0);
-        let r = d
-            .dispatch(
-                &[msg("m2", body("s2", &[("MSFT", 80.0)]))],
-                Deadline::none(),
-            )
-            .await;
-        assert_eq!(r.enqueued, 1);
+        // Signals stamped T0: before a cutover at T0 + 1, not before one at T0.
+        for (cutover, id, ticker) in [(T0 + 1, "s1", "AAPL"), (T0, "s2", "MSFT")] {
+            let r = with_cutover(&w, cutover)
+                .dispatch(&[msg(id, body(id, &[(ticker, 80.0)]))], Deadline::none())
+                .await;
+            assert_eq!(r.enqueued, 1);
+        }
         let ids: Vec<String> = sent_requests(&w.queue)
             .into_iter()
             .map(|r| r.execution_id)
