@@ -317,6 +317,8 @@ print_env() {
   printf 'OTEL_EXPORTER_OTLP_ENDPOINT=%s/opentelemetry\n' "$otlp_url"
   printf 'PROMETHEUS_URL=%s\n' "$prom_url"
   printf 'ALERTMANAGER_URL=%s\n' "$am_url"
+  # The vmagent binary, for the test that runs the AWS aggregation gateway's command line.
+  printf 'TRADEFLOW_VMAGENT_BIN=%s\n' "$BIN_DIR/vmagent"
 }
 
 case "${1:-}" in

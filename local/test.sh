@@ -40,6 +40,8 @@ bash local/metrics.sh reset > /dev/null 2>&1 || true
 bash local/metrics.sh start > /dev/null
 export PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 otlp_endpoint="http://127.0.0.1:$OTLP_PORT/opentelemetry"
+export TRADEFLOW_VMAGENT_BIN
+TRADEFLOW_VMAGENT_BIN="$(bash local/metrics.sh env | sed -n 's/^TRADEFLOW_VMAGENT_BIN=//p')"
 
 step "Chromium for the dashboard page test (Debian's chromium package)"
 # crates/tradeflow-cli/tests/dashboard.rs opens the page `tradeflow dashboard render` writes in

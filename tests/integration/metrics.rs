@@ -294,7 +294,124 @@ async fn concurrent_instances_of_a_function_are_one_series() {
 async fn short_lived_environments_add_up_to_the_ground_truth() {
     let (prometheus, endpoint) = metrics_stack();
     wait_for_aggregation_warm_up(&prometheus).await;
-    let stage = test_stage("short-lived");
+    short_lived_environments_add_up(&prometheus, &endpoint, "short-lived").await;
+}
+
+/// The same through the AWS stack's aggregation gateway (MetricsAggregation=gateway): a vmagent
+/// started with the gateway container's own command line from infra/template.yaml and the
+/// configuration files its `config` container writes (only the listen address and the paths
+/// move into a temporary directory; the backend is the local Prometheus), fed OTLP by seven
+/// short-lived dispatchers, writes exactly the ground truth. `vmagent -dryRun` first checks the
+/// configuration as the gateway reads it.
+#[tokio::test]
+#[ignore = "needs the metrics stack (PROMETHEUS_URL) and vmagent (TRADEFLOW_VMAGENT_BIN); local/test.sh runs it"]
+async fn the_aws_aggregation_gateway_adds_up_short_lived_environments() {
+    let [prometheus, vmagent] = <[String; 2]>::try_from(require_env(
+        "the metrics stack and its vmagent binary (`local/metrics.sh env` prints both)",
+        &["PROMETHEUS_URL", "TRADEFLOW_VMAGENT_BIN"],
+    ))
+    .unwrap();
+    let params = [
+        ("CodeBucket", "b"),
+        ("GeneratorCodeKey", "g.zip"),
+        ("DispatcherCodeKey", "d.zip"),
+        ("ExecutorCodeKey", "e.zip"),
+        (
+            "CollectorLayerArn",
+            "arn:aws:lambda:us-east-1:1:layer:collector:1",
+        ),
+        ("MetricsBackend", "remote-write"),
+        ("MetricsAggregation", "gateway"),
+        ("MetricsEndpoint", &format!("{prometheus}/api/v1/write")),
+    ];
+    let task = crate::template::gateway_task(&params).expect("the template has a gateway");
+    let dir = std::env::temp_dir().join(format!(
+        "tradeflow-gateway-{}-{}",
+        std::process::id(),
+        now()
+    ));
+    for (path, content) in &task.files {
+        let local = dir.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, content).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir_str = dir.to_str().unwrap();
+    let args: Vec<String> = task
+        .command
+        .iter()
+        .map(|arg| {
+            if arg == "-httpListenAddr=:8429" {
+                format!("-httpListenAddr=127.0.0.1:{port}")
+            } else if let Some((flag, path)) = arg.split_once("=/") {
+                // /config/... and /tmp/vmagent-data: into the temporary directory.
+                assert!(
+                    path.starts_with("config/") || path.starts_with("tmp/"),
+                    "unexpected path flag {arg}"
+                );
+                format!("{flag}={dir_str}/{path}")
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    let dry = tokio::process::Command::new(&vmagent)
+        .args(&args)
+        .arg("-dryRun")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "vmagent -dryRun rejects the gateway's configuration: {}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let log = std::fs::File::create(dir.join("vmagent.log")).unwrap();
+    let _gateway = tokio::process::Command::new(&vmagent)
+        .args(&args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = format!("http://127.0.0.1:{port}/health");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        up,
+        "the gateway's vmagent did not answer on {health} (log: {})",
+        dir.join("vmagent.log").display()
+    );
+    // Its aggregation ignores first samples for 30 s after it starts (ignore_first_sample_interval).
+    tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
+    short_lived_environments_add_up(
+        &prometheus,
+        &format!("http://127.0.0.1:{port}/opentelemetry"),
+        "gateway",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Seven short-lived trigger-dispatcher processes (1-3 invocations each) push to `endpoint`
+/// under a stage of their own; Prometheus' totals must equal the ground truth, in one series
+/// with no `instance` label.
+async fn short_lived_environments_add_up(prometheus: &str, endpoint: &str, name: &str) {
+    let stage = test_stage(name);
     // Signals per invocation, one list per environment: 7 environments, 14 invocations.
     let environments: [&[usize]; 7] = [
         &[1],
@@ -316,7 +433,7 @@ async fn short_lived_environments_add_up_to_the_ground_truth() {
             children.push(
                 tokio::process::Command::new(env!("CARGO_BIN_EXE_short-lived-dispatcher"))
                     .args(sizes.iter().map(ToString::to_string))
-                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
                     .env("TRADEFLOW_STAGE", &stage)
                     .env("AWS_REGION", "us-east-1")
                     // Generous: the count is the point here, not the flush budget.
@@ -366,7 +483,7 @@ async fn short_lived_environments_add_up_to_the_ground_truth() {
         ),
         (format!(r#"count({{stage="{stage}",instance!=""}})"#), 0.0),
     ]);
-    expect_all(&prometheus, &expected).await;
+    expect_all(prometheus, &expected).await;
 }
 
 /// Every metric of the catalogue is aggregated across environments by

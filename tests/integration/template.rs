@@ -418,6 +418,7 @@ fn layer_components(kind: &str) -> BTreeMap<&'static str, &'static [&'static str
                 "otlphttp",
                 &[
                     "endpoint",
+                    "metrics_endpoint",
                     "headers",
                     "auth",
                     "timeout",
@@ -455,6 +456,8 @@ fn the_lambda_collector_configurations_use_only_what_the_layer_has_and_are_compl
         .filter(|b| b != "none")
         .map(|b| format!("{b}.yaml"))
         .collect();
+    // And the one of MetricsAggregation=gateway.
+    backends.push("gateway.yaml".to_owned());
     backends.sort();
     let mut sorted = files.clone();
     sorted.sort();
@@ -868,4 +871,328 @@ fn the_signals_topic_delivers_raw_to_the_signals_queue_and_only_it_may_send() {
     );
     assert_eq!(failed.len(), 1);
     assert_eq!(number(&failed[0]["Threshold"]), 0.0);
+}
+
+// ------------------------------------------------------------ the aggregation gateway
+
+const GATEWAY_ROUTE: &str = "/opentelemetry/v1/metrics";
+
+/// The parameters of a stack with functions, a backend and the aggregation gateway.
+fn with_gateway(
+    backend: &'static str,
+    more: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    with_code(
+        &[
+            ("MetricsBackend", backend),
+            ("CollectorLayerArn", LAYER),
+            (
+                "MetricsEndpoint",
+                "https://backend.example.com/api/v1/write",
+            ),
+            (
+                "AmpWorkspaceArn",
+                "arn:aws:aps:eu-west-1:123456789012:workspace/ws-1",
+            ),
+            ("MetricsAggregation", "gateway"),
+        ]
+        .into_iter()
+        .chain(more.iter().copied())
+        .collect::<Vec<_>>(),
+    )
+}
+
+/// The gateway task's vmagent: its command line (the `vmagent` container's `Command`) and the
+/// files the `config` container writes before it starts (path -> content), for one set of
+/// parameters; `None` when the stack has no gateway.
+pub(crate) struct GatewayTask {
+    pub command: Vec<String>,
+    pub files: BTreeMap<String, String>,
+}
+
+pub(crate) fn gateway_task(params: &[(&str, &str)]) -> Option<GatewayTask> {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let e = Evaluated::new(&template, params);
+    let task = e
+        .resources("AWS::ECS::TaskDefinition")
+        .remove("MetricsGatewayTaskDefinition")?;
+    let containers = task["ContainerDefinitions"].as_sequence().unwrap();
+    let container = |name: &str| {
+        containers
+            .iter()
+            .find(|c| c["Name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no container {name}"))
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The config container: `sh -c` with `printf '%s\n' "$VAR" > PATH && ...`.
+    let config = container("config");
+    assert_eq!(strings(&config["EntryPoint"]), ["sh", "-c"]);
+    let script = strings(&config["Command"]).concat();
+    let env: BTreeMap<String, String> = config["Environment"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            (
+                kv["Name"].as_str().unwrap().to_owned(),
+                kv["Value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    for step in script.split("&&") {
+        let (printf, path) = step.split_once('>').unwrap();
+        assert_eq!(
+            printf
+                .trim()
+                .split_once(' ')
+                .map(|(cmd, fmt)| (cmd, fmt.split_once(' ').map(|f| f.0))),
+            Some(("printf", Some(r"'%s\n'"))),
+            "{step}"
+        );
+        let var = printf
+            .trim()
+            .rsplit_once(' ')
+            .unwrap()
+            .1
+            .trim_matches('"')
+            .strip_prefix('$')
+            .unwrap();
+        files.insert(path.trim().to_owned(), format!("{}\n", env[var]));
+    }
+    let vmagent = container("vmagent");
+    assert_eq!(
+        vmagent["DependsOn"][0]["ContainerName"].as_str(),
+        Some("config")
+    );
+    assert_eq!(
+        vmagent["DependsOn"][0]["Condition"].as_str(),
+        Some("SUCCESS")
+    );
+    Some(GatewayTask {
+        command: strings(&vmagent["Command"]),
+        files,
+    })
+}
+
+#[test]
+fn with_the_gateway_the_collectors_push_signed_to_it_and_only_it_writes_to_the_backend() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:metrics-abc";
+    for backend in ["amp", "remote-write"] {
+        let e = Evaluated::new(
+            &template,
+            &with_gateway(backend, &[("MetricsAuthSecretArn", secret)]),
+        );
+        assert!(e.conditions["WithGateway"], "{backend}");
+        for (id, f) in e.functions() {
+            let env = env_of(&f);
+            assert_eq!(
+                f["Layers"],
+                Value::Sequence(vec![Value::String(LAYER.into())]),
+                "{id}"
+            );
+            // The flush still goes to the collector on localhost ...
+            assert_eq!(
+                metrics_endpoint(&env).as_deref(),
+                Some("http://127.0.0.1:4318/v1/metrics"),
+                "{id}"
+            );
+            assert_eq!(traces_endpoint(&env), None, "{id}");
+            // ... which forwards to the gateway's one route (the API's own https domain) with
+            // the gateway configuration, and holds no backend credential.
+            assert_eq!(
+                env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"],
+                "/var/task/collector/gateway.yaml"
+            );
+            assert_eq!(
+                env["TRADEFLOW_METRICS_ENDPOINT"],
+                format!(
+                    "https://${{MetricsGatewayApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}{GATEWAY_ROUTE}"
+                ),
+                "{id}"
+            );
+            assert_eq!(env["TRADEFLOW_METRICS_AUTHORIZATION"], "", "{id}");
+            for var in env_references(&collector_config("gateway.yaml")) {
+                assert!(
+                    var == "AWS_REGION" || !env[&var].is_empty(),
+                    "{id}: gateway.yaml reads {var}"
+                );
+            }
+        }
+        // The collector signs for execute-api; the route takes IAM auth only; the roles may
+        // invoke that route and (with AMP) no longer write to the workspace themselves.
+        let config = collector_config("gateway.yaml");
+        assert_eq!(
+            config["extensions"]["sigv4auth"]["service"].as_str(),
+            Some("execute-api")
+        );
+        assert_eq!(
+            config["exporters"]["otlphttp"]["auth"]["authenticator"].as_str(),
+            Some("sigv4auth")
+        );
+        let route = &e.resources("AWS::ApiGatewayV2::Route")["MetricsGatewayRoute"];
+        assert_eq!(route["AuthorizationType"].as_str(), Some("AWS_IAM"));
+        assert_eq!(
+            route["RouteKey"].as_str(),
+            Some(format!("POST {GATEWAY_ROUTE}").as_str())
+        );
+        let policies = e.resources("AWS::IAM::Policy");
+        assert!(!policies.contains_key("AmpRemoteWritePolicy"), "{backend}");
+        let invoke = &policies["MetricsGatewayInvokePolicy"];
+        assert_eq!(invoke["Roles"].as_sequence().unwrap().len(), 3);
+        let statement = &invoke["PolicyDocument"]["Statement"][0];
+        assert_eq!(statement["Action"].as_str(), Some("execute-api:Invoke"));
+        assert!(
+            statement["Resource"].as_str().unwrap().ends_with(&format!(
+                ":${{MetricsGatewayApi}}/$default/POST{GATEWAY_ROUTE}"
+            )),
+            "{statement:?}"
+        );
+        // The task writes to the backend: AMP with SigV4 as its own role, remote write with the
+        // secret's Authorization header.
+        let task =
+            gateway_task(&with_gateway(backend, &[("MetricsAuthSecretArn", secret)])).unwrap();
+        assert!(
+            task.command
+                .contains(&"-remoteWrite.url=https://backend.example.com/api/v1/write".to_owned()),
+            "{:?}",
+            task.command
+        );
+        let sigv4 = task
+            .command
+            .contains(&"-remoteWrite.aws.useSigv4=true".to_owned())
+            && task
+                .command
+                .contains(&"-remoteWrite.aws.service=aps".to_owned());
+        assert_eq!(sigv4, backend == "amp", "{:?}", task.command);
+        let header = format!(
+            "-remoteWrite.headers=Authorization:{{{{resolve:secretsmanager:{secret}:SecretString}}}}"
+        );
+        assert_eq!(
+            task.command.contains(&header),
+            backend == "remote-write",
+            "{:?}",
+            task.command
+        );
+        let role = &e.resources("AWS::IAM::Role")["MetricsGatewayTaskRole"];
+        assert_eq!(
+            role.get("Policies").is_some(),
+            backend == "amp",
+            "{backend}"
+        );
+        // One task, never two at once: each would write the same aggregated series.
+        let service = &e.resources("AWS::ECS::Service")["MetricsGatewayService"];
+        assert_eq!(service["DesiredCount"].as_u64(), Some(1));
+        assert_eq!(
+            service["DeploymentConfiguration"]["MaximumPercent"].as_u64(),
+            Some(100)
+        );
+    }
+    // A gateway without a healthy task pages (its silence would silence every metric).
+    let e = Evaluated::new(
+        &template,
+        &with_gateway("amp", &[("AlarmTopicArn", "arn:aws:sns:eu-west-1:1:pager")]),
+    );
+    let alarm = &e.resources("AWS::CloudWatch::Alarm")["MetricsGatewayDownAlarm"];
+    assert_eq!(alarm["MetricName"].as_str(), Some("HealthyHostCount"));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("LessThanThreshold")
+    );
+    assert_eq!(alarm["TreatMissingData"].as_str(), Some("breaching"));
+    for actions in ["AlarmActions", "OKActions"] {
+        assert_eq!(
+            alarm[actions][0].as_str(),
+            Some("arn:aws:sns:eu-west-1:1:pager")
+        );
+    }
+    // Without the secret, no header flag.
+    let task = gateway_task(&with_gateway("remote-write", &[])).unwrap();
+    assert!(
+        !task
+            .command
+            .iter()
+            .any(|a| a.starts_with("-remoteWrite.headers")),
+        "{:?}",
+        task.command
+    );
+}
+
+/// No gateway resource exists without MetricsAggregation=gateway, nor with a backend the gateway
+/// cannot write (otlp), nor without functions.
+#[test]
+fn the_gateway_exists_only_when_asked_for_with_a_remote_write_backend() {
+    let template: Value = serde_norway::from_str(TEMPLATE_BODY).unwrap();
+    let gateway_conditions = ["WithGateway", "WithGatewayAmp", "WithGatewayAuthSecret"];
+    for (r, body) in template["Resources"].as_mapping().unwrap() {
+        let id = r.as_str().unwrap();
+        if id.starts_with("MetricsGateway") {
+            assert!(
+                gateway_conditions.contains(&body["Condition"].as_str().unwrap_or("")),
+                "{id} is created without the gateway"
+            );
+        }
+    }
+    for (params, expected) in [
+        (
+            with_code(&[
+                ("MetricsBackend", "amp"),
+                ("CollectorLayerArn", LAYER),
+                ("MetricsEndpoint", "https://x"),
+            ]),
+            false,
+        ),
+        (with_gateway("amp", &[]), true),
+        (with_gateway("remote-write", &[]), true),
+        (with_gateway("otlp", &[]), false),
+        (with_gateway("none", &[]), false),
+        (with_gateway("amp", &[("DeployFunctions", "false")]), false),
+    ] {
+        let e = Evaluated::new(&template, &params);
+        assert_eq!(e.conditions["WithGateway"], expected, "{params:?}");
+        assert_eq!(gateway_task(&params).is_some(), expected, "{params:?}");
+    }
+}
+
+/// The gateway runs the aggregation and relabelling tested locally (local/metrics/): the
+/// template's copies, without comments, are the same YAML.
+#[test]
+fn the_gateways_configuration_is_the_local_stacks() {
+    let task = gateway_task(&with_gateway("remote-write", &[])).unwrap();
+    let parse = |text: &str| -> Value { serde_norway::from_str(text).unwrap() };
+    let local = |file: &str| {
+        let path = format!("{}/../local/metrics/{file}", env!("CARGO_MANIFEST_DIR"));
+        parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    };
+    assert_eq!(
+        task.files.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["/config/aggregation.yml", "/config/relabel.yml"]
+    );
+    assert_eq!(
+        parse(&task.files["/config/aggregation.yml"]),
+        local("vmagent-aggregation.yml"),
+        "infra/template.yaml's AGGREGATION differs from local/metrics/vmagent-aggregation.yml"
+    );
+    assert_eq!(
+        parse(&task.files["/config/relabel.yml"]),
+        local("vmagent-relabel.yml"),
+        "infra/template.yaml's RELABEL differs from local/metrics/vmagent-relabel.yml"
+    );
+    for (flag, file) in [
+        ("-remoteWrite.streamAggr.config=", "/config/aggregation.yml"),
+        ("-remoteWrite.relabelConfig=", "/config/relabel.yml"),
+    ] {
+        assert!(
+            task.command.contains(&format!("{flag}{file}")),
+            "{:?}",
+            task.command
+        );
+    }
 }
