@@ -118,7 +118,21 @@ params_json() {
   printf '[%s]' "$out"
 }
 
-# stack_deploy Key=Value...: creates or updates the stack and waits. create-stack /
+# upload_template BUCKET: puts infra/template.yaml into BUCKET under a content-addressed key and
+# sets TEMPLATE_URL to it. The template is larger than the 51,200 bytes CloudFormation takes
+# inline (--template-body); from S3 it may have up to 1 MB.
+upload_template() {
+  local bucket="$1" sha key region
+  sha="$(sha256sum "$TEMPLATE" | cut -c1-16)"
+  key="tradeflow/templates/$STAGE/template-$sha.yaml"
+  region="${AWS_REGION:-$(aws configure get region || true)}"
+  [[ -n $region ]] || die "no region: set AWS_REGION"
+  log "aws s3 cp $TEMPLATE s3://$bucket/$key"
+  aws s3 cp --only-show-errors "$TEMPLATE" "s3://$bucket/$key"
+  TEMPLATE_URL="https://$bucket.s3.$region.amazonaws.com/$key"
+}
+
+# stack_deploy Key=Value...: creates or updates the stack (from TEMPLATE_URL) and waits. create-stack /
 # update-stack rather than `aws cloudformation deploy`: same result on AWS, and the
 # emulator never fills in Outputs after executing a change set.
 stack_deploy() {
@@ -135,7 +149,7 @@ stack_deploy() {
     *_IN_PROGRESS) die "$STACK is $status; run again when it has finished" ;;
   esac
   params="$(params_json "$@")"
-  local common=(--stack-name "$STACK" --template-body "file://$TEMPLATE" --parameters "$params"
+  local common=(--stack-name "$STACK" --template-url "$TEMPLATE_URL" --parameters "$params"
     --capabilities CAPABILITY_IAM --tags "Key=project,Value=tradeflow" "Key=stage,Value=$STAGE")
   if [[ $status == NONE ]]; then
     log "creating stack $STACK ($*)"
@@ -258,6 +272,7 @@ cmd_deploy() {
     cutover="$(legacy_ids_cutover)"
     params+=("LegacyExecutionIdsBefore=$cutover")
   fi
+  upload_template "$bucket"
   stack_deploy "${params[@]}" "$@"
   log "deployed $STACK in $((SECONDS - start)) s"
   cmd_status

@@ -241,6 +241,10 @@ for fn in signal-generator trigger-dispatcher pipeline-executor; do
 done
 bucket="$(aws s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n' | grep '^tradeflow-code-' | head -1 || true)"
 [[ -n $bucket ]] && ok "code bucket created: $bucket" || bad "no tradeflow-code-* bucket"
+# The template is over the 51,200 bytes CloudFormation takes inline: deploy.sh uploads it.
+check "the template went to the stack through s3://$bucket/tradeflow/templates/$STAGE/ ($(stat -c %s "$TEMPLATE") bytes)" \
+  "$(sha256sum <"$TEMPLATE")" \
+  "$(aws s3 cp --only-show-errors "s3://$bucket/tradeflow/templates/$STAGE/template-$(sha256sum "$TEMPLATE" | cut -c1-16).yaml" - | sha256sum)"
 check "three zips in s3://$bucket/tradeflow/$STAGE/" 3 \
   "$(aws s3api list-objects-v2 --bucket "$bucket" --prefix "tradeflow/$STAGE/" --query 'length(Contents)' --output text)"
 [[ $(grep -c "creating stack tradeflow-$STAGE" "$LOGS/deploy-fresh.log") == 1 ]] \
@@ -359,6 +363,27 @@ grep -q "predates the two-half execution ids: signals stamped before $cutover" "
 if run deploy-old-again env SKIP_BUILD=1 "${DEPLOY[@]}" deploy "$OLD_STAGE"; then ok "deploy $OLD_STAGE again exits 0"; else bad "deploy $OLD_STAGE again (log: $LOGS/deploy-old-again.log)"; fi
 check "a later deploy keeps the cutover" "$cutover $cutover" "$(stack_cutover "$OLD_STAGE")"
 if run destroy-old "${DEPLOY[@]}" destroy "$OLD_STAGE" --delete-data --yes; then ok "destroy $OLD_STAGE --delete-data --yes exits 0"; else bad "destroy $OLD_STAGE (log: $LOGS/destroy-old.log)"; fi
+
+step "7. the compose path's LocalStack ready hook (local/localstack/ready.d/deploy-stack.sh)"
+# The hook as compose runs it, with `awslocal` played by the AWS CLI on the emulator and the
+# template where compose mounts it: the data plane of stage $HOOK_STAGE, then its TTLs.
+HOOK_STAGE=deploytesthook
+shim="$LOGS/awslocal-bin"
+mkdir -p "$shim"
+# (moto finds the bucket of a template URL in its path only for a "localhost" endpoint; the
+# CLI's S3 upload reads the endpoint from the environment)
+printf '#!/usr/bin/env bash\nexport AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL/127.0.0.1/localhost}"\nexec aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"\n' >"$shim/awslocal"
+chmod +x "$shim/awslocal"
+if run ready-hook env PATH="$shim:$PATH" TRADEFLOW_STAGE="$HOOK_STAGE" TRADEFLOW_TEMPLATE="$TEMPLATE" \
+  bash local/localstack/ready.d/deploy-stack.sh; then
+  ok "the ready hook deploys stack tradeflow-$HOOK_STAGE"
+else
+  bad "the ready hook failed (log: $LOGS/ready-hook.log)"
+fi
+check "the ready hook's stack has the queues and tables" "signals executions pipelines leases" \
+  "$(for q in signals executions; do aws sqs get-queue-url --queue-name "tradeflow-$HOOK_STAGE-$q" >/dev/null 2>&1 && printf '%s ' "$q"; done
+    for t in pipelines leases; do aws dynamodb describe-table --table-name "tradeflow-$HOOK_STAGE-$t" >/dev/null 2>&1 && printf '%s ' "$t"; done | sed 's/ $//')"
+aws cloudformation delete-stack --stack-name "tradeflow-$HOOK_STAGE" >/dev/null 2>&1 || true
 
 printf '\ntimings:'; printf ' %s;' "${timings[@]}"; printf '\n'
 printf 'logs: %s\n' "$LOGS"

@@ -9,9 +9,18 @@
 set -euo pipefail
 stage="${TRADEFLOW_STAGE:-local}"
 stack="tradeflow-${stage}"
+# The template is larger than the 51,200 bytes CloudFormation takes inline: `deploy` uploads
+# it to a bucket first (the AWS CLI refuses it without one).
+bucket="tradeflow-${stage}-templates"
+awslocal s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 \
+  || awslocal s3api create-bucket --bucket "$bucket" >/dev/null
+# TRADEFLOW_TEMPLATE: where compose mounts infra/template.yaml (local/test-deploy.sh runs this
+# hook against the emulator with the repository's own).
 awslocal cloudformation deploy \
   --stack-name "$stack" \
-  --template-file /opt/tradeflow/template.yaml \
+  --template-file "${TRADEFLOW_TEMPLATE:-/opt/tradeflow/template.yaml}" \
+  --s3-bucket "$bucket" \
+  --s3-prefix templates \
   --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset \
   --parameter-overrides "Stage=${stage}" DeployFunctions=false DataDeletionProtection=false
