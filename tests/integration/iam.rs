@@ -138,6 +138,19 @@ fn conditional(statement: &Value) -> Option<(&str, &Value)> {
     Some((parts[0].as_str().unwrap(), &parts[1]))
 }
 
+/// A role a Lambda function assumes (the metrics gateway's ECS task roles are not: their
+/// permissions are the gateway's, checked in template.rs).
+fn is_function_role(resource: &Value) -> bool {
+    resource["Type"].as_str() == Some("AWS::IAM::Role")
+        && resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            .as_sequence()
+            .is_some_and(|statements| {
+                statements
+                    .iter()
+                    .any(|s| s["Principal"]["Service"].as_str() == Some("lambda.amazonaws.com"))
+            })
+}
+
 /// `param:X` -> X where X is a resource of the template (not a parameter).
 fn resolve_refs(template: &Value, grants: Grants) -> Grants {
     grants
@@ -155,7 +168,7 @@ fn resolve_refs(template: &Value, grants: Grants) -> Grants {
 fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
     let mut roles = BTreeMap::new();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+        if !is_function_role(resource) {
             continue;
         }
         let mut grants = Grants::new();
@@ -178,7 +191,7 @@ fn role_grants(template: &Value) -> BTreeMap<String, Grants> {
 fn conditional_grants(template: &Value) -> BTreeMap<String, BTreeMap<String, Grants>> {
     let mut roles = BTreeMap::new();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+        if !is_function_role(resource) {
             continue;
         }
         let mut by_condition: BTreeMap<String, Grants> = BTreeMap::new();

@@ -299,7 +299,7 @@ async fn short_lived_environments_add_up_to_the_ground_truth() {
 
 /// The same through the AWS stack's aggregation gateway (MetricsAggregation=gateway): a vmagent
 /// started with the gateway container's own command line from infra/template.yaml and the
-/// configuration files its `config` container writes (only the listen address and the paths
+/// configuration files its `config` container's script writes (only the listen address and the paths
 /// move into a temporary directory; the backend is the local Prometheus), fed OTLP by seven
 /// short-lived dispatchers, writes exactly the ground truth. `vmagent -dryRun` first checks the
 /// configuration as the gateway reads it.
@@ -325,16 +325,9 @@ async fn the_aws_aggregation_gateway_adds_up_short_lived_environments() {
         ("MetricsEndpoint", &format!("{prometheus}/api/v1/write")),
     ];
     let task = crate::template::gateway_task(&params).expect("the template has a gateway");
-    let dir = std::env::temp_dir().join(format!(
-        "tradeflow-gateway-{}-{}",
-        std::process::id(),
-        now()
-    ));
-    for (path, content) in &task.files {
-        let local = dir.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
-        std::fs::write(&local, content).unwrap();
-    }
+    let dir = crate::template::temp_dir("gateway");
+    // What the config container writes, by running its own script.
+    task.run_config(&dir, None).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -902,12 +902,58 @@ fn with_gateway(
     )
 }
 
-/// The gateway task's vmagent: its command line (the `vmagent` container's `Command`) and the
-/// files the `config` container writes before it starts (path -> content), for one set of
-/// parameters; `None` when the stack has no gateway.
+/// The gateway task for one set of parameters (`None` when the stack has no gateway): the
+/// `config` container's script, environment and secrets (variable -> secret ARN), and the
+/// `vmagent` container's command line.
 pub(crate) struct GatewayTask {
+    pub script: String,
+    pub env: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
     pub command: Vec<String>,
-    pub files: BTreeMap<String, String>,
+}
+
+impl GatewayTask {
+    /// Runs the config container's script with `sh` as ECS would (its `/config` volume moved to
+    /// `dir/config`, `authorization` as the secret ECS hands it), and returns what it wrote
+    /// (path in the container -> content), or its error output when it fails.
+    pub fn run_config(
+        &self,
+        dir: &std::path::Path,
+        authorization: Option<&str>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let volume = dir.join("config");
+        std::fs::create_dir_all(&volume).unwrap();
+        let script = self
+            .script
+            .replace("/config/", &format!("{}/", volume.display()));
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c")
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        sh.envs(&self.env);
+        match (authorization, self.secrets.get("AUTHORIZATION")) {
+            (Some(value), Some(_)) => {
+                sh.env("AUTHORIZATION", value);
+            }
+            (None, None) => {}
+            (given, secret) => panic!("secret {secret:?}, value given {given:?}"),
+        }
+        let out = sh.output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(std::fs::read_dir(&volume)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    format!("/config/{}", e.file_name().to_str().unwrap()),
+                    std::fs::read_to_string(e.path()).unwrap(),
+                )
+            })
+            .collect())
+    }
 }
 
 pub(crate) fn gateway_task(params: &[(&str, &str)]) -> Option<GatewayTask> {
@@ -930,42 +976,23 @@ pub(crate) fn gateway_task(params: &[(&str, &str)]) -> Option<GatewayTask> {
             .map(|s| s.as_str().unwrap().to_owned())
             .collect()
     };
-    // The config container: `sh -c` with `printf '%s\n' "$VAR" > PATH && ...`.
+    let pairs = |v: &Value, value: &str| -> BTreeMap<String, String> {
+        v.as_sequence()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|kv| {
+                        (
+                            kv["Name"].as_str().unwrap().to_owned(),
+                            kv[value].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let config = container("config");
     assert_eq!(strings(&config["EntryPoint"]), ["sh", "-c"]);
-    let script = strings(&config["Command"]).concat();
-    let env: BTreeMap<String, String> = config["Environment"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|kv| {
-            (
-                kv["Name"].as_str().unwrap().to_owned(),
-                kv["Value"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let mut files = BTreeMap::new();
-    for step in script.split("&&") {
-        let (printf, path) = step.split_once('>').unwrap();
-        assert_eq!(
-            printf
-                .trim()
-                .split_once(' ')
-                .map(|(cmd, fmt)| (cmd, fmt.split_once(' ').map(|f| f.0))),
-            Some(("printf", Some(r"'%s\n'"))),
-            "{step}"
-        );
-        let var = printf
-            .trim()
-            .rsplit_once(' ')
-            .unwrap()
-            .1
-            .trim_matches('"')
-            .strip_prefix('$')
-            .unwrap();
-        files.insert(path.trim().to_owned(), format!("{}\n", env[var]));
-    }
     let vmagent = container("vmagent");
     assert_eq!(
         vmagent["DependsOn"][0]["ContainerName"].as_str(),
@@ -976,9 +1003,25 @@ pub(crate) fn gateway_task(params: &[(&str, &str)]) -> Option<GatewayTask> {
         Some("SUCCESS")
     );
     Some(GatewayTask {
+        script: strings(&config["Command"]).concat(),
+        env: pairs(&config["Environment"], "Value"),
+        secrets: pairs(&config["Secrets"], "ValueFrom"),
         command: strings(&vmagent["Command"]),
-        files,
     })
+}
+
+/// A new temporary directory of this test process.
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tradeflow-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
@@ -1072,14 +1115,27 @@ fn with_the_gateway_the_collectors_push_signed_to_it_and_only_it_writes_to_the_b
                 .command
                 .contains(&"-remoteWrite.aws.service=aps".to_owned());
         assert_eq!(sigv4, backend == "amp", "{:?}", task.command);
-        let header = format!(
-            "-remoteWrite.headers=Authorization:{{{{resolve:secretsmanager:{secret}:SecretString}}}}"
-        );
+        // The credential reaches the config container through ECS (its ARN only in the task
+        // definition), and vmagent reads it from a file: its value is in no flag.
         assert_eq!(
-            task.command.contains(&header),
+            task.secrets.get("AUTHORIZATION").map(String::as_str),
+            (backend == "remote-write").then_some(secret),
+            "{backend}"
+        );
+        let task_text = format!("{:?} {:?} {:?}", task.command, task.env, task.script);
+        assert!(!task_text.contains("resolve:secretsmanager"), "{task_text}");
+        assert_eq!(
+            task.command
+                .contains(&"-remoteWrite.bearerTokenFile=/config/bearer-token".to_owned()),
             backend == "remote-write",
             "{:?}",
             task.command
+        );
+        let execution = &e.resources("AWS::IAM::Role")["MetricsGatewayExecutionRole"];
+        assert_eq!(
+            execution["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"].as_str(),
+            (backend == "remote-write").then_some(secret),
+            "{backend}: the execution role reads exactly the secret"
         );
         let role = &e.resources("AWS::IAM::Role")["MetricsGatewayTaskRole"];
         assert_eq!(
@@ -1113,16 +1169,86 @@ fn with_the_gateway_the_collectors_push_signed_to_it_and_only_it_writes_to_the_b
             Some("arn:aws:sns:eu-west-1:1:pager")
         );
     }
-    // Without the secret, no header flag.
+    // Without the secret, no credential at all.
     let task = gateway_task(&with_gateway("remote-write", &[])).unwrap();
+    assert!(task.secrets.is_empty());
     assert!(
         !task
             .command
             .iter()
-            .any(|a| a.starts_with("-remoteWrite.headers")),
+            .any(|a| a.contains("bearerToken") || a.contains("basicAuth") || a.contains("headers")),
         "{:?}",
         task.command
     );
+}
+
+/// The config container turns the secret's Authorization value into the file vmagent's flags
+/// name: a bearer token, or (with MetricsGatewayBasicAuthUser) the basic-auth password after
+/// checking the user; anything else stops the task with a message saying what is wrong.
+#[test]
+fn the_gateway_takes_a_bearer_or_basic_credential_from_the_secret() {
+    let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:metrics-abc";
+    let bearer = gateway_task(&with_gateway(
+        "remote-write",
+        &[("MetricsAuthSecretArn", secret)],
+    ))
+    .unwrap();
+    let basic = gateway_task(&with_gateway(
+        "remote-write",
+        &[
+            ("MetricsAuthSecretArn", secret),
+            ("MetricsGatewayBasicAuthUser", "team-7"),
+        ],
+    ))
+    .unwrap();
+    assert!(
+        basic
+            .command
+            .contains(&"-remoteWrite.basicAuth.username=team-7".to_owned())
+    );
+    assert!(
+        basic
+            .command
+            .contains(&"-remoteWrite.basicAuth.passwordFile=/config/basic-password".to_owned())
+    );
+    assert!(!basic.command.iter().any(|a| a.contains("bearerToken")));
+
+    let written = |task: &GatewayTask, value: &str| {
+        let dir = temp_dir("gateway-config");
+        let out = task.run_config(&dir, Some(value));
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    };
+    let files = written(&bearer, "Bearer s3cr3t.t0ken").unwrap();
+    assert_eq!(files["/config/bearer-token"], "s3cr3t.t0ken");
+    assert!(!files.contains_key("/config/basic-password"));
+    // "team-7:pa:ss" (a password may hold colons)
+    let files = written(&basic, "Basic dGVhbS03OnBhOnNz").unwrap();
+    assert_eq!(files["/config/basic-password"], "pa:ss");
+    assert!(!files.contains_key("/config/bearer-token"));
+    for (task, value, says) in [
+        (
+            &basic,
+            "Basic b3RoZXI6cGFzcw==",
+            "Basic user is not MetricsGatewayBasicAuthUser",
+        ),
+        (
+            &bearer,
+            "Basic dGVhbS03OnBhOnNz",
+            "Basic user is not MetricsGatewayBasicAuthUser",
+        ),
+        (
+            &basic,
+            "Bearer s3cr3t",
+            "MetricsGatewayBasicAuthUser is set",
+        ),
+        (&bearer, "Token abc", "takes a 'Bearer ...' or 'Basic ...'"),
+    ] {
+        let Err(err) = written(task, value) else {
+            panic!("{value} was accepted")
+        };
+        assert!(err.contains(says), "{value}: {err}");
+    }
 }
 
 /// No gateway resource exists without MetricsAggregation=gateway, nor with a backend the gateway
@@ -1166,22 +1292,25 @@ fn the_gateway_exists_only_when_asked_for_with_a_remote_write_backend() {
 #[test]
 fn the_gateways_configuration_is_the_local_stacks() {
     let task = gateway_task(&with_gateway("remote-write", &[])).unwrap();
+    let dir = temp_dir("gateway-config");
+    let files = task.run_config(&dir, None).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let parse = |text: &str| -> Value { serde_norway::from_str(text).unwrap() };
     let local = |file: &str| {
         let path = format!("{}/../local/metrics/{file}", env!("CARGO_MANIFEST_DIR"));
         parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
     };
     assert_eq!(
-        task.files.keys().map(String::as_str).collect::<Vec<_>>(),
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
         ["/config/aggregation.yml", "/config/relabel.yml"]
     );
     assert_eq!(
-        parse(&task.files["/config/aggregation.yml"]),
+        parse(&files["/config/aggregation.yml"]),
         local("vmagent-aggregation.yml"),
         "infra/template.yaml's AGGREGATION differs from local/metrics/vmagent-aggregation.yml"
     );
     assert_eq!(
-        parse(&task.files["/config/relabel.yml"]),
+        parse(&files["/config/relabel.yml"]),
         local("vmagent-relabel.yml"),
         "infra/template.yaml's RELABEL differs from local/metrics/vmagent-relabel.yml"
     );
