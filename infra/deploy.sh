@@ -122,14 +122,20 @@ params_json() {
 # sets TEMPLATE_URL to it. The template is larger than the 51,200 bytes CloudFormation takes
 # inline (--template-body); from S3 it may have up to 1 MB.
 upload_template() {
-  local bucket="$1" sha key region
+  local bucket="$1" sha key region suffix=amazonaws.com
   sha="$(sha256sum "$TEMPLATE" | cut -c1-16)"
   key="tradeflow/templates/$STAGE/template-$sha.yaml"
-  region="${AWS_REGION:-$(aws configure get region || true)}"
-  [[ -n $region ]] || die "no region: set AWS_REGION"
   log "aws s3 cp $TEMPLATE s3://$bucket/$key"
   aws s3 cp --only-show-errors "$TEMPLATE" "s3://$bucket/$key"
-  TEMPLATE_URL="https://$bucket.s3.$region.amazonaws.com/$key"
+  # The bucket's own region names its endpoint (whatever region variables say); path style, so
+  # a bucket name with dots works too.
+  region="$(aws s3api get-bucket-location --bucket "$bucket" --query LocationConstraint --output text)"
+  case "$region" in
+    None | null | "") region=us-east-1 ;;
+    EU) region=eu-west-1 ;;
+  esac
+  [[ $region == cn-* ]] && suffix=amazonaws.com.cn
+  TEMPLATE_URL="https://s3.$region.$suffix/$bucket/$key"
 }
 
 # stack_deploy Key=Value...: creates or updates the stack (from TEMPLATE_URL) and waits. create-stack /
@@ -219,7 +225,7 @@ code_bucket() {
   local bucket="${CODE_BUCKET:-}" account region
   if [[ -z $bucket ]]; then
     account="$(aws sts get-caller-identity --query Account --output text)"
-    region="${AWS_REGION:-$(aws configure get region || true)}"
+    region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region || true)}}"
     [[ -n $region ]] || die "no region: set AWS_REGION"
     bucket="tradeflow-code-$account-$region"
   fi
