@@ -91,6 +91,7 @@ async fn expect_all(prometheus: &str, expected: &BTreeMap<String, f64>) {
 #[ignore = "needs the AWS emulator and the metrics stack (PROMETHEUS_URL, TRADEFLOW_OTLP_ENDPOINT); local/test.sh runs it"]
 async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
     let (prometheus, endpoint) = metrics_stack();
+    wait_for_aggregation_warm_up(&prometheus).await;
     let sdk = emulator().await;
     let stack = TestStack::deploy(sdk).await;
     stack
@@ -209,19 +210,23 @@ async fn counters_in_prometheus_equal_the_ground_truth_of_a_run() {
     stack.delete().await;
 }
 
+/// How long a vmagent must have been up before a new environment's first samples count:
+/// `ignore_first_sample_interval` (30 s, local/metrics/vmagent-aggregation.yml) and a margin.
+const AGGREGATION_WARM_UP: Duration = Duration::from_secs(35);
+
 /// vmagent's aggregation ignores first samples for a while after it starts
 /// (`ignore_first_sample_interval`, local/metrics/vmagent-aggregation.yml): wait until it has been
 /// up longer than that, so a test's first pushes count.
 async fn wait_for_aggregation_warm_up(prometheus: &str) {
-    const WARM_UP: f64 = 35.0; // ignore_first_sample_interval (30 s) and a margin
+    let warm_up = AGGREGATION_WARM_UP.as_secs_f64();
     let query = r#"time() - max(vm_app_start_timestamp{job="vmagent"})"#;
     for _ in 0..120 {
-        if sum(prometheus, query).await >= WARM_UP {
+        if sum(prometheus, query).await >= warm_up {
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    panic!("vmagent has not been up for {WARM_UP} s after a minute (is Prometheus scraping it?)");
+    panic!("vmagent has not been up for {warm_up} s after a minute (is Prometheus scraping it?)");
 }
 
 /// A unique stage for one test's series.
@@ -311,21 +316,10 @@ async fn the_aws_aggregation_gateway_adds_up_short_lived_environments() {
         &["PROMETHEUS_URL", "TRADEFLOW_VMAGENT_BIN"],
     ))
     .unwrap();
-    let params = [
-        ("CodeBucket", "b"),
-        ("GeneratorCodeKey", "g.zip"),
-        ("DispatcherCodeKey", "d.zip"),
-        ("ExecutorCodeKey", "e.zip"),
-        (
-            "CollectorLayerArn",
-            "arn:aws:lambda:us-east-1:1:layer:collector:1",
-        ),
-        ("MetricsBackend", "remote-write"),
-        ("MetricsAggregation", "gateway"),
-        ("MetricsEndpoint", &format!("{prometheus}/api/v1/write")),
-    ];
+    let backend = format!("{prometheus}/api/v1/write");
+    let params = crate::template::with_gateway("remote-write", &[("MetricsEndpoint", &backend)]);
     let task = crate::template::gateway_task(&params).expect("the template has a gateway");
-    let dir = crate::template::temp_dir("gateway");
+    let dir = temp_dir("gateway");
     // What the config container writes, by running its own script.
     task.run_config(&dir, None).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -389,8 +383,8 @@ async fn the_aws_aggregation_gateway_adds_up_short_lived_environments() {
         "the gateway's vmagent did not answer on {health} (log: {})",
         dir.join("vmagent.log").display()
     );
-    // Its aggregation ignores first samples for 30 s after it starts (ignore_first_sample_interval).
-    tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
+    // Not scraped by Prometheus (wait_for_aggregation_warm_up): waited out by the clock.
+    tokio::time::sleep(AGGREGATION_WARM_UP.saturating_sub(started.elapsed())).await;
     short_lived_environments_add_up(
         &prometheus,
         &format!("http://127.0.0.1:{port}/opentelemetry"),

@@ -1,7 +1,7 @@
 //! Settings the template states twice must agree (no emulator needed).
 #![allow(clippy::unwrap_used)]
 
-use crate::helpers::TEMPLATE as TEMPLATE_BODY;
+use crate::helpers::{TEMPLATE as TEMPLATE_BODY, temp_dir};
 use serde_norway::Value;
 
 fn resource<'a>(template: &'a Value, id: &str) -> &'a Value {
@@ -193,7 +193,7 @@ const WITH_CODE: &[(&str, &str)] = &[
 const LAYER: &str =
     "arn:aws:lambda:eu-west-1:184161586896:layer:opentelemetry-collector-arm64-0_15_0:1";
 
-fn with_code(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+fn with_code<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     WITH_CODE.iter().chain(more).copied().collect()
 }
 
@@ -877,11 +877,12 @@ fn the_signals_topic_delivers_raw_to_the_signals_queue_and_only_it_may_send() {
 
 const GATEWAY_ROUTE: &str = "/opentelemetry/v1/metrics";
 
-/// The parameters of a stack with functions, a backend and the aggregation gateway.
-fn with_gateway(
-    backend: &'static str,
-    more: &[(&'static str, &'static str)],
-) -> Vec<(&'static str, &'static str)> {
+/// The parameters of a stack with functions, a backend and the aggregation gateway (`more`
+/// added or overriding).
+pub(crate) fn with_gateway<'a>(
+    backend: &'a str,
+    more: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     with_code(
         &[
             ("MetricsBackend", backend),
@@ -905,6 +906,7 @@ fn with_gateway(
 /// The gateway task for one set of parameters (`None` when the stack has no gateway): the
 /// `config` container's script, environment and secrets (variable -> secret ARN), and the
 /// `vmagent` container's command line.
+#[derive(Clone)]
 pub(crate) struct GatewayTask {
     pub script: String,
     pub env: BTreeMap<String, String>,
@@ -1008,20 +1010,6 @@ pub(crate) fn gateway_task(params: &[(&str, &str)]) -> Option<GatewayTask> {
         secrets: pairs(&config["Secrets"], "ValueFrom"),
         command: strings(&vmagent["Command"]),
     })
-}
-
-/// A new temporary directory of this test process.
-pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tradeflow-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -1225,17 +1213,8 @@ fn the_gateway_takes_a_bearer_or_basic_credential_from_the_secret() {
     assert_eq!(files["/config/bearer-token"], "s3cr3t.t0ken");
     assert!(!files.contains_key("/config/basic-password"));
     // ECS may drop an environment entry whose value is empty (BASIC_USER for a bearer token).
-    let unset = GatewayTask {
-        script: bearer.script.clone(),
-        env: bearer
-            .env
-            .iter()
-            .filter(|(k, _)| k.as_str() != "BASIC_USER")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        secrets: bearer.secrets.clone(),
-        command: bearer.command.clone(),
-    };
+    let mut unset = bearer.clone();
+    unset.env.remove("BASIC_USER");
     let files = written(&unset, "Bearer s3cr3t.t0ken").unwrap();
     assert_eq!(files["/config/bearer-token"], "s3cr3t.t0ken");
     // "team-7:pa:ss" (a password may hold colons)
